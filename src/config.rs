@@ -1,0 +1,135 @@
+//! Install-time configuration: limits, keep-alive, fragmentation and the converter.
+
+use std::time::Duration;
+
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::converter::NoConverter;
+
+/// The default [`Config::max_frame_size`]: 16 MiB.
+pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;
+/// The default [`Config::max_message_size`]: 64 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
+
+/// Everything a client or server fixes once, when it is set up: what Ktor's
+/// `install(WebSockets) { ... }` block holds.
+///
+/// Every setting has a safe default; incoming sizes are always bounded.
+///
+/// | setting | default |
+/// |---|---|
+/// | [`max_frame_size`](Config::max_frame_size) | 16 MiB |
+/// | [`max_message_size`](Config::max_message_size) | 64 MiB |
+/// | [`ping_interval`](Config::ping_interval) | off |
+/// | [`timeout`](Config::timeout) | off |
+/// | [`fragment_size`](Config::fragment_size) | off (every message in one frame) |
+/// | [`converter`](Config::converter) | none ([`NoConverter`]) |
+///
+/// ```
+/// use std::time::Duration;
+/// use typed_ws::{Config, JsonConverter};
+///
+/// let config = Config::new()
+///     .converter(JsonConverter)
+///     .ping_interval(Duration::from_secs(20))
+///     .timeout(Duration::from_secs(60))
+///     .max_message_size(1 << 20);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Config<C = NoConverter> {
+    pub(crate) converter: C,
+    pub(crate) max_frame_size: usize,
+    pub(crate) max_message_size: usize,
+    pub(crate) ping_interval: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) fragment_size: Option<usize>,
+}
+
+impl Default for Config<NoConverter> {
+    fn default() -> Self {
+        Config {
+            converter: NoConverter,
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            ping_interval: None,
+            timeout: None,
+            fragment_size: None,
+        }
+    }
+}
+
+impl Config<NoConverter> {
+    /// The defaults listed on [`Config`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl<C> Config<C> {
+    /// The converter that `send_serialized` and `receive_deserialized` use. Any
+    /// [`Converter`](crate::Converter): a codec type chosen in code, or an
+    /// [`AnyConverter`](crate::AnyConverter) chosen by name at run time.
+    pub fn converter<C2>(self, converter: C2) -> Config<C2> {
+        Config {
+            converter,
+            max_frame_size: self.max_frame_size,
+            max_message_size: self.max_message_size,
+            ping_interval: self.ping_interval,
+            timeout: self.timeout,
+            fragment_size: self.fragment_size,
+        }
+    }
+
+    /// The largest incoming frame payload accepted; a larger one closes the session with
+    /// 1009 and gives the caller [`Error::TooBig`](crate::Error::TooBig). Default 16 MiB.
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.max_frame_size = bytes;
+        self
+    }
+
+    /// The largest incoming message accepted, after reassembling its fragments; a larger one
+    /// closes the session with 1009 and gives the caller
+    /// [`Error::TooBig`](crate::Error::TooBig). Default 64 MiB.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// Send a ping this often, whether or not the caller is receiving. Default off;
+    /// `Duration::ZERO` turns it off.
+    pub fn ping_interval(mut self, interval: Duration) -> Self {
+        self.ping_interval = (!interval.is_zero()).then_some(interval);
+        self
+    }
+
+    /// Close the session with 1011 when no frame at all (data, ping, pong or close) has
+    /// arrived from the peer for this long; the caller then gets
+    /// [`Error::Timeout`](crate::Error::Timeout). With a ping interval set, a live peer
+    /// always answers within it, so this detects a dead peer; without one it is an idle
+    /// timeout. Also bounds the opening handshake. Default off; `Duration::ZERO` turns it
+    /// off.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = (!timeout.is_zero()).then_some(timeout);
+        self
+    }
+
+    /// Send data messages longer than this many bytes as a first frame and continuation
+    /// frames of at most this size. Default off (one frame per message); `0` turns it off.
+    pub fn fragment_size(mut self, bytes: usize) -> Self {
+        self.fragment_size = (bytes != 0).then_some(bytes);
+        self
+    }
+
+    /// The installed converter.
+    pub fn converter_ref(&self) -> &C {
+        &self.converter
+    }
+
+    pub(crate) fn websocket_config(&self) -> WebSocketConfig {
+        // A frame over the message limit can never be accepted; capping the frame limit too
+        // refuses it from its header instead of after reading its payload.
+        WebSocketConfig::default()
+            .max_frame_size(Some(self.max_frame_size.min(self.max_message_size)))
+            .max_message_size(Some(self.max_message_size))
+    }
+}

@@ -1,0 +1,41 @@
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::converter::Converter;
+use crate::error::Error;
+use crate::frame::Frame;
+
+/// JSON (`serde_json`) in text frames.
+///
+/// Encodes into a `String` that becomes the frame payload without a copy; decodes straight
+/// from the received bytes. Trailing characters other than whitespace are an error.
+///
+/// ```
+/// use typed_ws::{Converter, Frame, JsonConverter};
+/// let frame = JsonConverter.serialize(&vec!["a", "b"]).unwrap();
+/// assert_eq!(frame, Frame::text(r#"["a","b"]"#));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JsonConverter;
+
+impl Converter for JsonConverter {
+    fn name(&self) -> &'static str {
+        "json"
+    }
+
+    #[inline]
+    fn serialize<T: Serialize + ?Sized>(&self, value: &T) -> Result<Frame, Error> {
+        serde_json::to_string(value)
+            .map(Frame::text)
+            .map_err(|e| Error::encode(self.name(), e))
+    }
+
+    #[inline]
+    fn deserialize<T: DeserializeOwned>(&self, frame: &Frame) -> Result<T, Error> {
+        serde_json::from_slice(frame.payload()).map_err(|e| Error::decode(self.name(), frame, e))
+    }
+
+    fn is_applicable(&self, frame: &Frame) -> bool {
+        matches!(frame, Frame::Text(_))
+    }
+}

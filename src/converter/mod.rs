@@ -1,0 +1,232 @@
+//! Converters: how typed values become frames and frames become typed values.
+//!
+//! A [`Converter`] is chosen once, in [`Config::converter`](crate::Config::converter), and then
+//! used by every `send_serialized` and `receive_deserialized` of the sessions made with that
+//! config. Choose it in code as a type ([`JsonConverter`], [`CborConverter`],
+//! [`MsgPackConverter`], or your own), which compiles to a direct call of the codec, or at run
+//! time by name with [`AnyConverter`]. Both give the same session API.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::Error;
+use crate::frame::Frame;
+
+#[cfg(feature = "cbor")]
+mod cbor;
+#[cfg(feature = "json")]
+mod json;
+#[cfg(feature = "msgpack")]
+mod msgpack;
+
+#[cfg(feature = "cbor")]
+pub use cbor::CborConverter;
+#[cfg(feature = "json")]
+pub use json::JsonConverter;
+#[cfg(feature = "msgpack")]
+pub use msgpack::MsgPackConverter;
+
+/// Turns values into frames and frames back into values.
+///
+/// Implement it to put your own codec under a session. `serialize` should build the frame
+/// payload directly (encode into a `Vec<u8>` and hand it over without copying);
+/// `deserialize` should decode straight from [`Frame::payload`].
+///
+/// ```
+/// use serde::{Serialize, de::DeserializeOwned};
+/// use typed_ws::{Converter, Error, Frame};
+///
+/// /// JSON in binary frames, for peers that want it that way.
+/// #[derive(Clone)]
+/// struct BinaryJson;
+///
+/// impl Converter for BinaryJson {
+///     fn name(&self) -> &'static str {
+///         "binary-json"
+///     }
+///     fn serialize<T: Serialize + ?Sized>(&self, value: &T) -> Result<Frame, Error> {
+///         let bytes = serde_json::to_vec(value).map_err(|e| Error::encode(self.name(), e))?;
+///         Ok(Frame::binary(bytes))
+///     }
+///     fn deserialize<T: DeserializeOwned>(&self, frame: &Frame) -> Result<T, Error> {
+///         serde_json::from_slice(frame.payload()).map_err(|e| Error::decode(self.name(), frame, e))
+///     }
+///     fn is_applicable(&self, frame: &Frame) -> bool {
+///         matches!(frame, Frame::Binary(_))
+///     }
+/// }
+///
+/// let frame = BinaryJson.serialize(&[1, 2, 3]).unwrap();
+/// assert_eq!(BinaryJson.deserialize::<Vec<u8>>(&frame).unwrap(), [1, 2, 3]);
+/// ```
+pub trait Converter: Clone + Send + Sync + 'static {
+    /// A short name for error messages and for choosing by name: `"json"`, `"cbor"`,
+    /// `"msgpack"`.
+    fn name(&self) -> &'static str;
+
+    /// Encodes a value into a frame. Failures are [`Error::Encode`] (see [`Error::encode`]).
+    fn serialize<T: Serialize + ?Sized>(&self, value: &T) -> Result<Frame, Error>;
+
+    /// Decodes a frame the converter [is applicable to](Converter::is_applicable). Failures
+    /// are [`Error::Decode`], carrying the frame (see [`Error::decode`]).
+    fn deserialize<T: DeserializeOwned>(&self, frame: &Frame) -> Result<T, Error>;
+
+    /// Whether the frame is of the kind this converter reads (text for JSON, binary for CBOR
+    /// and MessagePack). A typed receive gives any other data frame back as
+    /// [`Error::UnexpectedFrame`] without decoding it.
+    fn is_applicable(&self, frame: &Frame) -> bool;
+}
+
+/// The converter of a [`Config`](crate::Config) that has none: raw frames work, typed sends
+/// and receives give [`Error::NoConverter`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NoConverter;
+
+impl Converter for NoConverter {
+    fn name(&self) -> &'static str {
+        "none"
+    }
+
+    fn serialize<T: Serialize + ?Sized>(&self, _value: &T) -> Result<Frame, Error> {
+        Err(Error::NoConverter { frame: None })
+    }
+
+    fn deserialize<T: DeserializeOwned>(&self, frame: &Frame) -> Result<T, Error> {
+        Err(Error::NoConverter {
+            frame: Some(frame.clone()),
+        })
+    }
+
+    fn is_applicable(&self, _frame: &Frame) -> bool {
+        true
+    }
+}
+
+/// A converter chosen at run time, by name: `"json"`, `"cbor"` or `"msgpack"` (those whose
+/// cargo feature is on). It dispatches with one `match` per call.
+///
+/// ```
+/// use typed_ws::{AnyConverter, Converter};
+///
+/// let converter: AnyConverter = "cbor".parse().unwrap();
+/// assert_eq!(converter.name(), "cbor");
+///
+/// let err = AnyConverter::from_name("yaml").unwrap_err();
+/// assert_eq!(err.to_string(), r#"unknown converter "yaml": the known converters are json, cbor, msgpack"#);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AnyConverter {
+    /// JSON in text frames.
+    #[cfg(feature = "json")]
+    Json(JsonConverter),
+    /// CBOR in binary frames.
+    #[cfg(feature = "cbor")]
+    Cbor(CborConverter),
+    /// MessagePack in binary frames.
+    #[cfg(feature = "msgpack")]
+    MsgPack(MsgPackConverter),
+}
+
+impl AnyConverter {
+    /// The names [`AnyConverter::from_name`] knows, in the order JSON, CBOR, MessagePack.
+    pub fn known_names() -> Vec<&'static str> {
+        [
+            #[cfg(feature = "json")]
+            "json",
+            #[cfg(feature = "cbor")]
+            "cbor",
+            #[cfg(feature = "msgpack")]
+            "msgpack",
+        ]
+        .to_vec()
+    }
+
+    /// The converter with this name (ASCII case ignored); [`Error::UnknownConverter`], listing
+    /// the known names, otherwise. `"msgpack"` writes structs as maps keyed by field name.
+    pub fn from_name(name: &str) -> Result<Self, Error> {
+        #[cfg(feature = "json")]
+        if name.eq_ignore_ascii_case("json") {
+            return Ok(AnyConverter::Json(JsonConverter));
+        }
+        #[cfg(feature = "cbor")]
+        if name.eq_ignore_ascii_case("cbor") {
+            return Ok(AnyConverter::Cbor(CborConverter));
+        }
+        #[cfg(feature = "msgpack")]
+        if name.eq_ignore_ascii_case("msgpack") {
+            return Ok(AnyConverter::MsgPack(MsgPackConverter::new()));
+        }
+        Err(Error::UnknownConverter {
+            name: name.to_owned(),
+            known: Self::known_names(),
+        })
+    }
+}
+
+impl std::str::FromStr for AnyConverter {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Self, Error> {
+        AnyConverter::from_name(name)
+    }
+}
+
+/// Calls the same method on whichever converter is inside. `match *self` (not `self`) keeps
+/// the match valid when every codec feature is off and the enum has no variant.
+macro_rules! dispatch {
+    ($self:ident, $c:ident => $call:expr) => {
+        match *$self {
+            #[cfg(feature = "json")]
+            AnyConverter::Json(ref $c) => $call,
+            #[cfg(feature = "cbor")]
+            AnyConverter::Cbor(ref $c) => $call,
+            #[cfg(feature = "msgpack")]
+            AnyConverter::MsgPack(ref $c) => $call,
+        }
+    };
+}
+
+// With every codec feature off the enum is empty and the arguments go unused.
+#[cfg_attr(
+    not(any(feature = "json", feature = "cbor", feature = "msgpack")),
+    allow(unused_variables)
+)]
+impl Converter for AnyConverter {
+    fn name(&self) -> &'static str {
+        dispatch!(self, c => c.name())
+    }
+
+    fn serialize<T: Serialize + ?Sized>(&self, value: &T) -> Result<Frame, Error> {
+        dispatch!(self, c => c.serialize(value))
+    }
+
+    fn deserialize<T: DeserializeOwned>(&self, frame: &Frame) -> Result<T, Error> {
+        dispatch!(self, c => c.deserialize(frame))
+    }
+
+    fn is_applicable(&self, frame: &Frame) -> bool {
+        dispatch!(self, c => c.is_applicable(frame))
+    }
+}
+
+#[cfg(feature = "json")]
+impl From<JsonConverter> for AnyConverter {
+    fn from(converter: JsonConverter) -> Self {
+        AnyConverter::Json(converter)
+    }
+}
+
+#[cfg(feature = "cbor")]
+impl From<CborConverter> for AnyConverter {
+    fn from(converter: CborConverter) -> Self {
+        AnyConverter::Cbor(converter)
+    }
+}
+
+#[cfg(feature = "msgpack")]
+impl From<MsgPackConverter> for AnyConverter {
+    fn from(converter: MsgPackConverter) -> Self {
+        AnyConverter::MsgPack(converter)
+    }
+}

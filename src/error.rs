@@ -1,0 +1,221 @@
+//! The one error type of the crate, and the close code that fits each error.
+
+use std::time::Duration;
+
+use crate::frame::{CloseCode, CloseReason, Frame};
+
+/// A boxed error from a codec or from user code, as carried by [`Error::Encode`] and
+/// [`Error::Decode`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything that can go wrong in a typed-ws session.
+///
+/// Variants are distinct so callers branch on meaning, not on messages. Errors that a peer
+/// caused and that leave the session usable ([`UnexpectedFrame`](Error::UnexpectedFrame),
+/// [`Decode`](Error::Decode)) give the frame back, so nothing received is lost; whether to
+/// close the session is the caller's choice, and [`Error::close_code`] says which code fits.
+///
+/// | variant | session afterwards | close code that fits |
+/// |---|---|---|
+/// | `NoConverter` | usable | — |
+/// | `UnknownConverter` | (no session) | — |
+/// | `UnexpectedFrame` | usable | 1003 `Unsupported` |
+/// | `Decode` | usable | 1007 `InvalidPayload` |
+/// | `Encode` | usable | 1011 `InternalError` |
+/// | `TooBig` | closed, 1009 sent | 1009 `TooBig` |
+/// | `InvalidUtf8` | closed, 1007 sent | 1007 `InvalidPayload` |
+/// | `Protocol` | closed, 1002 sent | 1002 `ProtocolError` |
+/// | `Timeout` | closed, 1011 sent | 1011 `InternalError` |
+/// | `Closed` | closed | — |
+/// | `Io` | connection lost (1006) | — |
+/// | `Handshake`, `InvalidUrl` | (no session) | — |
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A typed send or receive on a session set up without a converter. A typed receive
+    /// gives back the frame it took.
+    #[error("no converter installed: set one with Config::converter")]
+    NoConverter {
+        /// The frame a typed receive took, untouched; `None` for a send.
+        frame: Option<Frame>,
+    },
+
+    /// A converter name that is not known (or whose cargo feature is off).
+    #[error("unknown converter {name:?}: the known converters are {}", .known.join(", "))]
+    UnknownConverter {
+        /// The name asked for.
+        name: String,
+        /// The names that would have worked.
+        known: Vec<&'static str>,
+    },
+
+    /// A data frame the converter does not read: a binary frame for a text converter, a
+    /// text frame for a binary one, or a control frame where a message was expected.
+    #[error("the {converter} converter does not read {} frames", .frame.kind())]
+    UnexpectedFrame {
+        /// The converter's name.
+        converter: &'static str,
+        /// The frame, untouched.
+        frame: Frame,
+    },
+
+    /// A frame of the right type whose payload does not decode into the requested type.
+    #[error(
+        "could not decode a {}-byte {} frame with the {converter} converter: {source}",
+        .frame.payload().len(),
+        .frame.kind()
+    )]
+    Decode {
+        /// The converter's name.
+        converter: &'static str,
+        /// The frame, untouched.
+        frame: Frame,
+        /// What the codec said.
+        source: BoxError,
+    },
+
+    /// A value the converter could not encode (a map with non-string keys in JSON, a
+    /// `Serialize` impl that fails, ...). Nothing was sent.
+    #[error("could not encode the value with the {converter} converter: {source}")]
+    Encode {
+        /// The converter's name.
+        converter: &'static str,
+        /// What the codec said.
+        source: BoxError,
+    },
+
+    /// The peer sent a frame or message larger than the configured limit.
+    #[error("message too big: {size} bytes exceeds the limit of {limit} bytes")]
+    TooBig {
+        /// The size the peer announced or reached.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+
+    /// The peer sent a text message that is not valid UTF-8.
+    #[error("the peer sent a text message that is not valid UTF-8")]
+    InvalidUtf8,
+
+    /// The peer broke the WebSocket protocol (RFC 6455), or a frame we were asked to send
+    /// would break it.
+    #[error("WebSocket protocol violation: {0}")]
+    Protocol(String),
+
+    /// Nothing arrived from the peer for the configured timeout.
+    #[error("no frame from the peer for {0:?}: the session timed out")]
+    Timeout(Duration),
+
+    /// The session is closed; the reason is the Close frame that ended it, or 1006 when the
+    /// connection dropped without one.
+    #[error("the session is closed: {0}")]
+    Closed(CloseReason),
+
+    /// An I/O error on the connection. The connection is gone (close reason 1006).
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+
+    /// The opening handshake failed; `status` is the HTTP status the server answered with,
+    /// when it answered.
+    #[error("WebSocket handshake failed: {message}")]
+    Handshake {
+        /// The HTTP status of the refusal, if the server sent one.
+        status: Option<u16>,
+        /// What went wrong.
+        message: String,
+    },
+
+    /// A URL that is not a `ws://` or `wss://` URL with a host.
+    #[error("invalid WebSocket URL {url:?}: {message}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl Error {
+    /// The close code that fits this error when closing the session because of it.
+    ///
+    /// `None` for errors that are local (no converter, bad URL) or that already ended the
+    /// connection without a close handshake.
+    ///
+    /// ```
+    /// use typed_ws::{CloseCode, Error};
+    /// assert_eq!(Error::InvalidUtf8.close_code(), Some(CloseCode::InvalidPayload));
+    /// ```
+    pub fn close_code(&self) -> Option<CloseCode> {
+        match self {
+            Error::UnexpectedFrame { .. } => Some(CloseCode::Unsupported),
+            Error::Decode { .. } | Error::InvalidUtf8 => Some(CloseCode::InvalidPayload),
+            Error::Encode { .. } | Error::Timeout(_) => Some(CloseCode::InternalError),
+            Error::TooBig { .. } => Some(CloseCode::TooBig),
+            Error::Protocol(_) => Some(CloseCode::ProtocolError),
+            Error::NoConverter { .. }
+            | Error::UnknownConverter { .. }
+            | Error::Closed(_)
+            | Error::Io(_)
+            | Error::Handshake { .. }
+            | Error::InvalidUrl { .. } => None,
+        }
+    }
+
+    /// The frame that caused the error, for [`UnexpectedFrame`](Error::UnexpectedFrame),
+    /// [`Decode`](Error::Decode) and a typed receive's [`NoConverter`](Error::NoConverter).
+    pub fn frame(&self) -> Option<&Frame> {
+        match self {
+            Error::UnexpectedFrame { frame, .. } | Error::Decode { frame, .. } => Some(frame),
+            Error::NoConverter { frame } => frame.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Takes the frame out of the error; see [`Error::frame`].
+    pub fn into_frame(self) -> Option<Frame> {
+        match self {
+            Error::UnexpectedFrame { frame, .. } | Error::Decode { frame, .. } => Some(frame),
+            Error::NoConverter { frame } => frame,
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of a refused handshake.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Handshake { status, .. } => *status,
+            _ => None,
+        }
+    }
+
+    /// True for [`Error::Timeout`].
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout(_))
+    }
+
+    /// The close reason of a closed session.
+    pub fn close_reason(&self) -> Option<&CloseReason> {
+        match self {
+            Error::Closed(reason) => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// Builds [`Error::Encode`]; for [`Converter`](crate::Converter) implementations.
+    pub fn encode(converter: &'static str, source: impl Into<BoxError>) -> Self {
+        Error::Encode {
+            converter,
+            source: source.into(),
+        }
+    }
+
+    /// Builds [`Error::Decode`]; for [`Converter`](crate::Converter) implementations. The
+    /// frame is a cheap handle clone: the payload is shared, not copied.
+    pub fn decode(converter: &'static str, frame: &Frame, source: impl Into<BoxError>) -> Self {
+        Error::Decode {
+            converter,
+            frame: frame.clone(),
+            source: source.into(),
+        }
+    }
+}

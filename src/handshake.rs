@@ -1,0 +1,55 @@
+//! What the client and server handshakes share: the time bound and the error mapping.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::tungstenite::http::HeaderMap;
+
+use crate::error::Error;
+
+/// Runs a handshake within the configured timeout, if any.
+pub(crate) async fn bounded<T>(
+    timeout: Option<Duration>,
+    handshake: impl Future<Output = T>,
+) -> Result<T, Error> {
+    match timeout {
+        Some(limit) => tokio::time::timeout(limit, handshake)
+            .await
+            .map_err(|_| Error::Timeout(limit)),
+        None => Ok(handshake.await),
+    }
+}
+
+/// Maps a failed handshake; a refusal keeps its HTTP status.
+pub(crate) fn failed(e: WsError) -> Error {
+    match e {
+        WsError::Http(response) => {
+            let status = response.status();
+            let body = response
+                .body()
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .filter(|body| !body.trim().is_empty())
+                .map(|body| format!(": {}", body.trim()))
+                .unwrap_or_default();
+            Error::Handshake {
+                status: Some(status.as_u16()),
+                message: format!("the server answered {status}{body}"),
+            }
+        }
+        WsError::Io(e) => Error::Io(e),
+        other => Error::Handshake {
+            status: None,
+            message: other.to_string(),
+        },
+    }
+}
+
+/// The subprotocol a handshake response agreed on.
+pub(crate) fn subprotocol(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("sec-websocket-protocol")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+}

@@ -1,0 +1,78 @@
+//! Typed messages over WebSocket sessions.
+//!
+//! typed-ws puts a typed-message layer on [tokio-tungstenite] sessions: you exchange plain
+//! Rust structs with [`Session::send_serialized`] and [`Session::receive_deserialized`], and
+//! the wire codec — JSON in text frames, CBOR or MessagePack in binary frames — is a
+//! [`Converter`] chosen once, in the [`Config`] a [`Client`] or [`Server`] is set up with. The
+//! raw frames stay at hand ([`Session::send`], [`Session::receive`]), sessions split into
+//! halves for different tasks, and every failure is an [`Error`] you can match on, with the
+//! close code that fits it.
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//! use tokio::net::TcpListener;
+//! use typed_ws::{Client, Config, CborConverter, Server};
+//!
+//! #[derive(Debug, PartialEq, Serialize, Deserialize)]
+//! struct Move { x: u8, y: u8 }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), typed_ws::Error> {
+//! let config = Config::new().converter(CborConverter);
+//!
+//! // A server that answers every move with the mirrored one.
+//! let listener = TcpListener::bind("127.0.0.1:0").await?;
+//! let addr = listener.local_addr()?;
+//! let server = Server::new(config.clone());
+//! tokio::spawn(async move {
+//!     server
+//!         .serve(listener, |mut session| async move {
+//!             while let Ok(m) = session.receive_deserialized::<Move>().await {
+//!                 let _ = session.send_serialized(&Move { x: m.y, y: m.x }).await;
+//!             }
+//!         })
+//!         .await
+//! });
+//!
+//! let client = Client::new(config);
+//! let reply: Move = client
+//!     .web_socket(format!("ws://{addr}/game"), async |mut session| {
+//!         session.send_serialized(&Move { x: 1, y: 2 }).await?;
+//!         session.receive_deserialized().await
+//!     })
+//!     .await?;
+//! assert_eq!(reply, Move { x: 2, y: 1 });
+//! # Ok(()) }
+//! ```
+//!
+//! [tokio-tungstenite]: https://docs.rs/tokio-tungstenite
+#![deny(missing_docs)]
+
+mod client;
+mod config;
+mod converter;
+mod error;
+mod frame;
+mod handshake;
+mod server;
+mod session;
+
+pub use bytes::Bytes;
+pub use client::{Client, ClientRequest, Endpoint};
+pub use config::{Config, DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE};
+#[cfg(feature = "cbor")]
+pub use converter::CborConverter;
+#[cfg(feature = "json")]
+pub use converter::JsonConverter;
+#[cfg(feature = "msgpack")]
+pub use converter::MsgPackConverter;
+pub use converter::{AnyConverter, Converter, NoConverter};
+pub use error::{BoxError, Error};
+pub use frame::{CloseCode, CloseReason, Frame, FrameKind, Utf8Bytes};
+pub use server::Server;
+pub use session::{Deserialized, RecvHalf, SendHalf, Session};
+/// The tokio-tungstenite crate this library builds on, for [`Session::from_stream`].
+pub use tokio_tungstenite;
+/// The `http` crate, as tungstenite uses it: requests seen by [`Server::accept_with`] and
+/// the statuses it refuses with.
+pub use tokio_tungstenite::tungstenite::http;

@@ -1,0 +1,178 @@
+//! The server side: accept WebSocket connections on any byte stream and get a [`Session`].
+
+use std::fmt;
+use std::future::Future;
+use std::io::ErrorKind;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
+
+use crate::config::Config;
+use crate::converter::{Converter, NoConverter};
+use crate::error::Error;
+use crate::handshake;
+use crate::session::link::{Link, LinkOptions};
+use crate::session::{Session, link_options};
+
+/// A WebSocket server: a [`Config`] installed once, shared by every session it accepts. Cheap
+/// to clone.
+///
+/// ```no_run
+/// use tokio::net::TcpListener;
+/// use typed_ws::{Config, Frame, JsonConverter, Server};
+///
+/// # async fn run() -> Result<(), typed_ws::Error> {
+/// let server = Server::new(Config::new().converter(JsonConverter));
+/// let listener = TcpListener::bind("127.0.0.1:8080").await?;
+/// server
+///     .serve(listener, |mut session| async move {
+///         // Echo every data frame back.
+///         while let Ok(frame) = session.receive().await {
+///             if frame.is_data() && session.send(frame).await.is_err() {
+///                 break;
+///             }
+///         }
+///     })
+///     .await;
+/// # Ok(()) }
+/// ```
+pub struct Server<C = NoConverter> {
+    config: Arc<Config<C>>,
+}
+
+impl<C> Clone for Server<C> {
+    fn clone(&self) -> Self {
+        Server {
+            config: self.config.clone(),
+        }
+    }
+}
+
+impl<C> fmt::Debug for Server<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server").finish_non_exhaustive()
+    }
+}
+
+impl<C: Converter> Server<C> {
+    /// A server with this configuration.
+    pub fn new(config: Config<C>) -> Self {
+        Server {
+            config: Arc::new(config),
+        }
+    }
+
+    /// The installed configuration.
+    pub fn config(&self) -> &Config<C> {
+        &self.config
+    }
+
+    /// Performs the server handshake on a connected stream (a `TcpStream`, a TLS stream, an
+    /// in-memory duplex...), for any request path; [`Session::path`] tells which one. For
+    /// TCP, set `TCP_NODELAY` on the stream first, as [`Server::serve`] does, or small
+    /// messages wait for Nagle's algorithm.
+    pub async fn accept<S>(&self, io: S) -> Result<Session<C>, Error>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        self.accept_with(io, |_| Ok(())).await
+    }
+
+    /// Like [`Server::accept`], but `check` sees the request first (path, headers) and can
+    /// refuse it with an HTTP status, which the client gets as
+    /// [`Error::Handshake`] with that status.
+    ///
+    /// ```no_run
+    /// # use typed_ws::{Config, Server};
+    /// # async fn run(server: Server, tcp: tokio::net::TcpStream) -> Result<(), typed_ws::Error> {
+    /// use typed_ws::http::StatusCode;
+    /// let session = server
+    ///     .accept_with(tcp, |request| match request.uri().path() {
+    ///         "/echo" => Ok(()),
+    ///         _ => Err(StatusCode::NOT_FOUND),
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn accept_with<S, F>(&self, io: S, check: F) -> Result<Session<C>, Error>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+        F: FnOnce(&Request) -> Result<(), StatusCode> + Unpin,
+    {
+        let config = &self.config;
+        let mut path = None;
+        // tungstenite's callback signature fixes the large error type.
+        #[allow(clippy::result_large_err)]
+        let callback = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
+            path = Some(request.uri().path().to_owned());
+            match check(request) {
+                Ok(()) => Ok(response),
+                Err(status) => {
+                    let mut refusal =
+                        ErrorResponse::new(status.canonical_reason().map(str::to_owned));
+                    *refusal.status_mut() = status;
+                    Err(refusal)
+                }
+            }
+        };
+        let accept = tokio_tungstenite::accept_hdr_async_with_config(
+            io,
+            callback,
+            Some(config.websocket_config()),
+        );
+        let ws = handshake::bounded(config.timeout, accept)
+            .await?
+            .map_err(handshake::failed)?;
+        let options = LinkOptions {
+            path,
+            ..link_options(config)
+        };
+        Ok(Session::new(
+            Link::start(Box::new(ws), options),
+            config.converter.clone(),
+        ))
+    }
+
+    /// Accepts connections on `listener` forever, each in its own task: the handshake, then
+    /// `handler` with the session. Connections whose handshake fails are dropped without
+    /// reaching the handler. An accept error that concerns one connection is skipped; any
+    /// other (out of file descriptors, say) pauses accepting for 100 ms instead of spinning.
+    pub async fn serve<F, Fut>(&self, listener: TcpListener, handler: F)
+    where
+        F: Fn(Session<C>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        loop {
+            let tcp = match listener.accept().await {
+                Ok((tcp, _)) => tcp,
+                Err(e) if is_per_connection(e.kind()) => continue,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            // Latency matters more than packet count for messages; a failure here only
+            // costs that.
+            let _ = tcp.set_nodelay(true);
+            let server = self.clone();
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                if let Ok(session) = server.accept(tcp).await {
+                    handler(session).await;
+                }
+            });
+        }
+    }
+}
+
+fn is_per_connection(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::Interrupted
+    )
+}

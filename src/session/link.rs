@@ -1,0 +1,503 @@
+//! The connection under a session, shared by its two halves and its keep-alive task.
+//!
+//! There is no background task on the data path: whoever sends or receives polls the
+//! tungstenite stream directly, under a mutex held only for the length of one poll, never
+//! across an await. The keep-alive task (only when a ping interval or timeout is set) takes the
+//! same mutex on its ticks to send pings, to read what the peer sent while nobody was receiving,
+//! and to close a session whose peer went silent.
+//!
+//! tokio-tungstenite remembers one waker for reading and one for writing. So that the
+//! keep-alive task and error paths never take a half's place in those slots, they poll with
+//! the waker the half registered last ([`State::recv_waker`], [`State::send_waker`]).
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Context, Poll, Waker, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{Sink, Stream};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use crate::error::Error;
+use crate::frame::{CloseCode, CloseReason, Frame};
+use crate::session::keepalive;
+
+/// A tungstenite WebSocket stream of any transport (TCP, TLS, in-memory), type-erased so that
+/// client and server sessions are one type.
+pub(crate) trait Transport:
+    Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Send + Unpin
+{
+}
+
+impl<T> Transport for T where
+    T: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Send + Unpin
+{
+}
+
+/// How long [`Link::close`] waits for the peer's close frame when no timeout is configured.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// At most this many frames read ahead by the keep-alive task wait for the receiver.
+const MAX_PENDING_FRAMES: usize = 1024;
+
+/// What a session is set up with, fixed for its lifetime.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LinkOptions {
+    pub(crate) ping_interval: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) fragment_size: Option<usize>,
+    pub(crate) max_message_size: usize,
+    pub(crate) path: Option<String>,
+    pub(crate) subprotocol: Option<String>,
+}
+
+pub(crate) struct Link {
+    state: Mutex<State>,
+    /// The close frame that started the closing handshake, in either direction, or 1006.
+    close_reason: OnceLock<CloseReason>,
+    pub(crate) options: LinkOptions,
+}
+
+struct State {
+    ws: Box<dyn Transport>,
+    /// What the keep-alive task read while nobody was receiving, in order; a failure that
+    /// ended the stream comes last.
+    pending: VecDeque<Result<Frame, Error>>,
+    pending_bytes: usize,
+    recv_waker: Option<Waker>,
+    send_waker: Option<Waker>,
+    /// When the last frame arrived; kept only when a timeout is set.
+    last_seen: Instant,
+    end: Option<End>,
+}
+
+/// Why the session can no longer be used.
+#[derive(Debug, Clone, Copy)]
+enum End {
+    /// The stream ended: close handshake done, connection dropped, or a fatal read error.
+    Closed,
+    /// The keep-alive task closed the session after this much silence.
+    TimedOut(Duration),
+}
+
+impl Link {
+    /// Wraps a connected stream and starts its keep-alive task when one is configured.
+    pub(crate) fn start(ws: Box<dyn Transport>, options: LinkOptions) -> Arc<Link> {
+        let keepalive = options.ping_interval.is_some() || options.timeout.is_some();
+        let link = Arc::new(Link {
+            state: Mutex::new(State {
+                ws,
+                pending: VecDeque::new(),
+                pending_bytes: 0,
+                recv_waker: None,
+                send_waker: None,
+                last_seen: Instant::now(),
+                end: None,
+            }),
+            close_reason: OnceLock::new(),
+            options,
+        });
+        if keepalive {
+            tokio::spawn(keepalive::run(Arc::downgrade(&link)));
+        }
+        link
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding the lock; should a poll of the inner stream ever
+        // panic, the state is still consistent enough to report errors rather than poison
+        // every later call.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn close_reason(&self) -> Option<CloseReason> {
+        self.close_reason.get().cloned()
+    }
+
+    /// Records the reason the session is closing; the first one wins.
+    fn record_close(&self, reason: CloseReason) {
+        let _ = self.close_reason.set(reason);
+    }
+
+    fn abnormal() -> CloseReason {
+        CloseReason::new(
+            CloseCode::Abnormal,
+            "the connection dropped without a close frame",
+        )
+    }
+
+    fn end_error(&self, end: End) -> Error {
+        match end {
+            End::TimedOut(after) => Error::Timeout(after),
+            End::Closed => Error::Closed(self.close_reason().unwrap_or_else(Self::abnormal)),
+        }
+    }
+
+    // ---- receiving ----
+
+    pub(crate) fn poll_receive(&self, cx: &mut Context<'_>) -> Poll<Result<Frame, Error>> {
+        let mut st = self.lock();
+        if let Some(item) = st.pending.pop_front() {
+            if let Ok(frame) = &item {
+                st.pending_bytes -= frame.payload().len();
+            }
+            return Poll::Ready(item);
+        }
+        if let Some(end) = st.end {
+            return Poll::Ready(Err(self.end_error(end)));
+        }
+        remember(&mut st.recv_waker, cx.waker());
+        let item = ready!(Pin::new(&mut *st.ws).poll_next(cx));
+        Poll::Ready(self.on_read(&mut st, item))
+    }
+
+    /// Turns what the stream yielded into a frame or an error, keeping the session state.
+    fn on_read(
+        &self,
+        st: &mut State,
+        item: Option<Result<Message, WsError>>,
+    ) -> Result<Frame, Error> {
+        match item {
+            Some(Ok(message)) => {
+                if self.options.timeout.is_some() {
+                    st.last_seen = Instant::now();
+                }
+                let frame = Frame::try_from(message)?;
+                if let Frame::Close(reason) = &frame {
+                    self.record_close(
+                        reason
+                            .clone()
+                            .unwrap_or_else(|| CloseReason::new(CloseCode::NoStatus, "")),
+                    );
+                }
+                Ok(frame)
+            }
+            Some(Err(e)) => {
+                // tokio-tungstenite yields nothing more after an error.
+                st.end = Some(End::Closed);
+                Err(self.read_failed(st, e))
+            }
+            None => {
+                st.end = Some(End::Closed);
+                self.record_close(Self::abnormal());
+                Err(self.end_error(End::Closed))
+            }
+        }
+    }
+
+    /// Maps a read error, telling the peer why with the close code that fits.
+    fn read_failed(&self, st: &mut State, e: WsError) -> Error {
+        let (error, code, reason) = match e {
+            WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => (
+                Error::TooBig {
+                    size,
+                    limit: max_size,
+                },
+                CloseCode::TooBig,
+                format!("message of {size} bytes is over the limit of {max_size} bytes"),
+            ),
+            WsError::Utf8(_) => (
+                Error::InvalidUtf8,
+                CloseCode::InvalidPayload,
+                "invalid UTF-8 in a text message".to_owned(),
+            ),
+            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+                self.record_close(Self::abnormal());
+                return self.end_error(End::Closed);
+            }
+            WsError::Io(e) => {
+                self.record_close(Self::abnormal());
+                return Error::Io(e);
+            }
+            other => {
+                let text = other.to_string();
+                (
+                    Error::Protocol(text.clone()),
+                    CloseCode::ProtocolError,
+                    text,
+                )
+            }
+        };
+        self.send_close_now(st, CloseReason::new(code, reason));
+        error
+    }
+
+    /// Reads, without waiting, what the peer has sent while nobody is receiving, so that pongs
+    /// and closes are seen; data waits in `pending` for the receiver, up to one maximum-size
+    /// message or [`MAX_PENDING_FRAMES`].
+    pub(crate) fn read_ahead(&self) {
+        let mut st = self.lock();
+        let waker = st
+            .recv_waker
+            .clone()
+            .unwrap_or_else(|| Waker::noop().clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut read_any = false;
+        while st.end.is_none() {
+            if st.pending.len() >= MAX_PENDING_FRAMES
+                || st.pending_bytes >= self.options.max_message_size
+            {
+                // The peer is clearly alive; the receiver is what is slow.
+                st.last_seen = Instant::now();
+                break;
+            }
+            let Poll::Ready(item) = Pin::new(&mut *st.ws).poll_next(&mut cx) else {
+                break;
+            };
+            let item = self.on_read(&mut st, item);
+            if let Ok(frame) = &item {
+                st.pending_bytes += frame.payload().len();
+            }
+            st.pending.push_back(item);
+            read_any = true;
+        }
+        if read_any {
+            waker.wake();
+        }
+    }
+
+    // ---- sending ----
+
+    /// Sends one frame and flushes. `frame` is taken once it is queued, so the future that
+    /// polls this can be polled again until it is flushed.
+    pub(crate) fn poll_send(
+        &self,
+        cx: &mut Context<'_>,
+        frame: &mut Option<Frame>,
+    ) -> Poll<Result<(), Error>> {
+        let mut st = self.lock();
+        if let Some(end) = st.end {
+            return Poll::Ready(Err(self.end_error(end)));
+        }
+        remember(&mut st.send_waker, cx.waker());
+        if frame.is_some() {
+            if let Err(e) = ready!(Pin::new(&mut *st.ws).poll_ready(cx)) {
+                return Poll::Ready(Err(self.send_failed(e)));
+            }
+            let Some(frame) = frame.take() else {
+                unreachable!("checked above")
+            };
+            if let Err(e) = self.queue(&mut st, frame) {
+                return Poll::Ready(Err(e));
+            }
+        }
+        Poll::Ready(ready!(Pin::new(&mut *st.ws).poll_flush(cx)).map_err(|e| self.send_failed(e)))
+    }
+
+    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let mut st = self.lock();
+        if let Some(end) = st.end {
+            return Poll::Ready(Err(self.end_error(end)));
+        }
+        remember(&mut st.send_waker, cx.waker());
+        Poll::Ready(ready!(Pin::new(&mut *st.ws).poll_ready(cx)).map_err(|e| self.send_failed(e)))
+    }
+
+    pub(crate) fn start_send(&self, frame: Frame) -> Result<(), Error> {
+        let mut st = self.lock();
+        if let Some(end) = st.end {
+            return Err(self.end_error(end));
+        }
+        self.queue(&mut st, frame)
+    }
+
+    pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let mut st = self.lock();
+        if let Some(end) = st.end {
+            return Poll::Ready(Err(self.end_error(end)));
+        }
+        remember(&mut st.send_waker, cx.waker());
+        Poll::Ready(ready!(Pin::new(&mut *st.ws).poll_flush(cx)).map_err(|e| self.send_failed(e)))
+    }
+
+    /// Hands a frame to tungstenite's write buffer, split into fragments when configured. All
+    /// fragments are queued under one lock, so no other data frame can come between them and a
+    /// cancelled send never leaves half a message on the wire.
+    fn queue(&self, st: &mut State, frame: Frame) -> Result<(), Error> {
+        let message = match frame {
+            Frame::Close(reason) => {
+                let reason = reason.map(check_close).transpose()?;
+                self.record_close(
+                    reason
+                        .clone()
+                        .unwrap_or_else(|| CloseReason::new(CloseCode::NoStatus, "")),
+                );
+                Message::Close(reason.map(Into::into))
+            }
+            Frame::Ping(data) | Frame::Pong(data) if data.len() > 125 => {
+                return Err(Error::Protocol(format!(
+                    "a control frame carries at most 125 bytes, not {}",
+                    data.len()
+                )));
+            }
+            Frame::Text(text) => match self.options.fragment_size {
+                Some(size) if text.len() > size => {
+                    return self.queue_fragments(st, Data::Text, text.into(), size);
+                }
+                _ => Message::Text(text),
+            },
+            Frame::Binary(data) => match self.options.fragment_size {
+                Some(size) if data.len() > size => {
+                    return self.queue_fragments(st, Data::Binary, data, size);
+                }
+                _ => Message::Binary(data),
+            },
+            other => Message::from(other),
+        };
+        Pin::new(&mut *st.ws)
+            .start_send(message)
+            .map_err(|e| self.send_failed(e))
+    }
+
+    fn queue_fragments(
+        &self,
+        st: &mut State,
+        kind: Data,
+        data: Bytes,
+        size: usize,
+    ) -> Result<(), Error> {
+        let mut opcode = OpCode::Data(kind);
+        let mut start = 0;
+        while start < data.len() {
+            let end = data.len().min(start + size);
+            let fragment = WsFrame::message(data.slice(start..end), opcode, end == data.len());
+            Pin::new(&mut *st.ws)
+                .start_send(Message::Frame(fragment))
+                .map_err(|e| self.send_failed(e))?;
+            opcode = OpCode::Data(Data::Continue);
+            start = end;
+        }
+        Ok(())
+    }
+
+    fn send_failed(&self, e: WsError) -> Error {
+        match e {
+            WsError::AlreadyClosed
+            | WsError::ConnectionClosed
+            | WsError::Protocol(ProtocolError::SendAfterClosing) => {
+                Error::Closed(self.close_reason().unwrap_or_else(Self::abnormal))
+            }
+            WsError::Io(e) => {
+                self.record_close(Self::abnormal());
+                Error::Io(e)
+            }
+            other => Error::Protocol(other.to_string()),
+        }
+    }
+
+    /// Queues a close frame and makes one attempt to flush it, for paths that cannot wait
+    /// (a failed read, a timeout). A close that cannot be flushed now goes out with the next
+    /// flush, if any.
+    fn send_close_now(&self, st: &mut State, reason: CloseReason) {
+        let reason = reason.truncated();
+        self.record_close(reason.clone());
+        if Pin::new(&mut *st.ws)
+            .start_send(Message::Close(Some(reason.into())))
+            .is_ok()
+        {
+            flush_now(st);
+        }
+    }
+
+    /// Queues a ping for the keep-alive task; it is flushed now if the socket takes it, or
+    /// with the next flush.
+    pub(crate) fn send_ping(&self) {
+        let mut st = self.lock();
+        if st.end.is_none()
+            && Pin::new(&mut *st.ws)
+                .start_send(Message::Ping(Bytes::new()))
+                .is_ok()
+        {
+            flush_now(&mut st);
+        }
+    }
+
+    /// Closes the session after `after` without a frame from the peer, when that is so;
+    /// otherwise returns when the timeout would expire, as things stand. `None` means the
+    /// session has ended and the keep-alive task can stop.
+    pub(crate) fn check_timeout(&self, after: Duration) -> Option<Instant> {
+        let mut st = self.lock();
+        if st.end.is_some() {
+            return None;
+        }
+        let deadline = st.last_seen + after;
+        if Instant::now() < deadline {
+            return Some(deadline);
+        }
+        let secs = after.as_secs_f64();
+        self.send_close_now(
+            &mut st,
+            CloseReason::new(
+                CloseCode::InternalError,
+                format!("no frame from the peer for {secs}s"),
+            ),
+        );
+        st.end = Some(End::TimedOut(after));
+        for waker in [&st.recv_waker, &st.send_waker].into_iter().flatten() {
+            waker.wake_by_ref();
+        }
+        None
+    }
+
+    /// Whether the session has ended; the keep-alive task stops then.
+    pub(crate) fn has_ended(&self) -> bool {
+        self.lock().end.is_some()
+    }
+
+    /// Sends a close frame and waits for the peer's (discarding data that arrives first) until
+    /// the connection ends, for at most the configured timeout or [`CLOSE_WAIT`]. Closing a
+    /// session that is already closed does nothing.
+    pub(crate) async fn close(&self, reason: CloseReason) -> Result<(), Error> {
+        let mut frame = Some(Frame::Close(Some(reason)));
+        match std::future::poll_fn(|cx| self.poll_send(cx, &mut frame)).await {
+            Ok(()) | Err(Error::Closed(_)) | Err(Error::Timeout(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let wait = self.options.timeout.unwrap_or(CLOSE_WAIT);
+        let drained = tokio::time::timeout(wait, async {
+            while std::future::poll_fn(|cx| self.poll_receive(cx))
+                .await
+                .is_ok()
+            {}
+        });
+        // A peer that never answers the close only delays us; the connection drops when the
+        // session does.
+        let _ = drained.await;
+        Ok(())
+    }
+}
+
+/// Validates a close frame the caller asked to send.
+fn check_close(reason: CloseReason) -> Result<CloseReason, Error> {
+    if !reason.code.is_sendable() {
+        return Err(Error::Protocol(format!(
+            "close code {} may not be sent",
+            reason.code
+        )));
+    }
+    Ok(reason.truncated())
+}
+
+/// One flush attempt with the sending half's waker, so that its slot keeps the right waker.
+fn flush_now(st: &mut State) {
+    let waker = st
+        .send_waker
+        .clone()
+        .unwrap_or_else(|| Waker::noop().clone());
+    let mut cx = Context::from_waker(&waker);
+    // The error, if any, surfaces to the halves on their next call.
+    let _ = Pin::new(&mut *st.ws).poll_flush(&mut cx);
+}
+
+fn remember(slot: &mut Option<Waker>, waker: &Waker) {
+    match slot {
+        Some(known) if known.will_wake(waker) => {}
+        _ => *slot = Some(waker.clone()),
+    }
+}

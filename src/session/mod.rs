@@ -1,0 +1,389 @@
+//! The session: one WebSocket connection, raw frames and typed messages, on the client and
+//! on the server alike.
+
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use futures_util::{Sink, Stream};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::config::Config;
+use crate::converter::{Converter, NoConverter};
+use crate::error::Error;
+use crate::frame::{CloseCode, CloseReason, Frame, Utf8Bytes};
+
+mod keepalive;
+pub(crate) mod link;
+
+use link::{Link, LinkOptions};
+
+/// A WebSocket session: send and receive frames, or typed values through the converter `C`.
+///
+/// Made by [`Client`](crate::Client) or [`Server`](crate::Server), or by wrapping a
+/// tokio-tungstenite stream with [`Session::from_stream`]. It answers pings by itself and, when
+/// configured, sends keep-alive pings and times out a silent peer, whether or not you are
+/// receiving.
+///
+/// It is a [`Stream`] of incoming frames and a [`Sink`] of outgoing ones; [`Session::split`]
+/// gives a [`SendHalf`] and a [`RecvHalf`] for use from different tasks.
+///
+/// Dropping a session without [`close`](Session::close) drops the connection: the peer sees
+/// 1006.
+pub struct Session<C = NoConverter> {
+    tx: SendHalf<C>,
+    rx: RecvHalf<C>,
+}
+
+/// The sending half of a [`Session`], from [`Session::split`]. A [`Sink`] of frames.
+pub struct SendHalf<C = NoConverter> {
+    link: Arc<Link>,
+    converter: C,
+    closing: bool,
+}
+
+/// The receiving half of a [`Session`], from [`Session::split`]. A [`Stream`] of frames.
+pub struct RecvHalf<C = NoConverter> {
+    link: Arc<Link>,
+    converter: C,
+    stream_done: bool,
+}
+
+// No field is ever pinned: the converter is only borrowed, so the halves move freely whatever
+// the converter type.
+impl<C> Unpin for Session<C> {}
+impl<C> Unpin for SendHalf<C> {}
+impl<C> Unpin for RecvHalf<C> {}
+
+impl<C: Clone> Session<C> {
+    pub(crate) fn new(link: Arc<Link>, converter: C) -> Self {
+        Session {
+            tx: SendHalf {
+                link: link.clone(),
+                converter: converter.clone(),
+                closing: false,
+            },
+            rx: RecvHalf {
+                link,
+                converter,
+                stream_done: false,
+            },
+        }
+    }
+
+    /// Puts the typed layer on a connection that another library set up (its own handshake,
+    /// routing or TLS). The stream keeps the size limits it was created with; the ping
+    /// interval, timeout, fragment size and converter come from `config`. Needs a tokio
+    /// runtime when a ping interval or timeout is set.
+    pub fn from_stream<S>(ws: WebSocketStream<S>, config: &Config<C>) -> Self
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let max_message_size = ws.get_config().max_message_size.unwrap_or(usize::MAX);
+        let options = LinkOptions {
+            max_message_size,
+            ..link_options(config)
+        };
+        Session::new(Link::start(Box::new(ws), options), config.converter.clone())
+    }
+}
+
+/// What a session takes from its config; the caller fills in the handshake's facts.
+pub(crate) fn link_options<C>(config: &Config<C>) -> LinkOptions {
+    LinkOptions {
+        ping_interval: config.ping_interval,
+        timeout: config.timeout,
+        fragment_size: config.fragment_size,
+        max_message_size: config.max_message_size,
+        path: None,
+        subprotocol: None,
+    }
+}
+
+impl<C> Session<C> {
+    /// Sends a frame and flushes it. Data frames longer than the configured fragment size go
+    /// out as several frames. Sending a close frame starts the closing handshake; prefer
+    /// [`Session::close`], which also waits for the peer's answer.
+    pub async fn send(&mut self, frame: Frame) -> Result<(), Error> {
+        self.tx.send(frame).await
+    }
+
+    /// Sends a text frame.
+    pub async fn send_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), Error> {
+        self.tx.send(Frame::Text(text.into())).await
+    }
+
+    /// Sends a binary frame.
+    pub async fn send_binary(&mut self, data: impl Into<Bytes>) -> Result<(), Error> {
+        self.tx.send(Frame::Binary(data.into())).await
+    }
+
+    /// Receives the next frame: a reassembled data message, a ping (already answered), a
+    /// pong, or the peer's close frame, which comes once; after it, and after any error that
+    /// ends the connection, every call gives [`Error::Closed`] (or [`Error::Timeout`]).
+    pub async fn receive(&mut self) -> Result<Frame, Error> {
+        self.rx.receive().await
+    }
+
+    /// Closes the session: sends a close frame with `reason`, then waits for the peer's close
+    /// frame (discarding data that arrives first) until the connection ends, for at most the
+    /// configured timeout, or 5 seconds without one. Closing a closed session does nothing.
+    pub async fn close(&mut self, reason: CloseReason) -> Result<(), Error> {
+        self.tx.link.close(reason).await
+    }
+
+    /// Why the session closed: the close frame that started the closing handshake, from
+    /// either side, or 1006 when the connection dropped without one. `None` while open.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.tx.link.close_reason()
+    }
+
+    /// Splits the session into halves that can be moved to different tasks.
+    pub fn split(self) -> (SendHalf<C>, RecvHalf<C>) {
+        (self.tx, self.rx)
+    }
+
+    /// The converter of typed sends and receives.
+    pub fn converter(&self) -> &C {
+        &self.tx.converter
+    }
+
+    /// The request path: on the server, the path the client asked for (route on it); on the
+    /// client, the path of the URL. `None` for a wrapped stream.
+    pub fn path(&self) -> Option<&str> {
+        self.tx.link.options.path.as_deref()
+    }
+
+    /// The subprotocol agreed in the handshake, if any.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.tx.link.options.subprotocol.as_deref()
+    }
+
+    /// A handle that closes the session even after the session has moved away.
+    pub(crate) fn link(&self) -> Arc<Link> {
+        self.tx.link.clone()
+    }
+}
+
+impl<C: Converter> Session<C> {
+    /// Encodes `value` with the converter and sends it (text frame for JSON, binary for CBOR
+    /// and MessagePack). An encode failure sends nothing and leaves the session usable.
+    pub async fn send_serialized<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+        self.tx.send_serialized(value).await
+    }
+
+    /// Receives the next data message and decodes it with the converter, answering pings and
+    /// skipping pongs on the way. A frame of the wrong type comes back in
+    /// [`Error::UnexpectedFrame`], one that does not decode in [`Error::Decode`]; neither
+    /// closes the session. The peer's close frame gives [`Error::Closed`].
+    pub async fn receive_deserialized<T: DeserializeOwned>(&mut self) -> Result<T, Error> {
+        self.rx.receive_deserialized().await
+    }
+
+    /// The incoming messages, decoded, as a stream. Decode errors are items and the stream
+    /// goes on after them; it ends when the session closes, after yielding the error if the
+    /// session ended abnormally (dropped connection, timeout, protocol violation).
+    pub fn incoming_deserialized<T: DeserializeOwned>(&mut self) -> Deserialized<'_, C, T> {
+        self.rx.incoming_deserialized()
+    }
+}
+
+impl<C> SendHalf<C> {
+    /// See [`Session::send`].
+    pub async fn send(&mut self, frame: Frame) -> Result<(), Error> {
+        let mut frame = Some(frame);
+        std::future::poll_fn(|cx| self.link.poll_send(cx, &mut frame)).await
+    }
+
+    /// Sends a close frame with `reason`. The receiving half then gets the peer's close frame
+    /// and the end of the session.
+    pub async fn close(&mut self, reason: CloseReason) -> Result<(), Error> {
+        self.send(Frame::Close(Some(reason))).await
+    }
+
+    /// See [`Session::close_reason`].
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.link.close_reason()
+    }
+}
+
+impl<C: Converter> SendHalf<C> {
+    /// See [`Session::send_serialized`].
+    pub async fn send_serialized<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+        let frame = self.converter.serialize(value)?;
+        self.send(frame).await
+    }
+}
+
+impl<C> RecvHalf<C> {
+    /// See [`Session::receive`].
+    pub async fn receive(&mut self) -> Result<Frame, Error> {
+        std::future::poll_fn(|cx| self.link.poll_receive(cx)).await
+    }
+
+    /// See [`Session::close_reason`].
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.link.close_reason()
+    }
+}
+
+impl<C: Converter> RecvHalf<C> {
+    /// See [`Session::receive_deserialized`].
+    pub async fn receive_deserialized<T: DeserializeOwned>(&mut self) -> Result<T, Error> {
+        loop {
+            let frame = self.receive().await?;
+            if let Some(result) = decode(&self.converter, frame) {
+                return result;
+            }
+        }
+    }
+
+    /// See [`Session::incoming_deserialized`].
+    pub fn incoming_deserialized<T: DeserializeOwned>(&mut self) -> Deserialized<'_, C, T> {
+        Deserialized {
+            rx: self,
+            _type: PhantomData,
+        }
+    }
+}
+
+/// Decodes a received frame for a typed receive; `None` for pings and pongs, which a typed
+/// receive skips.
+fn decode<C: Converter, T: DeserializeOwned>(
+    converter: &C,
+    frame: Frame,
+) -> Option<Result<T, Error>> {
+    Some(match frame {
+        Frame::Ping(_) | Frame::Pong(_) => return None,
+        Frame::Close(reason) => {
+            Err(Error::Closed(reason.unwrap_or_else(|| {
+                CloseReason::new(CloseCode::NoStatus, "")
+            })))
+        }
+        frame if converter.is_applicable(&frame) => converter.deserialize(&frame),
+        frame => Err(Error::UnexpectedFrame {
+            converter: converter.name(),
+            frame,
+        }),
+    })
+}
+
+impl<C> RecvHalf<C> {
+    /// The last item of a stream: nothing after a clean close, the error once otherwise.
+    fn end_stream<T>(&mut self, error: Error) -> Option<Result<T, Error>> {
+        self.stream_done = true;
+        match &error {
+            Error::Closed(reason) if reason.code != CloseCode::Abnormal => None,
+            _ => Some(Err(error)),
+        }
+    }
+}
+
+/// The typed stream of [`Session::incoming_deserialized`].
+pub struct Deserialized<'a, C, T> {
+    rx: &'a mut RecvHalf<C>,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<C: Converter, T: DeserializeOwned> Stream for Deserialized<'_, C, T> {
+    type Item = Result<T, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let rx = &mut *self.get_mut().rx;
+        if rx.stream_done {
+            return Poll::Ready(None);
+        }
+        loop {
+            match ready!(rx.link.poll_receive(cx)) {
+                // The close frame is followed by the end of the session, which ends the stream.
+                Ok(Frame::Close(_)) => continue,
+                Ok(frame) => {
+                    if let Some(item) = decode(&rx.converter, frame) {
+                        return Poll::Ready(Some(item));
+                    }
+                }
+                Err(error) => return Poll::Ready(rx.end_stream(error)),
+            }
+        }
+    }
+}
+
+impl<C> Stream for RecvHalf<C> {
+    type Item = Result<Frame, Error>;
+
+    /// Every frame [`RecvHalf::receive`] would give, then the end of the stream when the
+    /// session closes (after yielding the error if it ended abnormally).
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.stream_done {
+            return Poll::Ready(None);
+        }
+        Poll::Ready(match ready!(this.link.poll_receive(cx)) {
+            Ok(frame) => Some(Ok(frame)),
+            Err(error) => this.end_stream(error),
+        })
+    }
+}
+
+impl<C> Sink<Frame> for SendHalf<C> {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.link.poll_ready(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, frame: Frame) -> Result<(), Error> {
+        self.link.start_send(frame)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.link.poll_flush(cx)
+    }
+
+    /// Sends a 1000 close frame and flushes it.
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        if !this.closing {
+            ready!(this.link.poll_ready(cx))?;
+            this.link.start_send(Frame::close(CloseCode::Normal, ""))?;
+            this.closing = true;
+        }
+        match ready!(this.link.poll_flush(cx)) {
+            Ok(()) | Err(Error::Closed(_)) => Poll::Ready(Ok(())),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl<C> Stream for Session<C> {
+    type Item = Result<Frame, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.get_mut().rx).poll_next(cx)
+    }
+}
+
+impl<C> Sink<Frame> for Session<C> {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Pin::new(&mut self.get_mut().tx).poll_ready(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, frame: Frame) -> Result<(), Error> {
+        Pin::new(&mut self.get_mut().tx).start_send(frame)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Pin::new(&mut self.get_mut().tx).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Pin::new(&mut self.get_mut().tx).poll_close(cx)
+    }
+}

@@ -1,0 +1,65 @@
+//! Helpers shared by the integration tests: a loopback server and time bounds.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use typed_ws::{Converter, Server, Session};
+
+/// Every network await in a test is bounded by this, so a hang fails fast.
+pub const LIMIT: Duration = Duration::from_secs(10);
+
+/// Awaits `future` for at most [`LIMIT`], failing the test with `what` if it takes longer.
+pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(LIMIT, future).await {
+        Ok(value) => value,
+        Err(_) => panic!("timed out after {LIMIT:?}: {what}"),
+    }
+}
+
+/// The message the examples exchange.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub id: u64,
+    pub author: String,
+    pub text: String,
+    pub tags: Vec<String>,
+    pub reply_to: Option<u64>,
+}
+
+pub fn chat(id: u64) -> ChatMessage {
+    ChatMessage {
+        id,
+        author: "ada".to_owned(),
+        text: format!("message number {id} — ünïcödé"),
+        tags: vec!["test".to_owned(), id.to_string()],
+        reply_to: id.checked_sub(1),
+    }
+}
+
+/// Starts `server` on a free loopback port, running `handler` for each session.
+pub async fn serve<C, F, Fut>(server: Server<C>, handler: F) -> SocketAddr
+where
+    C: Converter,
+    F: Fn(Session<C>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move { server.serve(listener, handler).await });
+    addr
+}
+
+/// A server handler that echoes every data frame until the session ends.
+pub async fn echo<C: Converter>(mut session: Session<C>) {
+    while let Ok(frame) = session.receive().await {
+        if frame.is_data() && session.send(frame).await.is_err() {
+            break;
+        }
+    }
+}
