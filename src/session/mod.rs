@@ -113,6 +113,18 @@ impl<C> Session<C> {
         self.tx.send(frame).await
     }
 
+    /// Queues a frame without flushing it, waiting only while the write buffer is full; then
+    /// [`Session::flush`] sends a whole burst with one write. Queued frames also go out with
+    /// the next send or when the buffer passes 128 KiB.
+    pub async fn feed(&mut self, frame: Frame) -> Result<(), Error> {
+        self.tx.feed(frame).await
+    }
+
+    /// Writes out every queued frame.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        self.tx.flush().await
+    }
+
     /// Sends a text frame.
     pub async fn send_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), Error> {
         self.tx.send(Frame::Text(text.into())).await
@@ -177,6 +189,11 @@ impl<C: Converter> Session<C> {
         self.tx.send_serialized(value).await
     }
 
+    /// Encodes `value` and queues it without flushing; see [`Session::feed`].
+    pub async fn feed_serialized<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+        self.tx.feed_serialized(value).await
+    }
+
     /// Receives the next data message and decodes it with the converter, answering pings and
     /// skipping pongs on the way. A frame of the wrong type comes back in
     /// [`Error::UnexpectedFrame`], one that does not decode in [`Error::Decode`]; neither
@@ -200,6 +217,17 @@ impl<C> SendHalf<C> {
         std::future::poll_fn(|cx| self.link.poll_send(cx, &mut frame)).await
     }
 
+    /// See [`Session::feed`].
+    pub async fn feed(&mut self, frame: Frame) -> Result<(), Error> {
+        std::future::poll_fn(|cx| self.link.poll_ready(cx)).await?;
+        self.link.start_send(frame)
+    }
+
+    /// See [`Session::flush`].
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        std::future::poll_fn(|cx| self.link.poll_flush(cx)).await
+    }
+
     /// Sends a close frame with `reason`. The receiving half then gets the peer's close frame
     /// and the end of the session.
     pub async fn close(&mut self, reason: CloseReason) -> Result<(), Error> {
@@ -217,6 +245,12 @@ impl<C: Converter> SendHalf<C> {
     pub async fn send_serialized<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
         let frame = self.converter.serialize(value)?;
         self.send(frame).await
+    }
+
+    /// See [`Session::feed_serialized`].
+    pub async fn feed_serialized<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+        let frame = self.converter.serialize(value)?;
+        self.feed(frame).await
     }
 }
 
