@@ -1,7 +1,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::converter::Converter;
+use crate::converter::{Converter, MAX_NESTING};
 use crate::error::Error;
 use crate::frame::Frame;
 
@@ -9,7 +9,8 @@ use crate::frame::Frame;
 ///
 /// Structs are maps keyed by field name, as `cbor2` and `cbor-x` expect. Encodes into a
 /// `Vec<u8>` that becomes the frame payload without a copy; decodes straight from the
-/// received bytes. Bytes after the first CBOR item are an error.
+/// received bytes. Bytes after the first CBOR item are an error, and so is nesting deeper than
+/// 128 levels.
 ///
 /// ```
 /// use typed_ws::{CborConverter, Converter, Frame};
@@ -39,8 +40,8 @@ impl Converter for CborConverter {
     #[inline]
     fn deserialize<T: DeserializeOwned>(&self, frame: &Frame) -> Result<T, Error> {
         let mut rest = frame.payload();
-        let value =
-            ciborium::from_reader(&mut rest).map_err(|e| Error::decode(self.name(), frame, e))?;
+        let value = ciborium::de::from_reader_with_recursion_limit(&mut rest, MAX_NESTING)
+            .map_err(|e| Error::decode(self.name(), frame, e))?;
         if !rest.is_empty() {
             return Err(Error::decode(self.name(), frame, TrailingBytes(rest.len())));
         }

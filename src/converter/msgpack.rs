@@ -1,7 +1,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::converter::Converter;
+use crate::converter::{Converter, MAX_NESTING};
 use crate::error::Error;
 use crate::frame::Frame;
 
@@ -11,7 +11,8 @@ use crate::frame::Frame;
 /// peers expect; [`MsgPackConverter::compact`] writes them as arrays of field values
 /// instead (smaller, but both sides must agree on field order). Decoding accepts both forms.
 /// Encodes into a `Vec<u8>` that becomes the frame payload without a copy; decodes straight
-/// from the received bytes. Bytes after the first value are ignored, as `rmp-serde` does.
+/// from the received bytes. Bytes after the first value are ignored, as `rmp-serde` does;
+/// nesting deeper than 128 levels is an error.
 ///
 /// ```
 /// use serde::Serialize;
@@ -67,7 +68,9 @@ impl Converter for MsgPackConverter {
 
     #[inline]
     fn deserialize<T: DeserializeOwned>(&self, frame: &Frame) -> Result<T, Error> {
-        rmp_serde::from_slice(frame.payload()).map_err(|e| Error::decode(self.name(), frame, e))
+        let mut decoder = rmp_serde::Deserializer::from_read_ref(frame.payload());
+        decoder.set_max_depth(MAX_NESTING);
+        T::deserialize(&mut decoder).map_err(|e| Error::decode(self.name(), frame, e))
     }
 
     fn is_applicable(&self, frame: &Frame) -> bool {

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the independent peers the interop and conformance tests talk to, under
+# target/peers/: a Python venv (websockets, cbor2, msgpack, kosoku) and the npm packages ws,
+# cbor-x and @msgpack/msgpack. Safe to run again; it only installs what is missing or changed.
+#
+#   bash tests/peers/install.sh
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+peers="$root/target/peers"
+mkdir -p "$peers"
+
+if [ ! -x "$peers/venv/bin/python" ]; then
+    python3 -m venv "$peers/venv"
+fi
+"$peers/venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
+
+mkdir -p "$peers/node"
+cp "$here/package.json" "$peers/node/package.json"
+(cd "$peers/node" && npm install --no-audit --no-fund --loglevel=error)
+
+"$peers/venv/bin/python" -c 'import websockets, cbor2, msgpack, kosoku; print("python peers:", websockets.__version__, cbor2.__name__, msgpack.version)'
+(cd "$peers/node" && node -e 'require("ws"); require("cbor-x"); require("@msgpack/msgpack"); console.log("node peers: ws, cbor-x, @msgpack/msgpack")')
