@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 
 use crate::config::Config;
 use crate::converter::{Converter, NoConverter};
 use crate::error::Error;
 use crate::frame::{CloseCode, CloseReason};
-use crate::handshake;
+use crate::handshake::{self, Side};
 use crate::session::link::{Link, LinkOptions};
 use crate::session::{Session, link_options};
 
@@ -166,8 +167,9 @@ impl<C: Converter> ClientRequest<C> {
         self
     }
 
-    /// Offers a subprotocol (`Sec-WebSocket-Protocol`); call again to offer more, in order of
-    /// preference. [`Session::subprotocol`] tells which one the server chose.
+    /// Offers a subprotocol (`Sec-WebSocket-Protocol`) after those of
+    /// [`Config::subprotocols`]; call again to offer more, in order of preference.
+    /// [`Session::subprotocol`] tells which one the server chose.
     pub fn subprotocol(mut self, name: impl Into<String>) -> Self {
         self.subprotocols.push(name.into());
         self
@@ -192,8 +194,10 @@ impl<C: Converter> ClientRequest<C> {
                 HeaderValue::from_str(value).map_err(|e| invalid_header(name.as_str(), e))?;
             request.headers_mut().append(name, value);
         }
-        if !self.subprotocols.is_empty() {
-            let offered = self.subprotocols.join(", ");
+        let offered = [&config.subprotocols[..], &self.subprotocols[..]]
+            .concat()
+            .join(", ");
+        if !offered.is_empty() {
             let value = HeaderValue::from_str(&offered)
                 .map_err(|e| invalid_header("Sec-WebSocket-Protocol", e))?;
             request
@@ -211,7 +215,15 @@ impl<C: Converter> ClientRequest<C> {
                 .await?
                 .map_err(|e| match e {
                     WsError::Url(e) => invalid_url(e.to_string()),
-                    other => handshake::failed(other),
+                    WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(e)) => {
+                        Error::Handshake {
+                            status: None,
+                            message: format!(
+                                "subprotocol negotiation failed ({e}); offered: {offered}"
+                            ),
+                        }
+                    }
+                    other => handshake::failed(other, Side::Client),
                 })?;
         let options = LinkOptions {
             path: Some(path),

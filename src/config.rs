@@ -23,6 +23,7 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
 /// | [`ping_interval`](Config::ping_interval) | off |
 /// | [`timeout`](Config::timeout) | off |
 /// | [`fragment_size`](Config::fragment_size) | off (every message in one frame) |
+/// | [`subprotocols`](Config::subprotocols) | none |
 /// | [`converter`](Config::converter) | none ([`NoConverter`]) |
 ///
 /// ```
@@ -43,6 +44,7 @@ pub struct Config<C = NoConverter> {
     pub(crate) ping_interval: Option<Duration>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) fragment_size: Option<usize>,
+    pub(crate) subprotocols: Vec<String>,
 }
 
 impl Default for Config<NoConverter> {
@@ -54,6 +56,7 @@ impl Default for Config<NoConverter> {
             ping_interval: None,
             timeout: None,
             fragment_size: None,
+            subprotocols: Vec::new(),
         }
     }
 }
@@ -77,6 +80,7 @@ impl<C> Config<C> {
             ping_interval: self.ping_interval,
             timeout: self.timeout,
             fragment_size: self.fragment_size,
+            subprotocols: self.subprotocols,
         }
     }
 
@@ -117,6 +121,20 @@ impl<C> Config<C> {
     /// frames of at most this size. Default off (one frame per message); `0` turns it off.
     pub fn fragment_size(mut self, bytes: usize) -> Self {
         self.fragment_size = (bytes != 0).then_some(bytes);
+        self
+    }
+
+    /// Subprotocols (`Sec-WebSocket-Protocol`), in order of preference. A client offers them
+    /// (before any that [`ClientRequest::subprotocol`](crate::ClientRequest::subprotocol)
+    /// adds); a server picks the first of them that the client offered, and refuses with HTTP
+    /// 400 a client that offered only others. A server without any ignores offers, as RFC 6455
+    /// allows. Default none.
+    pub fn subprotocols<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.subprotocols = names.into_iter().map(Into::into).collect();
         self
     }
 

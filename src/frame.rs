@@ -57,7 +57,7 @@ pub enum FrameKind {
 
 impl fmt::Display for FrameKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             FrameKind::Text => "text",
             FrameKind::Binary => "binary",
             FrameKind::Close => "close",
@@ -279,7 +279,7 @@ impl From<CloseCode> for u16 {
 
 impl fmt::Display for CloseCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", u16::from(*self), self.name())
+        f.pad(&format!("{} ({})", u16::from(*self), self.name()))
     }
 }
 

@@ -21,8 +21,15 @@ pub(crate) async fn bounded<T>(
     }
 }
 
+/// Which end of a handshake failed, for the wording of the error.
+#[derive(Clone, Copy)]
+pub(crate) enum Side {
+    Client,
+    Server,
+}
+
 /// Maps a failed handshake; a refusal keeps its HTTP status.
-pub(crate) fn failed(e: WsError) -> Error {
+pub(crate) fn failed(e: WsError, side: Side) -> Error {
     match e {
         WsError::Http(response) => {
             let status = response.status();
@@ -33,9 +40,13 @@ pub(crate) fn failed(e: WsError) -> Error {
                 .filter(|body| !body.trim().is_empty())
                 .map(|body| format!(": {}", body.trim()))
                 .unwrap_or_default();
+            let message = match side {
+                Side::Client => format!("the server answered {status}{body}"),
+                Side::Server => format!("refused the client with {status}{body}"),
+            };
             Error::Handshake {
                 status: Some(status.as_u16()),
-                message: format!("the server answered {status}{body}"),
+                message,
             }
         }
         WsError::Io(e) => Error::Io(e),

@@ -9,12 +9,12 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 
 use crate::config::Config;
 use crate::converter::{Converter, NoConverter};
 use crate::error::Error;
-use crate::handshake;
+use crate::handshake::{self, Side};
 use crate::session::link::{Link, LinkOptions};
 use crate::session::{Session, link_options};
 
@@ -105,20 +105,32 @@ impl<C: Converter> Server<C> {
     {
         let config = &self.config;
         let mut path = None;
+        let mut subprotocol = None;
         // tungstenite's callback signature fixes the large error type.
         #[allow(clippy::result_large_err)]
-        let callback = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
-            path = Some(request.uri().path().to_owned());
-            match check(request) {
-                Ok(()) => Ok(response),
-                Err(status) => {
-                    let mut refusal =
-                        ErrorResponse::new(status.canonical_reason().map(str::to_owned));
-                    *refusal.status_mut() = status;
-                    Err(refusal)
+        let callback =
+            |request: &Request, mut response: Response| -> Result<Response, ErrorResponse> {
+                path = Some(request.uri().path().to_owned());
+                if let Err(status) = check(request) {
+                    return Err(refusal(
+                        status,
+                        status.canonical_reason().unwrap_or_default().to_owned(),
+                    ));
                 }
-            }
-        };
+                subprotocol = choose_subprotocol(&config.subprotocols, request)?;
+                if let Some(chosen) = &subprotocol {
+                    let value = HeaderValue::from_str(chosen).map_err(|_| {
+                        refusal(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            format!("bad subprotocol {chosen:?}"),
+                        )
+                    })?;
+                    response
+                        .headers_mut()
+                        .insert("sec-websocket-protocol", value);
+                }
+                Ok(response)
+            };
         let accept = tokio_tungstenite::accept_hdr_async_with_config(
             io,
             callback,
@@ -126,9 +138,10 @@ impl<C: Converter> Server<C> {
         );
         let ws = handshake::bounded(config.timeout, accept)
             .await?
-            .map_err(handshake::failed)?;
+            .map_err(|e| handshake::failed(e, Side::Server))?;
         let options = LinkOptions {
             path,
+            subprotocol,
             ..link_options(config)
         };
         Ok(Session::new(
@@ -141,11 +154,47 @@ impl<C: Converter> Server<C> {
     /// `handler` with the session. Connections whose handshake fails are dropped without
     /// reaching the handler. An accept error that concerns one connection is skipped; any
     /// other (out of file descriptors, say) pauses accepting for 100 ms instead of spinning.
+    /// Sets `TCP_NODELAY` on every connection.
     pub async fn serve<F, Fut>(&self, listener: TcpListener, handler: F)
     where
         F: Fn(Session<C>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        self.serve_with(listener, |_| Ok(()), handler).await
+    }
+
+    /// Like [`Server::serve`], but every request goes through `check` first, as in
+    /// [`Server::accept_with`]: route on the path, check headers, refuse with a status.
+    ///
+    /// ```no_run
+    /// # use typed_ws::{Config, Server};
+    /// # async fn run(server: Server, listener: tokio::net::TcpListener) {
+    /// use typed_ws::http::StatusCode;
+    /// server
+    ///     .serve_with(
+    ///         listener,
+    ///         |request| match request.uri().path() {
+    ///             "/echo" => Ok(()),
+    ///             _ => Err(StatusCode::NOT_FOUND),
+    ///         },
+    ///         |mut session| async move {
+    ///             while let Ok(frame) = session.receive().await {
+    ///                 if frame.is_data() && session.send(frame).await.is_err() {
+    ///                     break;
+    ///                 }
+    ///             }
+    ///         },
+    ///     )
+    ///     .await;
+    /// # }
+    /// ```
+    pub async fn serve_with<K, F, Fut>(&self, listener: TcpListener, check: K, handler: F)
+    where
+        K: Fn(&Request) -> Result<(), StatusCode> + Send + Sync + 'static,
+        F: Fn(Session<C>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let check = Arc::new(check);
         let handler = Arc::new(handler);
         loop {
             let tcp = match listener.accept().await {
@@ -160,14 +209,56 @@ impl<C: Converter> Server<C> {
             // costs that.
             let _ = tcp.set_nodelay(true);
             let server = self.clone();
+            let check = check.clone();
             let handler = handler.clone();
             tokio::spawn(async move {
-                if let Ok(session) = server.accept(tcp).await {
+                if let Ok(session) = server.accept_with(tcp, move |request| check(request)).await {
                     handler(session).await;
                 }
             });
         }
     }
+}
+
+/// The server's first subprotocol that the client offered; `None` when either side has none.
+/// A client that offered only unsupported ones is refused with 400.
+#[allow(clippy::result_large_err)]
+fn choose_subprotocol(
+    supported: &[String],
+    request: &Request,
+) -> Result<Option<String>, ErrorResponse> {
+    let offered: Vec<&str> = request
+        .headers()
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .collect();
+    if supported.is_empty() || offered.is_empty() {
+        return Ok(None);
+    }
+    match supported
+        .iter()
+        .find(|name| offered.contains(&name.as_str()))
+    {
+        Some(chosen) => Ok(Some(chosen.clone())),
+        None => Err(refusal(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "no common subprotocol: offered {}, supported {}",
+                offered.join(", "),
+                supported.join(", ")
+            ),
+        )),
+    }
+}
+
+fn refusal(status: StatusCode, body: String) -> ErrorResponse {
+    let mut response = ErrorResponse::new(Some(body));
+    *response.status_mut() = status;
+    response
 }
 
 fn is_per_connection(kind: ErrorKind) -> bool {

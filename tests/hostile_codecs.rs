@@ -1,6 +1,7 @@
 //! Hostile payloads against every converter: generated garbage and mutations of valid
 //! encodings, nesting bombs and length-prefix bombs. Each gives a value or an error, never a
 //! panic, a stack overflow or a large allocation.
+#![cfg(all(feature = "json", feature = "cbor", feature = "msgpack"))]
 
 mod common;
 

@@ -169,12 +169,19 @@ impl Link {
                     st.last_seen = Instant::now();
                 }
                 let frame = Frame::try_from(message)?;
-                if let Frame::Close(reason) = &frame {
-                    self.record_close(
-                        reason
-                            .clone()
-                            .unwrap_or_else(|| CloseReason::new(CloseCode::NoStatus, "")),
-                    );
+                match &frame {
+                    Frame::Close(reason) => {
+                        self.record_close(
+                            reason
+                                .clone()
+                                .unwrap_or_else(|| CloseReason::new(CloseCode::NoStatus, "")),
+                        );
+                        // tungstenite queued the reply; send it now rather than with the next
+                        // write, which may never come.
+                        flush_now(st);
+                    }
+                    Frame::Ping(_) => flush_now(st),
+                    _ => {}
                 }
                 Ok(frame)
             }
@@ -184,8 +191,8 @@ impl Link {
                 Err(self.read_failed(st, e))
             }
             None => {
-                st.end = Some(End::Closed);
                 self.record_close(Self::abnormal());
+                finish(st);
                 Err(self.end_error(End::Closed))
             }
         }
@@ -228,11 +235,14 @@ impl Link {
         error
     }
 
-    /// Reads, without waiting, what the peer has sent while nobody is receiving, so that pongs
-    /// and closes are seen; data waits in `pending` for the receiver, up to one maximum-size
-    /// message or [`MAX_PENDING_FRAMES`].
+    /// Reads, without waiting, what the peer has sent while nobody is receiving, so that its
+    /// pings are answered and its pongs and close are seen; data waits in `pending` for the
+    /// receiver, up to one maximum-size message or [`MAX_PENDING_FRAMES`]. Only the keep-alive
+    /// task does this, once a tick: reading the peer's close makes tungstenite refuse further
+    /// data frames, which must not happen on every send.
     pub(crate) fn read_ahead(&self) {
-        let mut st = self.lock();
+        let mut guard = self.lock();
+        let st = &mut *guard;
         let waker = st
             .recv_waker
             .clone()
@@ -250,7 +260,7 @@ impl Link {
             let Poll::Ready(item) = Pin::new(&mut *st.ws).poll_next(&mut cx) else {
                 break;
             };
-            let item = self.on_read(&mut st, item);
+            let item = self.on_read(st, item);
             if let Ok(frame) = &item {
                 st.pending_bytes += frame.payload().len();
             }
@@ -466,10 +476,50 @@ impl Link {
                 .is_ok()
             {}
         });
-        // A peer that never answers the close only delays us; the connection drops when the
-        // session does.
-        let _ = drained.await;
+        if drained.await.is_err() {
+            // The peer never answered; stop waiting for it and drop the connection.
+            self.record_close(Self::abnormal());
+            finish(&mut self.lock());
+        }
         Ok(())
+    }
+}
+
+/// Ends the session and lets the connection go. On the server this is what closes TCP after
+/// the closing handshake, as RFC 6455 wants; the client learns of it by the end of its stream.
+fn finish(st: &mut State) {
+    st.end.get_or_insert(End::Closed);
+    st.ws = Box::new(Ended);
+}
+
+/// What stands in for the connection once the session has ended.
+struct Ended;
+
+impl Stream for Ended {
+    type Item = Result<Message, WsError>;
+
+    fn poll_next(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Poll::Ready(None)
+    }
+}
+
+impl Sink<Message> for Ended {
+    type Error = WsError;
+
+    fn poll_ready(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        Poll::Ready(Err(WsError::AlreadyClosed))
+    }
+
+    fn start_send(self: Pin<&mut Self>, _message: Message) -> Result<(), WsError> {
+        Err(WsError::AlreadyClosed)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        Poll::Ready(Ok(()))
     }
 }
 

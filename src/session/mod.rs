@@ -1,6 +1,7 @@
 //! The session: one WebSocket connection, raw frames and typed messages, on the client and
 //! on the server alike.
 
+use std::fmt;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -26,9 +27,10 @@ use link::{Link, LinkOptions};
 /// A WebSocket session: send and receive frames, or typed values through the converter `C`.
 ///
 /// Made by [`Client`](crate::Client) or [`Server`](crate::Server), or by wrapping a
-/// tokio-tungstenite stream with [`Session::from_stream`]. It answers pings by itself and, when
-/// configured, sends keep-alive pings and times out a silent peer, whether or not you are
-/// receiving.
+/// tokio-tungstenite stream with [`Session::from_stream`]. It answers the peer's pings as it
+/// reads them: whenever you receive, and, with a ping interval or timeout set, at every
+/// keep-alive tick even while you are not receiving. When configured it sends keep-alive pings
+/// and times out a silent peer, whether or not you are receiving.
 ///
 /// It is a [`Stream`] of incoming frames and a [`Sink`] of outgoing ones; [`Session::split`]
 /// gives a [`SendHalf`] and a [`RecvHalf`] for use from different tasks.
@@ -52,6 +54,32 @@ pub struct RecvHalf<C = NoConverter> {
     link: Arc<Link>,
     converter: C,
     stream_done: bool,
+}
+
+impl<C> fmt::Debug for Session<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("path", &self.path())
+            .field("subprotocol", &self.subprotocol())
+            .field("close_reason", &self.close_reason())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C> fmt::Debug for SendHalf<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendHalf")
+            .field("close_reason", &self.close_reason())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C> fmt::Debug for RecvHalf<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecvHalf")
+            .field("close_reason", &self.close_reason())
+            .finish_non_exhaustive()
+    }
 }
 
 // No field is ever pinned: the converter is only borrowed, so the halves move freely whatever

@@ -1,13 +1,15 @@
 //! Helpers shared by the integration tests: a loopback server and time bounds.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-use typed_ws::{Converter, Server, Session};
+use typed_ws::{Client, Config, Converter, Server, Session};
 
 /// Every network await in a test is bounded by this, so a hang fails fast.
 pub const LIMIT: Duration = Duration::from_secs(10);
@@ -62,4 +64,54 @@ pub async fn echo<C: Converter>(mut session: Session<C>) {
             break;
         }
     }
+}
+
+/// A connected client and server session, both in the caller's hands, so that a test can
+/// drive either end. The client asks for `/pair`.
+pub async fn pair<A: Converter, B: Converter>(
+    client: Config<A>,
+    server: Config<B>,
+) -> (Session<A>, Session<B>) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    let server = Server::new(server);
+    let accept = async {
+        let (tcp, _) = listener.accept().await.expect("accept");
+        tcp.set_nodelay(true).expect("nodelay");
+        server.accept(tcp).await.expect("server handshake")
+    };
+    let connect = async {
+        Client::new(client)
+            .web_socket_session(format!("ws://{addr}/pair"))
+            .await
+            .expect("client handshake")
+    };
+    within("connect a session pair", async {
+        tokio::join!(connect, accept)
+    })
+    .await
+}
+
+/// Accepts one connection on a free loopback port with `config`; the server session (or the
+/// handshake error) comes from the join handle, so the test holds it and decides when it
+/// ends.
+pub async fn accept_one<C: Converter>(
+    config: Config<C>,
+) -> (
+    SocketAddr,
+    tokio::task::JoinHandle<Result<Session<C>, typed_ws::Error>>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    let server = Server::new(config);
+    let handle = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.expect("accept");
+        tcp.set_nodelay(true).expect("nodelay");
+        server.accept(tcp).await
+    });
+    (addr, handle)
 }

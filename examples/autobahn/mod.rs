@@ -1,0 +1,27 @@
+//! What the two Autobahn examples share: the configuration under test and the echo loop.
+
+use typed_ws::{Config, Session};
+
+/// Autobahn's largest messages are 16 MiB (cases 9.x); the limits leave room above them.
+const LIMIT: usize = 64 << 20;
+
+/// The configuration under test, with `--fragment-size` applied (0 sends every echo whole).
+pub fn autobahn_config(fragment_size: &str) -> Result<Config, String> {
+    let fragment_size: usize = fragment_size
+        .parse()
+        .map_err(|_| format!("--fragment-size takes a number of bytes, not {fragment_size:?}"))?;
+    Ok(Config::new()
+        .max_message_size(LIMIT)
+        .max_frame_size(LIMIT)
+        .fragment_size(fragment_size))
+}
+
+/// Sends every data message back as it came, until the session ends. Pings are answered and
+/// close frames returned by the session itself.
+pub async fn echo_frames<C>(mut session: Session<C>) {
+    while let Ok(frame) = session.receive().await {
+        if frame.is_data() && session.send(frame).await.is_err() {
+            break;
+        }
+    }
+}

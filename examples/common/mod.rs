@@ -1,0 +1,128 @@
+//! What the examples share: the message they exchange, the echo server, and flag parsing.
+//!
+//! It lives in `examples/common/mod.rs` rather than `examples/common.rs` so that cargo does
+//! not take it for an example of its own.
+
+// Each example uses only part of this module.
+#![allow(dead_code)]
+
+use std::process::ExitCode;
+
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use typed_ws::http::{Request, StatusCode};
+use typed_ws::{AnyConverter, CloseReason, Config, Converter, Server, Session};
+
+/// The message every example sends and the echo server sends back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub id: u64,
+    pub author: String,
+    pub text: String,
+    pub tags: Vec<String>,
+    pub reply_to: Option<u64>,
+}
+
+/// The only path the echo server accepts sessions on.
+pub const ECHO_PATH: &str = "/echo";
+
+/// The echo server's limit for a message and for a single frame: 1 MiB.
+pub const ECHO_MAX_MESSAGE: usize = 1 << 20;
+
+/// The configuration the echo server installs.
+pub fn echo_config(converter: AnyConverter) -> Config<AnyConverter> {
+    // The defaults (16 MiB frames, 64 MiB messages) suit bulk transfers; a chat echo has no
+    // use for more than 1 MiB, and a lower bound limits what one client can make us buffer.
+    Config::new()
+        .converter(converter)
+        .max_message_size(ECHO_MAX_MESSAGE)
+        .max_frame_size(ECHO_MAX_MESSAGE)
+}
+
+/// Serves `ws://ADDR/echo` on `listener` until the process ends, one task per connection.
+/// Other paths are refused during the handshake, with a real HTTP status the client sees.
+pub async fn serve_echo(listener: TcpListener, converter: AnyConverter) {
+    let only_echo = |request: &Request<()>| {
+        let path = request.uri().path();
+        if path == ECHO_PATH {
+            Ok(())
+        } else {
+            eprintln!("refusing {path:?} with 404");
+            Err(StatusCode::NOT_FOUND)
+        }
+    };
+    Server::new(echo_config(converter))
+        .serve_with(listener, only_echo, echo_chat)
+        .await
+}
+
+/// Sends every `ChatMessage` back until the session ends. A message that is not one ends the
+/// session with the close code that fits: 1007 if it does not decode, 1003 if it is the wrong
+/// kind of data frame for the codec.
+pub async fn echo_chat<C: Converter>(mut session: Session<C>) {
+    let error = loop {
+        match session.receive_deserialized::<ChatMessage>().await {
+            Ok(message) => {
+                if let Err(e) = session.send_serialized(&message).await {
+                    break e;
+                }
+            }
+            Err(e) => break e,
+        }
+    };
+    // No code means the session is already over (the client closed it or went away), which
+    // is how a session normally ends. For limit and protocol violations the library has
+    // already sent the close frame, and closing again does nothing.
+    if let Some(code) = error.close_code() {
+        eprintln!("closing a session with {code}: {error}");
+        let _ = session
+            .close(CloseReason::new(code, error.to_string()))
+            .await;
+    }
+}
+
+/// The converter named on the command line, or the usage error that lists the known ones.
+pub fn parse_converter(name: &str, usage: &str) -> Result<AnyConverter, ExitCode> {
+    AnyConverter::from_name(name).map_err(|e| usage_error(usage, &e.to_string()))
+}
+
+/// Parses `--name VALUE` and `--name=VALUE` flags, each given at most once, into their
+/// values in the order of `flags`, using each flag's default when it is absent. `-h` and
+/// `--help` print `usage` and exit 0; anything else is a usage error (exit code 2).
+pub fn parse_flags<const N: usize>(
+    usage: &str,
+    flags: [(&str, &str); N],
+) -> Result<[String; N], ExitCode> {
+    let mut values: [Option<String>; N] = std::array::from_fn(|_| None);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "-h" || arg == "--help" {
+            println!("{usage}");
+            return Err(ExitCode::SUCCESS);
+        }
+        let (name, inline) = match arg.split_once('=') {
+            Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
+            None => (arg.clone(), None),
+        };
+        let Some(slot) = flags.iter().position(|(flag, _)| *flag == name) else {
+            return Err(usage_error(usage, &format!("unexpected argument {arg:?}")));
+        };
+        if values[slot].is_some() {
+            return Err(usage_error(usage, &format!("{name} given twice")));
+        }
+        let value = match inline.or_else(|| args.next()) {
+            Some(value) if !value.is_empty() => value,
+            _ => return Err(usage_error(usage, &format!("{name} needs a value"))),
+        };
+        values[slot] = Some(value);
+    }
+    Ok(std::array::from_fn(|i| {
+        values[i].take().unwrap_or_else(|| flags[i].1.to_owned())
+    }))
+}
+
+/// Prints a usage error on stderr; gives the exit code for it, 2, as command-line tools do.
+pub fn usage_error(usage: &str, message: &str) -> ExitCode {
+    eprintln!("error: {message}\n{usage}");
+    ExitCode::from(2)
+}

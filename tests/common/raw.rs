@@ -1,0 +1,296 @@
+//! A WebSocket peer that works frame by frame, for checking what goes over the wire: the
+//! HTTP upgrade is done by hand on a plain tokio `TcpStream`, then individual frames (opcode,
+//! fin, payload) are read and written, masked when this peer is the client as RFC 6455 wants.
+//!
+//! It answers nothing by itself: no pongs, no close replies. Tests decide what it does.
+
+use std::io;
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use typed_ws::tokio_tungstenite::tungstenite::handshake::client::generate_key;
+use typed_ws::tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+/// Opcodes (RFC 6455 section 5.2).
+pub const CONTINUE: u8 = 0x0;
+pub const TEXT: u8 = 0x1;
+pub const BINARY: u8 = 0x2;
+pub const CLOSE: u8 = 0x8;
+pub const PING: u8 = 0x9;
+pub const PONG: u8 = 0xA;
+
+/// The mask a raw client puts on its frames.
+const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+/// One frame as it was on the wire (payload already unmasked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawFrame {
+    pub fin: bool,
+    pub opcode: u8,
+    pub masked: bool,
+    pub payload: Vec<u8>,
+}
+
+impl RawFrame {
+    /// The status code of a close frame, if it carries one.
+    pub fn close_code(&self) -> Option<u16> {
+        assert_eq!(self.opcode, CLOSE, "not a close frame: {self:?}");
+        (self.payload.len() >= 2).then(|| u16::from_be_bytes([self.payload[0], self.payload[1]]))
+    }
+
+    /// The reason text of a close frame.
+    pub fn close_text(&self) -> String {
+        assert_eq!(self.opcode, CLOSE, "not a close frame: {self:?}");
+        String::from_utf8(self.payload.get(2..).unwrap_or_default().to_vec())
+            .expect("close reason is UTF-8")
+    }
+}
+
+/// A listener for raw server peers.
+pub async fn listen() -> (TcpListener, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    (listener, addr)
+}
+
+/// One end of a WebSocket connection, read and written frame by frame.
+pub struct RawPeer {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    /// Clients mask what they send.
+    client: bool,
+}
+
+impl RawPeer {
+    /// Connects to a WebSocket server and does the client handshake; panics unless the server
+    /// answers 101.
+    pub async fn connect(addr: SocketAddr, path: &str) -> RawPeer {
+        let mut stream = TcpStream::connect(addr).await.expect("raw connect");
+        stream.set_nodelay(true).expect("nodelay");
+        let key = generate_key();
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("write handshake request");
+        let mut peer = RawPeer {
+            stream,
+            buf: Vec::new(),
+            client: true,
+        };
+        let head = peer.read_head().await;
+        assert!(
+            head.starts_with("HTTP/1.1 101"),
+            "server refused the upgrade: {head}"
+        );
+        let accept = derive_accept_key(key.as_bytes());
+        assert!(
+            head.to_ascii_lowercase().contains(&format!(
+                "sec-websocket-accept: {}",
+                accept.to_ascii_lowercase()
+            )),
+            "bad accept key in {head}"
+        );
+        peer
+    }
+
+    /// Accepts one connection and does the server handshake. Returns the peer and the
+    /// request head the client sent.
+    pub async fn accept(listener: &TcpListener) -> (RawPeer, String) {
+        let (stream, _) = listener.accept().await.expect("raw accept");
+        stream.set_nodelay(true).expect("nodelay");
+        let mut peer = RawPeer {
+            stream,
+            buf: Vec::new(),
+            client: false,
+        };
+        let head = peer.read_head().await;
+        let key = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.trim()
+                    .eq_ignore_ascii_case("sec-websocket-key")
+                    .then(|| value.trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("no Sec-WebSocket-Key in {head}"));
+        let response = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\n\r\n",
+            derive_accept_key(key.as_bytes())
+        );
+        peer.stream
+            .write_all(response.as_bytes())
+            .await
+            .expect("write handshake response");
+        (peer, head)
+    }
+
+    /// Reads an HTTP head up to the empty line; what follows stays buffered.
+    async fn read_head(&mut self) -> String {
+        loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head: Vec<u8> = self.buf.drain(..end + 4).collect();
+                return String::from_utf8(head).expect("HTTP head is UTF-8");
+            }
+            let read = self.fill_some().await.expect("read HTTP head");
+            assert!(read > 0, "connection closed during the handshake");
+        }
+    }
+
+    async fn fill_some(&mut self) -> io::Result<usize> {
+        let mut chunk = [0u8; 16 * 1024];
+        let read = self.stream.read(&mut chunk).await?;
+        self.buf.extend_from_slice(&chunk[..read]);
+        Ok(read)
+    }
+
+    /// Makes sure `n` bytes are buffered. `Ok(false)` when the connection ended cleanly
+    /// before the first of them, an `UnexpectedEof` error when it ended in the middle.
+    async fn fill(&mut self, n: usize) -> io::Result<bool> {
+        while self.buf.len() < n {
+            if self.fill_some().await? == 0 {
+                if self.buf.is_empty() {
+                    return Ok(false);
+                }
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+        Ok(true)
+    }
+
+    /// Reads the next frame; `Ok(None)` when the connection ended (EOF) between frames.
+    pub async fn read_frame(&mut self) -> io::Result<Option<RawFrame>> {
+        if !self.fill(2).await? {
+            return Ok(None);
+        }
+        let eof = || io::Error::from(io::ErrorKind::UnexpectedEof);
+        let (b0, b1) = (self.buf[0], self.buf[1]);
+        let masked = b1 & 0x80 != 0;
+        let (len, mut at) = match b1 & 0x7f {
+            126 => {
+                self.fill(4).await?.then_some(()).ok_or_else(eof)?;
+                (u64::from(u16::from_be_bytes([self.buf[2], self.buf[3]])), 4)
+            }
+            127 => {
+                self.fill(10).await?.then_some(()).ok_or_else(eof)?;
+                let mut be = [0u8; 8];
+                be.copy_from_slice(&self.buf[2..10]);
+                (u64::from_be_bytes(be), 10)
+            }
+            short => (u64::from(short), 2),
+        };
+        let len = usize::try_from(len).expect("frame length fits usize");
+        let mut mask = None;
+        if masked {
+            self.fill(at + 4).await?.then_some(()).ok_or_else(eof)?;
+            mask = Some([
+                self.buf[at],
+                self.buf[at + 1],
+                self.buf[at + 2],
+                self.buf[at + 3],
+            ]);
+            at += 4;
+        }
+        self.fill(at + len).await?.then_some(()).ok_or_else(eof)?;
+        let mut payload: Vec<u8> = self.buf.drain(..at + len).skip(at).collect();
+        if let Some(mask) = mask {
+            apply_mask(&mut payload, mask);
+        }
+        Ok(Some(RawFrame {
+            fin: b0 & 0x80 != 0,
+            opcode: b0 & 0x0f,
+            masked,
+            payload,
+        }))
+    }
+
+    /// Reads the next frame, panicking on EOF or an I/O error.
+    pub async fn expect_frame(&mut self) -> RawFrame {
+        match self.read_frame().await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => panic!("connection ended while a frame was expected"),
+            Err(e) => panic!("reading a frame failed: {e}"),
+        }
+    }
+
+    /// Reads frames until one that is not a ping or pong, and returns it.
+    pub async fn expect_skipping_pings(&mut self) -> RawFrame {
+        loop {
+            let frame = self.expect_frame().await;
+            if frame.opcode != PING && frame.opcode != PONG {
+                return frame;
+            }
+        }
+    }
+
+    /// Writes one frame, masked when this peer is the client.
+    pub async fn write_frame(&mut self, fin: bool, opcode: u8, payload: &[u8]) -> io::Result<()> {
+        self.write_frame_masked(fin, opcode, payload, self.client)
+            .await
+    }
+
+    /// Writes one frame, masked or not whatever this peer's role (to break the protocol).
+    pub async fn write_frame_masked(
+        &mut self,
+        fin: bool,
+        opcode: u8,
+        payload: &[u8],
+        mask: bool,
+    ) -> io::Result<()> {
+        let mut out = Vec::with_capacity(payload.len() + 14);
+        out.push(if fin { 0x80 } else { 0 } | (opcode & 0x0f));
+        let mask_bit = if mask { 0x80 } else { 0 };
+        match payload.len() {
+            len @ 0..=125 => out.push(mask_bit | len as u8),
+            len @ 126..=0xffff => {
+                out.push(mask_bit | 126);
+                out.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            len => {
+                out.push(mask_bit | 127);
+                out.extend_from_slice(&(len as u64).to_be_bytes());
+            }
+        }
+        let start = out.len();
+        if mask {
+            out.extend_from_slice(&MASK);
+        }
+        out.extend_from_slice(payload);
+        if mask {
+            apply_mask(&mut out[start + 4..], MASK);
+        }
+        self.stream.write_all(&out).await?;
+        self.stream.flush().await
+    }
+
+    /// Sends a close frame with a status code and reason.
+    pub async fn write_close(&mut self, code: u16, reason: &str) -> io::Result<()> {
+        let mut payload = code.to_be_bytes().to_vec();
+        payload.extend_from_slice(reason.as_bytes());
+        self.write_frame(true, CLOSE, &payload).await
+    }
+
+    /// Closes the TCP connection without a close frame.
+    pub fn drop_connection(self) {
+        drop(self.stream);
+    }
+
+    /// Ends the sending direction of the TCP connection (FIN) without a close frame, but
+    /// keeps reading, so that frames still arriving cannot turn the FIN into a reset.
+    pub async fn shutdown_write(&mut self) {
+        self.stream.shutdown().await.expect("shutdown");
+    }
+}
+
+fn apply_mask(payload: &mut [u8], mask: [u8; 4]) {
+    for (i, byte) in payload.iter_mut().enumerate() {
+        *byte ^= mask[i % 4];
+    }
+}

@@ -1,0 +1,372 @@
+//! Keep-alive: pings at the configured interval whether or not anybody receives, the timeout
+//! against a silent peer (1011), no timeout against a live one, and 1006 when the connection
+//! drops without a close frame.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::raw::{self, RawPeer};
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpListener;
+use typed_ws::tokio_tungstenite::tungstenite::Message;
+use typed_ws::*;
+
+const PING: Duration = Duration::from_millis(100);
+
+/// A typed-ws client connected to a raw server peer.
+async fn client_to_raw<C: Converter>(config: Config<C>, path: &str) -> (Session<C>, RawPeer) {
+    let (listener, addr) = raw::listen().await;
+    let client = Client::new(config);
+    let (session, (peer, _)) = within("connect to a raw peer", async {
+        tokio::join!(
+            client.web_socket_session(format!("ws://{addr}{path}")),
+            RawPeer::accept(&listener)
+        )
+    })
+    .await;
+    (session.expect("client handshake"), peer)
+}
+
+/// Reads `n` pings from the raw peer (nothing else may arrive) and checks their spacing.
+async fn expect_pings_at_interval(peer: &mut RawPeer, since: Instant, n: usize) {
+    let mut arrivals = Vec::with_capacity(n);
+    while arrivals.len() < n {
+        let frame = within("next ping", peer.expect_frame()).await;
+        assert_eq!(
+            frame.opcode,
+            raw::PING,
+            "only pings expected, got {frame:?}"
+        );
+        arrivals.push(Instant::now());
+    }
+    // The first ping comes one interval after the session started (which is after `since`).
+    let first = arrivals[0] - since;
+    assert!(
+        first >= PING.mul_f32(0.8) && first <= PING * 10,
+        "first ping after {first:?}, interval {PING:?}"
+    );
+    for pair in arrivals.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= PING / 2 && gap <= PING * 10,
+            "gap of {gap:?} between pings, interval {PING:?}"
+        );
+    }
+    let mean = (arrivals[n - 1] - arrivals[0]) / (n as u32 - 1);
+    assert!(
+        mean >= PING.mul_f32(0.8) && mean <= PING * 4,
+        "mean gap {mean:?} between pings, interval {PING:?}"
+    );
+}
+
+#[tokio::test]
+async fn pings_at_the_interval_while_nobody_receives() {
+    let since = Instant::now();
+    let (session, mut peer) = client_to_raw(Config::new().ping_interval(PING), "/idle").await;
+    // The session is neither sending nor receiving.
+    expect_pings_at_interval(&mut peer, since, 5).await;
+    assert_eq!(session.close_reason(), None);
+}
+
+#[tokio::test]
+async fn pings_at_the_interval_while_receiving() {
+    let since = Instant::now();
+    let (mut session, mut peer) =
+        client_to_raw(Config::new().ping_interval(PING), "/receiving").await;
+    let receiver = tokio::spawn(async move {
+        let frame = session.receive().await;
+        (session, frame)
+    });
+    expect_pings_at_interval(&mut peer, since, 5).await;
+    // The receiver was waiting all along, and gets what the peer sends now.
+    within("raw send", peer.write_frame(true, raw::TEXT, b"wake up"))
+        .await
+        .unwrap();
+    let (_session, frame) = within("receiver", receiver).await.unwrap();
+    assert_eq!(frame.unwrap(), Frame::text("wake up"));
+}
+
+#[tokio::test]
+async fn silent_peer_times_out_with_1011() {
+    let timeout = Duration::from_millis(300);
+    let (mut session, mut peer) = client_to_raw(Config::new().timeout(timeout), "/silent").await;
+    let started = Instant::now();
+    // The peer neither reads nor writes while the user waits.
+    let err = within("receive until timeout", session.receive())
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(err.is_timeout(), "{err:?}");
+    assert!(matches!(err, Error::Timeout(d) if d == timeout), "{err:?}");
+    assert_eq!(err.close_code(), Some(CloseCode::InternalError));
+    assert!(
+        took >= timeout.mul_f32(0.8) && took <= timeout * 10,
+        "timed out after {took:?}, timeout {timeout:?}"
+    );
+    assert_eq!(
+        session.close_reason().map(|r| r.code),
+        Some(CloseCode::InternalError)
+    );
+    // It stays timed out, for sends too.
+    assert!(
+        within("receive again", session.receive())
+            .await
+            .unwrap_err()
+            .is_timeout()
+    );
+    assert!(
+        within("send after", session.send_text("late"))
+            .await
+            .unwrap_err()
+            .is_timeout()
+    );
+    // When the peer reads at last, the 1011 close is there.
+    let close = within("raw read", peer.expect_frame()).await;
+    assert_eq!(close.opcode, raw::CLOSE);
+    assert_eq!(close.close_code(), Some(1011));
+}
+
+#[tokio::test]
+async fn dead_peer_gets_pings_then_close_1011_while_nobody_receives() {
+    // Server role this time: a raw client that reads but never answers.
+    let timeout = Duration::from_millis(400);
+    let (addr, accepted) = accept_one(Config::new().ping_interval(PING).timeout(timeout)).await;
+    let since = Instant::now();
+    let mut peer = within("raw connect", RawPeer::connect(addr, "/dead")).await;
+    let mut server = within("accept", accepted).await.unwrap().unwrap();
+
+    let mut pings = 0;
+    let close = loop {
+        let frame = within("raw read", peer.expect_frame()).await;
+        match frame.opcode {
+            raw::PING => pings += 1,
+            raw::CLOSE => break frame,
+            _ => panic!("unexpected {frame:?}"),
+        }
+    };
+    let took = since.elapsed();
+    assert_eq!(close.close_code(), Some(1011), "{close:?}");
+    assert!(pings >= 2, "only {pings} pings before the timeout");
+    assert!(
+        took >= timeout.mul_f32(0.8) && took <= timeout * 10,
+        "closed after {took:?}, timeout {timeout:?}"
+    );
+    // The user, who was not receiving, learns of it on the next call.
+    let err = within("receive", server.receive()).await.unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    assert_eq!(
+        server.close_reason().map(|r| r.code),
+        Some(CloseCode::InternalError)
+    );
+}
+
+/// A tokio-tungstenite server that reads all the time (answering pings as it goes), counts
+/// text messages and pings, and sends `late` once `send_after` has passed.
+async fn live_peer(
+    listener: TcpListener,
+    send_after: Option<Duration>,
+) -> (usize, usize, Option<Message>) {
+    let (tcp, _) = listener.accept().await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let mut ws = typed_ws::tokio_tungstenite::accept_async(tcp)
+        .await
+        .unwrap();
+    let (mut texts, mut pings) = (0, 0);
+    let send_at = tokio::time::sleep(send_after.unwrap_or(Duration::MAX / 4));
+    tokio::pin!(send_at);
+    let mut sent = send_after.is_none();
+    loop {
+        tokio::select! {
+            () = &mut send_at, if !sent => {
+                ws.send(Message::text(r#""late""#)).await.unwrap();
+                sent = true;
+            }
+            message = ws.next() => match message {
+                Some(Ok(Message::Text(_))) => texts += 1,
+                Some(Ok(Message::Ping(_))) => pings += 1,
+                Some(Ok(close @ Message::Close(_))) => {
+                    // Drive the close reply out, then report.
+                    while let Some(Ok(_)) = ws.next().await {}
+                    return (texts, pings, Some(close));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return (texts, pings, None),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn live_peer_does_not_time_out_while_the_user_only_sends() {
+    let timeout = Duration::from_millis(500);
+    let span = timeout * 4;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = tokio::spawn(live_peer(listener, None));
+    let client = Client::new(Config::new().ping_interval(PING).timeout(timeout));
+    let mut session = within(
+        "connect",
+        client.web_socket_session(format!("ws://{addr}/send")),
+    )
+    .await
+    .unwrap();
+
+    let started = Instant::now();
+    let mut ticks = tokio::time::interval(Duration::from_millis(50));
+    let mut sent = 0;
+    while started.elapsed() < span {
+        ticks.tick().await;
+        within("send", session.send_text(format!("n{sent}")))
+            .await
+            .unwrap_or_else(|e| panic!("send {sent} after {:?}: {e:?}", started.elapsed()));
+        sent += 1;
+    }
+    assert_eq!(session.close_reason(), None);
+    within(
+        "close",
+        session.close(CloseReason::new(CloseCode::Normal, "")),
+    )
+    .await
+    .unwrap();
+    let (texts, pings, close) = within("peer", peer).await.unwrap();
+    assert_eq!(texts, sent, "the peer got every message");
+    assert!(pings >= 5, "only {pings} pings in {span:?}");
+    assert!(
+        matches!(close, Some(Message::Close(Some(ref f))) if u16::from(f.code) == 1000),
+        "{close:?}"
+    );
+    assert_eq!(session.close_reason().unwrap().code, CloseCode::Normal);
+}
+
+#[tokio::test]
+async fn live_peer_does_not_time_out_while_the_user_only_receives() {
+    let timeout = Duration::from_millis(500);
+    let span = timeout * 4;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = tokio::spawn(live_peer(listener, Some(span)));
+    let client = Client::new(
+        Config::new()
+            .converter(AnyConverter::from_name("json").unwrap())
+            .ping_interval(PING)
+            .timeout(timeout),
+    );
+    let mut session = within(
+        "connect",
+        client.web_socket_session(format!("ws://{addr}/recv")),
+    )
+    .await
+    .unwrap();
+
+    // Nothing but pongs arrives for four timeout periods, then a message.
+    let started = Instant::now();
+    let late: String = within("receive", session.receive_deserialized())
+        .await
+        .unwrap_or_else(|e| panic!("receive failed after {:?}: {e:?}", started.elapsed()));
+    assert_eq!(late, "late");
+    assert!(
+        started.elapsed() >= span.mul_f32(0.9),
+        "the message came early: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(session.close_reason(), None);
+    within(
+        "close",
+        session.close(CloseReason::new(CloseCode::Normal, "")),
+    )
+    .await
+    .unwrap();
+    let (_, pings, _) = within("peer", peer).await.unwrap();
+    assert!(pings >= 5, "only {pings} pings in {span:?}");
+}
+
+#[tokio::test]
+async fn idle_timeout_without_pings() {
+    // Without a ping interval the timeout is an idle timeout: a live but quiet peer ends it.
+    let timeout = Duration::from_millis(300);
+    let (mut session, mut peer) = client_to_raw(Config::new().timeout(timeout), "/idle").await;
+    within("raw send", peer.write_frame(true, raw::TEXT, b"one"))
+        .await
+        .unwrap();
+    assert_eq!(
+        within("receive", session.receive()).await.unwrap(),
+        Frame::text("one")
+    );
+    let err = within("receive until idle", session.receive())
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    let close = within("raw read", peer.expect_frame()).await;
+    assert_eq!(close.close_code(), Some(1011));
+}
+
+#[tokio::test]
+async fn opening_handshake_is_bounded_by_the_timeout() {
+    let timeout = Duration::from_millis(300);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = Client::new(Config::new().timeout(timeout));
+    // The server accepts the TCP connection and never answers the upgrade.
+    let (result, accepted) = within("connect to a mute server", async {
+        tokio::join!(
+            client.web_socket_session(format!("ws://{addr}/mute")),
+            listener.accept()
+        )
+    })
+    .await;
+    let _tcp = accepted.unwrap();
+    match result {
+        Err(err) => assert!(matches!(err, Error::Timeout(d) if d == timeout), "{err:?}"),
+        Ok(_) => panic!("the handshake cannot have succeeded"),
+    }
+}
+
+#[tokio::test]
+async fn connection_dropped_without_close_gives_1006() {
+    let (mut session, peer) = client_to_raw(Config::new(), "/drop").await;
+    let (result, ()) = within("receive while the server drops", async {
+        tokio::join!(session.receive(), async { peer.drop_connection() })
+    })
+    .await;
+    let err = result.unwrap_err();
+    match &err {
+        Error::Closed(reason) => assert_eq!(reason.code, CloseCode::Abnormal),
+        other => panic!("expected Error::Closed(1006), got {other:?}"),
+    }
+    assert_eq!(err.close_code(), None);
+    assert_eq!(
+        session.close_reason().map(|r| r.code),
+        Some(CloseCode::Abnormal)
+    );
+    // Sending fails the same way.
+    let err = within("send after", session.send_text("anyone?"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.close_reason().map(|r| r.code),
+        Some(CloseCode::Abnormal),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn connection_dropped_while_nobody_receives_gives_1006_with_keepalive_on() {
+    let (mut session, mut peer) =
+        client_to_raw(Config::new().ping_interval(PING), "/drop-idle").await;
+    // Wait until the keep-alive task is demonstrably running, then end the connection
+    // (FIN, no close frame; the raw peer keeps its socket so later pings cannot reset it).
+    let ping = within("first ping", peer.expect_frame()).await;
+    assert_eq!(ping.opcode, raw::PING);
+    within("shutdown", peer.shutdown_write()).await;
+    let err = within("receive", session.receive()).await.unwrap_err();
+    match &err {
+        Error::Closed(reason) => assert_eq!(reason.code, CloseCode::Abnormal),
+        other => panic!("expected Error::Closed(1006), got {other:?}"),
+    }
+    assert_eq!(
+        session.close_reason().map(|r| r.code),
+        Some(CloseCode::Abnormal)
+    );
+}
