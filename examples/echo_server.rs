@@ -6,7 +6,9 @@
 //! ```
 //!
 //! Both flags are optional (defaults `127.0.0.1:8080` and `json`); `--addr 127.0.0.1:0` picks
-//! a free port. When it is ready it prints one line on stdout, with the address it is bound
+//! a free port. `--codec` also takes a list, `--codec msgpack,cbor,json`: a client that offers
+//! the codecs as subprotocols (`Sec-WebSocket-Protocol: json, cbor`) gets the first of the
+//! list that it offered, and a client that offers none gets the first of the list. When it is ready it prints one line on stdout, with the address it is bound
 //! to:
 //!
 //! ```text
@@ -31,11 +33,13 @@ use std::process::ExitCode;
 
 use tokio::net::TcpListener;
 
-use common::{ECHO_PATH, parse_converter, parse_flags, serve_echo, usage_error};
+use common::{ECHO_PATH, parse_codecs, parse_flags, serve_echo, usage_error};
 
-const USAGE: &str = "usage: echo_server [--addr IP:PORT] [--codec json|cbor|msgpack]
+const USAGE: &str = "usage: echo_server [--addr IP:PORT] [--codec json|cbor|msgpack[,...]]
   --addr   the address to listen on (default 127.0.0.1:8080; port 0 picks a free one)
-  --codec  how messages are encoded (default json)";
+  --codec  how messages are encoded (default json); a list such as msgpack,cbor,json is
+           negotiated in that order through the subprotocol, and clients that offer none
+           get the first";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -48,8 +52,8 @@ async fn main() -> ExitCode {
         Ok(addr) => addr,
         Err(_) => return usage_error(USAGE, &format!("--addr {addr:?} is not an IP:PORT address")),
     };
-    let converter = match parse_converter(&codec, USAGE) {
-        Ok(converter) => converter,
+    let codecs = match parse_codecs(&codec, USAGE) {
+        Ok(codecs) => codecs,
         Err(code) => return code,
     };
 
@@ -79,6 +83,6 @@ async fn main() -> ExitCode {
     }
 
     // Serves until the process is stopped (Ctrl-C).
-    serve_echo(listener, converter).await;
+    serve_echo(listener, codecs).await;
     ExitCode::SUCCESS
 }

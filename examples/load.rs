@@ -17,7 +17,7 @@ use std::time::Instant;
 use tokio::net::TcpListener;
 use typed_ws::{AnyConverter, Client, CloseCode, CloseReason, Config, Error};
 
-use common::{ChatMessage, ECHO_PATH, parse_converter, parse_flags, serve_echo, usage_error};
+use common::{ChatMessage, ECHO_PATH, only, parse_converter, parse_flags, serve_echo, usage_error};
 
 const USAGE: &str = "usage: load [--sessions N] [--messages N] [--codec json|cbor|msgpack]
   --sessions  concurrent sessions (default 1000)
@@ -50,7 +50,7 @@ async fn main() -> ExitCode {
         .and_then(|l| Ok((l.local_addr()?, l)))
     {
         Ok((addr, listener)) => {
-            tokio::spawn(serve_echo(listener, converter));
+            tokio::spawn(serve_echo(listener, only(converter)));
             addr
         }
         Err(e) => {

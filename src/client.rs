@@ -194,9 +194,9 @@ impl<C: Converter> ClientRequest<C> {
                 HeaderValue::from_str(value).map_err(|e| invalid_header(name.as_str(), e))?;
             request.headers_mut().append(name, value);
         }
-        let offered = [&config.subprotocols[..], &self.subprotocols[..]]
-            .concat()
-            .join(", ");
+        let mut offered = config.offered_subprotocols();
+        offered.extend(self.subprotocols.iter().cloned());
+        let offered = offered.join(", ");
         if !offered.is_empty() {
             let value = HeaderValue::from_str(&offered)
                 .map_err(|e| invalid_header("Sec-WebSocket-Protocol", e))?;
@@ -225,15 +225,19 @@ impl<C: Converter> ClientRequest<C> {
                     }
                     other => handshake::failed(other, Side::Client),
                 })?;
+        let subprotocol = handshake::subprotocol(response.headers());
+        let converter = config
+            .converter_for(subprotocol.as_deref())
+            .map_err(|message| Error::Handshake {
+                status: None,
+                message,
+            })?;
         let options = LinkOptions {
             path: Some(path),
-            subprotocol: handshake::subprotocol(response.headers()),
+            subprotocol,
             ..link_options(config)
         };
-        Ok(Session::new(
-            Link::start(Box::new(ws), options),
-            config.converter.clone(),
-        ))
+        Ok(Session::new(Link::start(Box::new(ws), options), converter))
     }
 
     /// Connects and runs a block; see [`Client::web_socket`].

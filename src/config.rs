@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::converter::NoConverter;
+use crate::converter::{Converter, NoConverter};
+use crate::negotiation::Negotiation;
 
 /// The default [`Config::max_frame_size`]: 16 MiB.
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;
@@ -25,6 +26,7 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
 /// | [`fragment_size`](Config::fragment_size) | off (every message in one frame) |
 /// | [`subprotocols`](Config::subprotocols) | none |
 /// | [`converter`](Config::converter) | none ([`NoConverter`]) |
+/// | [`negotiate`](Config::negotiate) | off |
 ///
 /// ```
 /// use std::time::Duration;
@@ -45,6 +47,7 @@ pub struct Config<C = NoConverter> {
     pub(crate) timeout: Option<Duration>,
     pub(crate) fragment_size: Option<usize>,
     pub(crate) subprotocols: Vec<String>,
+    pub(crate) negotiation: Option<Negotiation<C>>,
 }
 
 impl Default for Config<NoConverter> {
@@ -57,6 +60,7 @@ impl Default for Config<NoConverter> {
             timeout: None,
             fragment_size: None,
             subprotocols: Vec::new(),
+            negotiation: None,
         }
     }
 }
@@ -71,7 +75,8 @@ impl Config<NoConverter> {
 impl<C> Config<C> {
     /// The converter that `send_serialized` and `receive_deserialized` use. Any
     /// [`Converter`](crate::Converter): a codec type chosen in code, or an
-    /// [`AnyConverter`](crate::AnyConverter) chosen by name at run time.
+    /// [`AnyConverter`](crate::AnyConverter) chosen by name at run time. Replaces a
+    /// [negotiation](Config::negotiate).
     pub fn converter<C2>(self, converter: C2) -> Config<C2> {
         Config {
             converter,
@@ -81,7 +86,16 @@ impl<C> Config<C> {
             timeout: self.timeout,
             fragment_size: self.fragment_size,
             subprotocols: self.subprotocols,
+            negotiation: None,
         }
+    }
+
+    /// Chooses the converter per session, through the subprotocol handshake: see
+    /// [`Negotiation`]. The negotiated subprotocols come before [`Config::subprotocols`].
+    pub fn negotiate<N: Converter>(self, negotiation: Negotiation<N>) -> Config<N> {
+        let mut config = self.converter(negotiation.first().clone());
+        config.negotiation = Some(negotiation);
+        config
     }
 
     /// The largest incoming frame payload accepted; a larger one closes the session with
@@ -149,5 +163,55 @@ impl<C> Config<C> {
         WebSocketConfig::default()
             .max_frame_size(Some(self.max_frame_size.min(self.max_message_size)))
             .max_message_size(Some(self.max_message_size))
+    }
+}
+
+impl<C: Converter> Config<C> {
+    /// What a client offers: the negotiated converters, then the plain subprotocols.
+    pub(crate) fn offered_subprotocols(&self) -> Vec<String> {
+        let negotiated = self.negotiation.iter().flat_map(Negotiation::subprotocols);
+        negotiated
+            .chain(self.subprotocols.iter().cloned())
+            .collect()
+    }
+
+    /// The server's answer to what a client offered: the subprotocol to agree on and the
+    /// session's converter, or why the client is refused.
+    pub(crate) fn accept_offer(&self, offered: &[&str]) -> Result<(Option<String>, C), String> {
+        if let Some(negotiation) = &self.negotiation {
+            return negotiation.choose(offered);
+        }
+        if self.subprotocols.is_empty() || offered.is_empty() {
+            // RFC 6455 lets a server ignore subprotocols it was not told about.
+            return Ok((None, self.converter.clone()));
+        }
+        match self
+            .subprotocols
+            .iter()
+            .find(|name| offered.contains(&name.as_str()))
+        {
+            Some(chosen) => Ok((Some(chosen.clone()), self.converter.clone())),
+            None => Err(format!(
+                "no common subprotocol: the client offered {}, this server speaks {}",
+                offered.join(", "),
+                self.subprotocols.join(", ")
+            )),
+        }
+    }
+
+    /// The client's converter for the subprotocol the server agreed on.
+    pub(crate) fn converter_for(&self, agreed: Option<&str>) -> Result<C, String> {
+        match &self.negotiation {
+            None => Ok(self.converter.clone()),
+            Some(negotiation) => agreed
+                .and_then(|name| negotiation.find(name))
+                .cloned()
+                .ok_or_else(|| {
+                    format!(
+                        "the server agreed on {agreed:?}, none of the offered converters ({})",
+                        negotiation.subprotocols().join(", ")
+                    )
+                }),
+        }
     }
 }

@@ -54,6 +54,7 @@ mod converter;
 mod error;
 mod frame;
 mod handshake;
+mod negotiation;
 mod server;
 mod session;
 
@@ -69,6 +70,7 @@ pub use converter::MsgPackConverter;
 pub use converter::{AnyConverter, Converter, NoConverter};
 pub use error::{BoxError, Error};
 pub use frame::{CloseCode, CloseReason, Frame, FrameKind, Utf8Bytes};
+pub use negotiation::Negotiation;
 pub use server::Server;
 pub use session::{Deserialized, RecvHalf, SendHalf, Session};
 /// The tokio-tungstenite crate this library builds on, for [`Session::from_stream`].

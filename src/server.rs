@@ -105,7 +105,7 @@ impl<C: Converter> Server<C> {
     {
         let config = &self.config;
         let mut path = None;
-        let mut subprotocol = None;
+        let mut agreed = None;
         // tungstenite's callback signature fixes the large error type.
         #[allow(clippy::result_large_err)]
         let callback =
@@ -117,7 +117,10 @@ impl<C: Converter> Server<C> {
                         status.canonical_reason().unwrap_or_default().to_owned(),
                     ));
                 }
-                subprotocol = choose_subprotocol(&config.subprotocols, request)?;
+                let offered = offered_subprotocols(request);
+                let (subprotocol, converter) = config
+                    .accept_offer(&offered)
+                    .map_err(|why| refusal(StatusCode::BAD_REQUEST, why))?;
                 if let Some(chosen) = &subprotocol {
                     let value = HeaderValue::from_str(chosen).map_err(|_| {
                         refusal(
@@ -129,6 +132,7 @@ impl<C: Converter> Server<C> {
                         .headers_mut()
                         .insert("sec-websocket-protocol", value);
                 }
+                agreed = Some((subprotocol, converter));
                 Ok(response)
             };
         let accept = tokio_tungstenite::accept_hdr_async_with_config(
@@ -139,15 +143,17 @@ impl<C: Converter> Server<C> {
         let ws = handshake::bounded(config.timeout, accept)
             .await?
             .map_err(|e| handshake::failed(e, Side::Server))?;
+        // tungstenite completes a handshake only after the callback accepted it.
+        let (subprotocol, converter) = agreed.ok_or_else(|| Error::Handshake {
+            status: None,
+            message: "the handshake completed without a decision".to_owned(),
+        })?;
         let options = LinkOptions {
             path,
             subprotocol,
             ..link_options(config)
         };
-        Ok(Session::new(
-            Link::start(Box::new(ws), options),
-            config.converter.clone(),
-        ))
+        Ok(Session::new(Link::start(Box::new(ws), options), converter))
     }
 
     /// Accepts connections on `listener` forever, each in its own task: the handshake, then
@@ -220,14 +226,9 @@ impl<C: Converter> Server<C> {
     }
 }
 
-/// The server's first subprotocol that the client offered; `None` when either side has none.
-/// A client that offered only unsupported ones is refused with 400.
-#[allow(clippy::result_large_err)]
-fn choose_subprotocol(
-    supported: &[String],
-    request: &Request,
-) -> Result<Option<String>, ErrorResponse> {
-    let offered: Vec<&str> = request
+/// The subprotocols a client offered, in its order.
+fn offered_subprotocols(request: &Request) -> Vec<&str> {
+    request
         .headers()
         .get_all("sec-websocket-protocol")
         .iter()
@@ -235,24 +236,7 @@ fn choose_subprotocol(
         .flat_map(|value| value.split(','))
         .map(str::trim)
         .filter(|name| !name.is_empty())
-        .collect();
-    if supported.is_empty() || offered.is_empty() {
-        return Ok(None);
-    }
-    match supported
-        .iter()
-        .find(|name| offered.contains(&name.as_str()))
-    {
-        Some(chosen) => Ok(Some(chosen.clone())),
-        None => Err(refusal(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "no common subprotocol: offered {}, supported {}",
-                offered.join(", "),
-                supported.join(", ")
-            ),
-        )),
-    }
+        .collect()
 }
 
 fn refusal(status: StatusCode, body: String) -> ErrorResponse {

@@ -444,6 +444,35 @@ async fn our_server(lang: Lang, codec: &str) {
     fragments_and_our_close(&mut peer, session).await;
 }
 
+/// A Python client offers `wamp.2.msgpack, wamp.2.json`; our server, which prefers CBOR
+/// then JSON, agrees on `wamp.2.json`, and the exchange runs in JSON on both sides.
+#[tokio::test]
+async fn python_client_negotiates_the_converter_by_subprotocol() {
+    if !installed(Lang::Python) {
+        return;
+    }
+    let negotiation = Negotiation::from_names("cbor,json")
+        .unwrap()
+        .prefix("wamp.2");
+    let (addr, accepted) = accept_one(Config::new().negotiate(negotiation)).await;
+    let url = format!("ws://{addr}/wamp");
+    let offer = "wamp.2.msgpack,wamp.2.json";
+    let mut peer = Peer::start(
+        Lang::Python,
+        &["client", "--url", &url, "--subprotocols", offer],
+    );
+    let session = within("the peer connecting", accepted)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(session.subprotocol(), Some("wamp.2.json"));
+    assert_eq!(session.converter().name(), "json");
+    let chosen = peer.line("the peer reporting the subprotocol").await;
+    assert_eq!(chosen, r#"{"event": "subprotocol", "name": "wamp.2.json"}"#);
+    exchange(Lang::Python, "json", session).await;
+    assert_eq!(peer.closed().await, (4001, "bye ✓".to_owned()));
+}
+
 #[tokio::test]
 async fn our_client_python_server_json() {
     our_client(Lang::Python, "json").await;
@@ -646,7 +675,14 @@ fn wire_forms() {
 /// the `-1.5e-300` that it, Python and JavaScript all write as -1.4999999999999998e-300.
 #[test]
 fn json_reads_floats_exactly() {
-    for x in [-1.5e-300, -1.25e-300, -2.5e-308, 5e-324, f64::MAX, f64::MIN_POSITIVE] {
+    for x in [
+        -1.5e-300,
+        -1.25e-300,
+        -2.5e-308,
+        5e-324,
+        f64::MAX,
+        f64::MIN_POSITIVE,
+    ] {
         let frame = Frame::text(format!("{x:?}"));
         let read: f64 = JsonConverter.deserialize(&frame).unwrap();
         assert_eq!(read, x, "{}", frame.as_text().unwrap());

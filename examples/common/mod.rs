@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use typed_ws::http::{Request, StatusCode};
-use typed_ws::{AnyConverter, CloseReason, Config, Converter, Server, Session};
+use typed_ws::{AnyConverter, CloseReason, Config, Converter, Negotiation, Server, Session};
 
 /// The message every example sends and the echo server sends back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,18 +30,23 @@ pub const ECHO_PATH: &str = "/echo";
 pub const ECHO_MAX_MESSAGE: usize = 1 << 20;
 
 /// The configuration the echo server installs.
-pub fn echo_config(converter: AnyConverter) -> Config<AnyConverter> {
+pub fn echo_config(codecs: Negotiation) -> Config<AnyConverter> {
     // The defaults (16 MiB frames, 64 MiB messages) suit bulk transfers; a chat echo has no
     // use for more than 1 MiB, and a lower bound limits what one client can make us buffer.
     Config::new()
-        .converter(converter)
+        .negotiate(codecs)
         .max_message_size(ECHO_MAX_MESSAGE)
         .max_frame_size(ECHO_MAX_MESSAGE)
 }
 
+/// An echo server that speaks one codec, whatever the client offers or does not.
+pub fn only(converter: AnyConverter) -> Negotiation {
+    Negotiation::prefer(converter).fallback(converter)
+}
+
 /// Serves `ws://ADDR/echo` on `listener` until the process ends, one task per connection.
 /// Other paths are refused during the handshake, with a real HTTP status the client sees.
-pub async fn serve_echo(listener: TcpListener, converter: AnyConverter) {
+pub async fn serve_echo(listener: TcpListener, codecs: Negotiation) {
     let only_echo = |request: &Request<()>| {
         let path = request.uri().path();
         if path == ECHO_PATH {
@@ -51,7 +56,7 @@ pub async fn serve_echo(listener: TcpListener, converter: AnyConverter) {
             Err(StatusCode::NOT_FOUND)
         }
     };
-    Server::new(echo_config(converter))
+    Server::new(echo_config(codecs))
         .serve_with(listener, only_echo, echo_chat)
         .await
 }
@@ -79,6 +84,16 @@ pub async fn echo_chat<C: Converter>(mut session: Session<C>) {
             .close(CloseReason::new(code, error.to_string()))
             .await;
     }
+}
+
+/// The codecs named on the command line (`json` or `msgpack,cbor,json`), negotiated in that
+/// order; a client that offers none gets the first. A bad name is the usage error that lists
+/// the known ones.
+pub fn parse_codecs(names: &str, usage: &str) -> Result<Negotiation, ExitCode> {
+    let first = names.split(',').next().unwrap_or_default().trim();
+    let first = parse_converter(first, usage)?;
+    let codecs = Negotiation::from_names(names).map_err(|e| usage_error(usage, &e.to_string()))?;
+    Ok(codecs.fallback(first))
 }
 
 /// The converter named on the command line, or the usage error that lists the known ones.

@@ -2,6 +2,9 @@
 
     peer.py server --codec json|cbor|msgpack    prints "listening on ws://127.0.0.1:PORT"
     peer.py client --url ws://HOST:PORT/PATH --codec json|cbor|msgpack
+    peer.py client --url ws://HOST:PORT/PATH --subprotocols wamp.2.msgpack,wamp.2.json
+        offers those subprotocols, prints {"event": "subprotocol", "name": ...} with the one
+        the server chose, and uses the codec it names (the part after the last dot)
 
 Each data message it receives is decoded with the codec (json in text frames; cbor2 and
 msgpack in binary frames) and compared, types included, with canonical(codec), the same value
@@ -140,14 +143,19 @@ async def session(ws, codec):
 async def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("role", choices=["server", "client"])
-    parser.add_argument("--codec", choices=sorted(ENCODE), required=True)
+    parser.add_argument("--codec", choices=sorted(ENCODE))
     parser.add_argument("--url")
+    parser.add_argument("--subprotocols")
     args = parser.parse_args()
     if args.role == "server":
         async with serve(lambda ws: session(ws, args.codec), "127.0.0.1", 0) as server:
             port = server.sockets[0].getsockname()[1]
             print(f"listening on ws://127.0.0.1:{port}", flush=True)
             await server.serve_forever()
+    elif args.subprotocols:
+        async with connect(args.url, subprotocols=args.subprotocols.split(",")) as ws:
+            print(json.dumps({"event": "subprotocol", "name": ws.subprotocol}), flush=True)
+            await session(ws, ws.subprotocol.rsplit(".", 1)[-1])
     else:
         async with connect(args.url) as ws:
             await session(ws, args.codec)
