@@ -205,6 +205,18 @@ impl<C: Converter> ClientRequest<C> {
                 .insert("sec-websocket-protocol", value);
         }
         let path = request.uri().path().to_owned();
+        #[cfg(feature = "tls")]
+        let connect = tokio_tungstenite::connect_async_tls_with_config(
+            request,
+            Some(config.websocket_config()),
+            true,
+            config
+                .tls
+                .client
+                .clone()
+                .map(tokio_tungstenite::Connector::Rustls),
+        );
+        #[cfg(not(feature = "tls"))]
         let connect = tokio_tungstenite::connect_async_with_config(
             request,
             Some(config.websocket_config()),

@@ -6,6 +6,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::converter::{Converter, NoConverter};
 use crate::negotiation::Negotiation;
+use crate::tls::TlsSettings;
 
 /// The default [`Config::max_frame_size`]: 16 MiB.
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;
@@ -27,6 +28,8 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
 /// | [`subprotocols`](Config::subprotocols) | none |
 /// | [`converter`](Config::converter) | none ([`NoConverter`]) |
 /// | [`negotiate`](Config::negotiate) | off |
+/// | `tls_client` (feature `tls`) | webpki-roots, certificates verified |
+/// | `tls_server` (feature `tls`) | off |
 ///
 /// ```
 /// use std::time::Duration;
@@ -48,6 +51,7 @@ pub struct Config<C = NoConverter> {
     pub(crate) fragment_size: Option<usize>,
     pub(crate) subprotocols: Vec<String>,
     pub(crate) negotiation: Option<Negotiation<C>>,
+    pub(crate) tls: TlsSettings,
 }
 
 impl Default for Config<NoConverter> {
@@ -61,6 +65,7 @@ impl Default for Config<NoConverter> {
             fragment_size: None,
             subprotocols: Vec::new(),
             negotiation: None,
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -87,6 +92,7 @@ impl<C> Config<C> {
             fragment_size: self.fragment_size,
             subprotocols: self.subprotocols,
             negotiation: None,
+            tls: self.tls,
         }
     }
 
@@ -149,6 +155,25 @@ impl<C> Config<C> {
         S: Into<String>,
     {
         self.subprotocols = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The TLS client settings for `wss://` URLs: trusted roots, client certificates. Without
+    /// this, `wss://` trusts the Mozilla roots of `webpki-roots`; certificates are always
+    /// verified.
+    #[cfg(feature = "tls")]
+    pub fn tls_client(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        self.tls.client = Some(config);
+        self
+    }
+
+    /// Makes [`Server::serve`](crate::Server::serve) and
+    /// [`Server::serve_with`](crate::Server::serve_with) run a TLS handshake with this
+    /// configuration before the WebSocket one. (For [`Server::accept`](crate::Server::accept),
+    /// pass it a `tokio_rustls` stream.)
+    #[cfg(feature = "tls")]
+    pub fn tls_server(mut self, config: std::sync::Arc<rustls::ServerConfig>) -> Self {
+        self.tls.server = Some(config);
         self
     }
 

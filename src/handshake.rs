@@ -49,12 +49,25 @@ pub(crate) fn failed(e: WsError, side: Side) -> Error {
                 message,
             }
         }
-        WsError::Io(e) => Error::Io(e),
+        WsError::Io(e) => tls_failure(e),
         other => Error::Handshake {
             status: None,
             message: other.to_string(),
         },
     }
+}
+
+/// A failed TLS handshake is a handshake error that says why (an unknown issuer, a name
+/// mismatch); other I/O errors stay I/O errors.
+fn tls_failure(e: std::io::Error) -> Error {
+    #[cfg(feature = "tls")]
+    if let Some(tls) = crate::tls::rustls_error(&e) {
+        return Error::Handshake {
+            status: None,
+            message: format!("TLS handshake failed: {tls}"),
+        };
+    }
+    Error::Io(e)
 }
 
 /// The subprotocol a handshake response agreed on.

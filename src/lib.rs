@@ -57,6 +57,7 @@ mod handshake;
 mod negotiation;
 mod server;
 mod session;
+mod tls;
 
 pub use bytes::Bytes;
 pub use client::{Client, ClientRequest, Endpoint};
@@ -71,8 +72,15 @@ pub use converter::{AnyConverter, Converter, NoConverter};
 pub use error::{BoxError, Error};
 pub use frame::{CloseCode, CloseReason, Frame, FrameKind, Utf8Bytes};
 pub use negotiation::Negotiation;
+/// The rustls crate behind the `tls` feature, for `Config::tls_client` and
+/// `Config::tls_server`.
+#[cfg(feature = "tls")]
+pub use rustls;
 pub use server::Server;
 pub use session::{Deserialized, RecvHalf, SendHalf, Session};
+/// tokio-rustls, for TLS on streams given to [`Server::accept`].
+#[cfg(feature = "tls")]
+pub use tokio_rustls;
 /// The tokio-tungstenite crate this library builds on, for [`Session::from_stream`].
 pub use tokio_tungstenite;
 /// The `http` crate, as tungstenite uses it: requests seen by [`Server::accept_with`] and

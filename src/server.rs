@@ -218,7 +218,20 @@ impl<C: Converter> Server<C> {
             let check = check.clone();
             let handler = handler.clone();
             tokio::spawn(async move {
-                if let Ok(session) = server.accept_with(tcp, move |request| check(request)).await {
+                let accepted = match server.tls_acceptor() {
+                    #[cfg(feature = "tls")]
+                    Some(tls) => {
+                        let Ok(Ok(tls)) =
+                            handshake::bounded(server.config.timeout, tls.accept(tcp)).await
+                        else {
+                            // A client that fails the TLS handshake never reaches the handler.
+                            return;
+                        };
+                        server.accept_with(tls, move |request| check(request)).await
+                    }
+                    _ => server.accept_with(tcp, move |request| check(request)).await,
+                };
+                if let Ok(session) = accepted {
                     handler(session).await;
                 }
             });
@@ -243,6 +256,23 @@ fn refusal(status: StatusCode, body: String) -> ErrorResponse {
     let mut response = ErrorResponse::new(Some(body));
     *response.status_mut() = status;
     response
+}
+
+impl<C> Server<C> {
+    /// The TLS acceptor of `serve`, when the config has TLS server settings.
+    #[cfg(feature = "tls")]
+    fn tls_acceptor(&self) -> Option<tokio_rustls::TlsAcceptor> {
+        self.config
+            .tls
+            .server
+            .clone()
+            .map(tokio_rustls::TlsAcceptor::from)
+    }
+
+    #[cfg(not(feature = "tls"))]
+    fn tls_acceptor(&self) -> Option<std::convert::Infallible> {
+        None
+    }
 }
 
 fn is_per_connection(kind: ErrorKind) -> bool {
