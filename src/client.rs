@@ -222,21 +222,22 @@ impl<C: Converter> ClientRequest<C> {
             Some(config.websocket_config()),
             true,
         );
-        let (ws, response) =
-            handshake::bounded(config.timeout, connect)
-                .await?
-                .map_err(|e| match e {
-                    WsError::Url(e) => invalid_url(e.to_string()),
-                    WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(e)) => {
-                        Error::Handshake {
-                            status: None,
-                            message: format!(
-                                "subprotocol negotiation failed ({e}); offered: {offered}"
-                            ),
-                        }
+        // tokio-tungstenite's connect future is large (20 KiB with TLS), and debug builds copy
+        // it into every frame of the futures that await it; on the heap it is copied nowhere.
+        let (ws, response) = handshake::bounded(config.timeout, Box::pin(connect))
+            .await?
+            .map_err(|e| match e {
+                WsError::Url(e) => invalid_url(e.to_string()),
+                WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(e)) => {
+                    Error::Handshake {
+                        status: None,
+                        message: format!(
+                            "subprotocol negotiation failed ({e}); offered: {offered}"
+                        ),
                     }
-                    other => handshake::failed(other, Side::Client),
-                })?;
+                }
+                other => handshake::failed(other, Side::Client),
+            })?;
         let subprotocol = handshake::subprotocol(response.headers());
         let converter = config
             .converter_for(subprotocol.as_deref())

@@ -26,7 +26,7 @@ use crate::error::Error;
 /// assert_eq!(frame.as_text(), Some("hello"));
 /// assert_eq!(frame.payload(), b"hello");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Frame {
     /// A UTF-8 text message.
     Text(Utf8Bytes),
@@ -38,6 +38,35 @@ pub enum Frame {
     Ping(Bytes),
     /// A pong.
     Pong(Bytes),
+}
+
+/// Shows at most the first 64 bytes of a payload, so that errors carrying a large frame stay
+/// readable in logs.
+impl fmt::Debug for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN: usize = 64;
+        let (kind, data) = match self {
+            Frame::Close(reason) => return f.debug_tuple("Close").field(reason).finish(),
+            Frame::Text(text) if text.len() <= SHOWN => {
+                return f.debug_tuple("Text").field(&text.as_str()).finish();
+            }
+            Frame::Text(text) => {
+                let mut end = SHOWN;
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                return write!(f, "Text({:?}… {} bytes)", &text[..end], text.len());
+            }
+            Frame::Binary(data) => ("Binary", data),
+            Frame::Ping(data) => ("Ping", data),
+            Frame::Pong(data) => ("Pong", data),
+        };
+        if data.len() <= SHOWN {
+            write!(f, "{kind}({:?})", &data[..])
+        } else {
+            write!(f, "{kind}({:?}… {} bytes)", &data[..SHOWN], data.len())
+        }
+    }
 }
 
 /// The type of a [`Frame`], without its payload.

@@ -68,7 +68,7 @@ pub use converter::CborConverter;
 pub use converter::JsonConverter;
 #[cfg(feature = "msgpack")]
 pub use converter::MsgPackConverter;
-pub use converter::{AnyConverter, Converter, NoConverter};
+pub use converter::{AnyConverter, BorrowingConverter, Converter, NoConverter};
 pub use error::{BoxError, Error};
 pub use frame::{CloseCode, CloseReason, Frame, FrameKind, Utf8Bytes};
 pub use negotiation::Negotiation;

@@ -1,7 +1,8 @@
+use serde::Deserialize;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::converter::Converter;
+use crate::converter::{BorrowingConverter, Converter};
 use crate::error::Error;
 use crate::frame::Frame;
 
@@ -32,10 +33,22 @@ impl Converter for JsonConverter {
 
     #[inline]
     fn deserialize<T: DeserializeOwned>(&self, frame: &Frame) -> Result<T, Error> {
-        serde_json::from_slice(frame.payload()).map_err(|e| Error::decode(self.name(), frame, e))
+        self.deserialize_borrowed(frame)
     }
 
     fn is_applicable(&self, frame: &Frame) -> bool {
         matches!(frame, Frame::Text(_))
+    }
+}
+
+/// Borrows strings that have no escapes; a borrowed `&str` field whose string has an escape is
+/// an error, so prefer `Cow<'de, str>` with `#[serde(borrow)]`, which borrows when it can.
+impl BorrowingConverter for JsonConverter {
+    #[inline]
+    fn deserialize_borrowed<'de, T: Deserialize<'de>>(
+        &self,
+        frame: &'de Frame,
+    ) -> Result<T, Error> {
+        serde_json::from_slice(frame.payload()).map_err(|e| Error::decode(self.name(), frame, e))
     }
 }

@@ -6,8 +6,8 @@
 //! [`MsgPackConverter`], or your own), which compiles to a direct call of the codec, or at run
 //! time by name with [`AnyConverter`]. Both give the same session API.
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::frame::Frame;
@@ -83,6 +83,38 @@ pub trait Converter: Clone + Send + Sync + 'static {
     /// and MessagePack). A typed receive gives any other data frame back as
     /// [`Error::UnexpectedFrame`] without decoding it.
     fn is_applicable(&self, frame: &Frame) -> bool;
+}
+
+/// A converter that can also decode values borrowing from the frame: `&str` and `&[u8]`
+/// fields point into the received payload instead of being copied out of it.
+///
+/// JSON borrows strings without escapes and MessagePack borrows strings and binary data;
+/// ciborium always copies, so [`CborConverter`] does not implement this trait (and
+/// [`AnyConverter`] holding CBOR answers [`Error::Decode`]). Use it with
+/// [`Session::receive_message`](crate::Session::receive_message), which hands over the frame
+/// to decode:
+///
+/// ```
+/// use serde::Deserialize;
+/// use typed_ws::{BorrowingConverter, Frame, MsgPackConverter};
+///
+/// #[derive(Deserialize)]
+/// struct Event<'a> {
+///     kind: &'a str,
+///     #[serde(with = "serde_bytes")]
+///     body: &'a [u8],
+/// }
+///
+/// let frame = Frame::binary(vec![0x82, 0xa4, b'k', b'i', b'n', b'd', 0xa1, b'x', 0xa4, b'b', b'o', b'd', b'y', 0xc4, 0x01, 0x07]);
+/// let event: Event<'_> = MsgPackConverter::new().deserialize_borrowed(&frame).unwrap();
+/// assert_eq!((event.kind, event.body), ("x", &[7u8][..]));
+/// // The fields point into the frame's payload: nothing was copied.
+/// assert!(frame.payload().as_ptr_range().contains(&event.body.as_ptr()));
+/// ```
+pub trait BorrowingConverter: Converter {
+    /// Decodes a frame into a value that may borrow from it.
+    fn deserialize_borrowed<'de, T: Deserialize<'de>>(&self, frame: &'de Frame)
+    -> Result<T, Error>;
 }
 
 /// The converter of a [`Config`](crate::Config) that has none: raw frames work, typed sends
@@ -215,6 +247,31 @@ impl Converter for AnyConverter {
 
     fn is_applicable(&self, frame: &Frame) -> bool {
         dispatch!(self, c => c.is_applicable(frame))
+    }
+}
+
+/// JSON and MessagePack borrow; CBOR answers [`Error::Decode`], as ciborium cannot borrow.
+#[cfg_attr(
+    not(any(feature = "json", feature = "cbor", feature = "msgpack")),
+    allow(unused_variables)
+)]
+impl BorrowingConverter for AnyConverter {
+    fn deserialize_borrowed<'de, T: Deserialize<'de>>(
+        &self,
+        frame: &'de Frame,
+    ) -> Result<T, Error> {
+        match *self {
+            #[cfg(feature = "json")]
+            AnyConverter::Json(ref json) => json.deserialize_borrowed(frame),
+            #[cfg(feature = "cbor")]
+            AnyConverter::Cbor(ref cbor) => Err(Error::decode(
+                cbor.name(),
+                frame,
+                "ciborium cannot decode values that borrow from the frame; use an owned type",
+            )),
+            #[cfg(feature = "msgpack")]
+            AnyConverter::MsgPack(ref msgpack) => msgpack.deserialize_borrowed(frame),
+        }
     }
 }
 

@@ -1,7 +1,8 @@
+use serde::Deserialize;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::converter::{Converter, MAX_NESTING};
+use crate::converter::{BorrowingConverter, Converter, MAX_NESTING};
 use crate::error::Error;
 use crate::frame::Frame;
 
@@ -68,12 +69,23 @@ impl Converter for MsgPackConverter {
 
     #[inline]
     fn deserialize<T: DeserializeOwned>(&self, frame: &Frame) -> Result<T, Error> {
-        let mut decoder = rmp_serde::Deserializer::from_read_ref(frame.payload());
-        decoder.set_max_depth(MAX_NESTING);
-        T::deserialize(&mut decoder).map_err(|e| Error::decode(self.name(), frame, e))
+        self.deserialize_borrowed(frame)
     }
 
     fn is_applicable(&self, frame: &Frame) -> bool {
         matches!(frame, Frame::Binary(_))
+    }
+}
+
+/// Borrows strings (`&str`) and binary data (`&[u8]`, or `serde_bytes`) from the frame.
+impl BorrowingConverter for MsgPackConverter {
+    #[inline]
+    fn deserialize_borrowed<'de, T: Deserialize<'de>>(
+        &self,
+        frame: &'de Frame,
+    ) -> Result<T, Error> {
+        let mut decoder = rmp_serde::Deserializer::from_read_ref(frame.payload());
+        decoder.set_max_depth(MAX_NESTING);
+        T::deserialize(&mut decoder).map_err(|e| Error::decode(self.name(), frame, e))
     }
 }

@@ -230,6 +230,27 @@ impl<C: Converter> Session<C> {
         self.rx.receive_deserialized().await
     }
 
+    /// Receives the next data message the converter reads, without decoding it, as
+    /// [`Session::receive_deserialized`] would (skipping pings and pongs; the peer's close and
+    /// a frame of the wrong type are errors). For decoding values that borrow from the frame
+    /// with [`BorrowingConverter::deserialize_borrowed`](crate::BorrowingConverter):
+    ///
+    /// ```no_run
+    /// # async fn run(mut session: typed_ws::Session<typed_ws::MsgPackConverter>) -> Result<(), typed_ws::Error> {
+    /// use typed_ws::BorrowingConverter;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Quote<'a> { symbol: &'a str, price: f64 }
+    ///
+    /// let frame = session.receive_message().await?;
+    /// let quote: Quote<'_> = session.converter().deserialize_borrowed(&frame)?;
+    /// println!("{} {}", quote.symbol, quote.price);
+    /// # Ok(()) }
+    /// ```
+    pub async fn receive_message(&mut self) -> Result<Frame, Error> {
+        self.rx.receive_message().await
+    }
+
     /// The incoming messages, decoded, as a stream. Decode errors are items and the stream
     /// goes on after them; it ends when the session closes, after yielding the error if the
     /// session ended abnormally (dropped connection, timeout, protocol violation).
@@ -297,10 +318,16 @@ impl<C> RecvHalf<C> {
 impl<C: Converter> RecvHalf<C> {
     /// See [`Session::receive_deserialized`].
     pub async fn receive_deserialized<T: DeserializeOwned>(&mut self) -> Result<T, Error> {
+        let frame = self.receive_message().await?;
+        self.converter.deserialize(&frame)
+    }
+
+    /// See [`Session::receive_message`].
+    pub async fn receive_message(&mut self) -> Result<Frame, Error> {
         loop {
             let frame = self.receive().await?;
-            if let Some(result) = decode(&self.converter, frame) {
-                return result;
+            if let Some(message) = message(&self.converter, frame) {
+                return message;
             }
         }
     }
@@ -314,12 +341,9 @@ impl<C: Converter> RecvHalf<C> {
     }
 }
 
-/// Decodes a received frame for a typed receive; `None` for pings and pongs, which a typed
-/// receive skips.
-fn decode<C: Converter, T: DeserializeOwned>(
-    converter: &C,
-    frame: Frame,
-) -> Option<Result<T, Error>> {
+/// What a typed receive makes of a received frame: `None` for pings and pongs, which it
+/// skips; an error for the peer's close and for frames the converter does not read.
+fn message<C: Converter>(converter: &C, frame: Frame) -> Option<Result<Frame, Error>> {
     Some(match frame {
         Frame::Ping(_) | Frame::Pong(_) => return None,
         Frame::Close(reason) => {
@@ -327,12 +351,20 @@ fn decode<C: Converter, T: DeserializeOwned>(
                 CloseReason::new(CloseCode::NoStatus, "")
             })))
         }
-        frame if converter.is_applicable(&frame) => converter.deserialize(&frame),
+        frame if converter.is_applicable(&frame) => Ok(frame),
         frame => Err(Error::UnexpectedFrame {
             converter: converter.name(),
             frame,
         }),
     })
+}
+
+/// Decodes a received frame for a typed receive; `None` for pings and pongs.
+fn decode<C: Converter, T: DeserializeOwned>(
+    converter: &C,
+    frame: Frame,
+) -> Option<Result<T, Error>> {
+    message(converter, frame).map(|message| message.and_then(|frame| converter.deserialize(&frame)))
 }
 
 impl<C> RecvHalf<C> {
