@@ -58,6 +58,7 @@ mod negotiation;
 mod server;
 mod session;
 mod tls;
+mod upgrade;
 
 pub use bytes::Bytes;
 pub use client::{Client, ClientRequest, Endpoint};

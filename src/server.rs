@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::handshake::{self, Side};
 use crate::session::link::{Link, LinkOptions};
 use crate::session::{Session, link_options};
+use crate::upgrade;
 
 /// A WebSocket server: a [`Config`] installed once, shared by every session it accepts. Cheap
 /// to clone.
@@ -135,14 +136,17 @@ impl<C: Converter> Server<C> {
                 agreed = Some((subprotocol, converter));
                 Ok(response)
             };
-        let accept = tokio_tungstenite::accept_hdr_async_with_config(
-            io,
-            callback,
-            Some(config.websocket_config()),
-        );
-        let ws = handshake::bounded(config.timeout, accept)
-            .await?
-            .map_err(|e| handshake::failed(e, Side::Server))?;
+        let accept = async {
+            let io = upgrade::screen(io).await?;
+            tokio_tungstenite::accept_hdr_async_with_config(
+                io,
+                callback,
+                Some(config.websocket_config()),
+            )
+            .await
+            .map_err(|e| handshake::failed(e, Side::Server))
+        };
+        let ws = handshake::bounded(config.timeout, accept).await??;
         // tungstenite completes a handshake only after the callback accepted it.
         let (subprotocol, converter) = agreed.ok_or_else(|| Error::Handshake {
             status: None,

@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Sink, Stream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -33,15 +35,28 @@ use crate::session::keepalive;
 pub(crate) trait Transport:
     Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Send + Unpin
 {
+    /// The byte stream underneath, to close it cleanly once the WebSocket is over; `None`
+    /// when it is gone already.
+    fn io(&mut self) -> Option<&mut dyn Io>;
 }
 
-impl<T> Transport for T where
-    T: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Send + Unpin
-{
+/// A byte stream a WebSocket runs on.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+impl<S: AsyncRead + AsyncWrite + Send + Unpin> Transport for WebSocketStream<S> {
+    fn io(&mut self) -> Option<&mut dyn Io> {
+        Some(self.get_mut())
+    }
 }
 
 /// How long [`Link::close`] waits for the peer's close frame when no timeout is configured.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// How long an ended session's connection may take, in the background, to flush the close
+/// frame and read out what the peer still sends before it is dropped.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// At most this many frames read ahead by the keep-alive task wait for the receiver.
 const MAX_PENDING_FRAMES: usize = 1024;
@@ -187,8 +202,9 @@ impl Link {
             }
             Some(Err(e)) => {
                 // tokio-tungstenite yields nothing more after an error.
-                st.end = Some(End::Closed);
-                Err(self.read_failed(st, e))
+                let error = self.read_failed(st, e);
+                finish(st);
+                Err(error)
             }
             None => {
                 self.record_close(Self::abnormal());
@@ -449,6 +465,7 @@ impl Link {
             ),
         );
         st.end = Some(End::TimedOut(after));
+        finish(&mut st);
         for waker in [&st.recv_waker, &st.send_waker].into_iter().flatten() {
             waker.wake_by_ref();
         }
@@ -487,9 +504,32 @@ impl Link {
 
 /// Ends the session and lets the connection go. On the server this is what closes TCP after
 /// the closing handshake, as RFC 6455 wants; the client learns of it by the end of its stream.
+/// The connection lingers in the background (see [`linger`]) so that it ends with a FIN
+/// rather than a reset.
 fn finish(st: &mut State) {
     st.end.get_or_insert(End::Closed);
-    st.ws = Box::new(Ended);
+    let mut ws = std::mem::replace(&mut st.ws, Box::new(Ended));
+    if ws.io().is_some() {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(linger(ws));
+        }
+    }
+}
+
+/// Closes a connection cleanly, within [`LINGER`]: flushes what is queued (our close frame),
+/// shuts down our side, and reads out whatever the peer still sends until it closes its side.
+/// Dropping a socket with unread data would reset the connection, and the peer could lose our
+/// close frame with it.
+async fn linger(mut ws: Box<dyn Transport>) {
+    let _ = tokio::time::timeout(LINGER, async {
+        let _ = std::future::poll_fn(|cx| Pin::new(&mut *ws).poll_flush(cx)).await;
+        if let Some(io) = ws.io() {
+            let _ = io.shutdown().await;
+            let mut discard = [0; 4096];
+            while matches!(io.read(&mut discard).await, Ok(n) if n > 0) {}
+        }
+    })
+    .await;
 }
 
 /// What stands in for the connection once the session has ended.
@@ -500,6 +540,12 @@ impl Stream for Ended {
 
     fn poll_next(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         Poll::Ready(None)
+    }
+}
+
+impl Transport for Ended {
+    fn io(&mut self) -> Option<&mut dyn Io> {
+        None
     }
 }
 

@@ -103,14 +103,7 @@ impl RawPeer {
     /// Accepts one connection and does the server handshake. Returns the peer and the
     /// request head the client sent.
     pub async fn accept(listener: &TcpListener) -> (RawPeer, String) {
-        let (stream, _) = listener.accept().await.expect("raw accept");
-        stream.set_nodelay(true).expect("nodelay");
-        let mut peer = RawPeer {
-            stream,
-            buf: Vec::new(),
-            client: false,
-        };
-        let head = peer.read_head().await;
+        let (mut peer, head) = RawPeer::accept_request(listener).await;
         let key = head
             .lines()
             .find_map(|line| {
@@ -129,6 +122,20 @@ impl RawPeer {
             .write_all(response.as_bytes())
             .await
             .expect("write handshake response");
+        (peer, head)
+    }
+
+    /// Accepts one connection and reads the client's request head, without answering it: the
+    /// test writes whatever response it likes with [`RawPeer::write_raw`], or none at all.
+    pub async fn accept_request(listener: &TcpListener) -> (RawPeer, String) {
+        let (stream, _) = listener.accept().await.expect("raw accept");
+        stream.set_nodelay(true).expect("nodelay");
+        let mut peer = RawPeer {
+            stream,
+            buf: Vec::new(),
+            client: false,
+        };
+        let head = peer.read_head().await;
         (peer, head)
     }
 
@@ -275,6 +282,42 @@ impl RawPeer {
         let mut payload = code.to_be_bytes().to_vec();
         payload.extend_from_slice(reason.as_bytes());
         self.write_frame(true, CLOSE, &payload).await
+    }
+
+    /// Writes bytes as they are, not framed: a handshake response, half a frame, garbage.
+    pub async fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes).await?;
+        self.stream.flush().await
+    }
+
+    /// Reads until the connection ends and returns everything that arrived after the last
+    /// frame read, with how it ended: `Ok` for EOF, the error for a reset.
+    pub async fn read_to_end(&mut self) -> (Vec<u8>, io::Result<()>) {
+        let end = loop {
+            match self.fill_some().await {
+                Ok(0) => break Ok(()),
+                Ok(_) => {}
+                Err(e) => break Err(e),
+            }
+        };
+        (std::mem::take(&mut self.buf), end)
+    }
+
+    /// How many bytes this peer has read from the connection but not yet handed out.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// This end's address, to find the connection in the kernel's tables.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.stream.local_addr().expect("local addr")
+    }
+
+    /// Resets the TCP connection: `SO_LINGER` 0, then close, so that the other end gets RST
+    /// (a read fails with `ConnectionReset`) rather than FIN.
+    pub fn reset_connection(self) {
+        self.stream.set_zero_linger().expect("SO_LINGER 0");
+        drop(self.stream);
     }
 
     /// Closes the TCP connection without a close frame.
