@@ -567,3 +567,31 @@ async fn typed_stream_yields_the_error_once_when_the_connection_drops() {
     }
     assert!(within("end", stream.next()).await.is_none());
 }
+
+#[test]
+fn cbor_decode_errors_say_what_happened_in_words() {
+    let mut trailing = CborConverter
+        .serialize(&chat(1))
+        .unwrap()
+        .payload()
+        .to_vec();
+    trailing.push(0x00);
+    let cases: [(Vec<u8>, &str); 4] = [
+        (
+            vec![0xa5, 0x62, b'i', b'd'],
+            "the CBOR item ends early, after 4 bytes",
+        ),
+        (vec![0x1c], "invalid CBOR at byte 0"),
+        (trailing, "1 bytes after the end of the CBOR item"),
+        (
+            vec![0x63, b'a', b'b', b'c'],
+            "invalid type: string, expected map",
+        ),
+    ];
+    for (payload, expected) in cases {
+        let err = CborConverter
+            .deserialize::<ChatMessage>(&Frame::binary(payload.clone()))
+            .unwrap_err();
+        assert!(err.to_string().contains(expected), "{payload:02x?}: {err}");
+    }
+}

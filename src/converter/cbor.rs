@@ -20,10 +20,48 @@ use crate::frame::Frame;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CborConverter;
 
-/// The trailing-bytes error of [`CborConverter`].
+/// Why a CBOR payload did not decode or a value did not encode, in words: ciborium's own
+/// errors print as their `Debug` form.
 #[derive(Debug, thiserror::Error)]
-#[error("{0} bytes after the end of the CBOR item")]
-struct TrailingBytes(usize);
+enum CborError {
+    #[error("the CBOR item ends early, after {0} bytes")]
+    Truncated(usize),
+    #[error("invalid CBOR at byte {0}")]
+    Syntax(usize),
+    #[error("{0} (item at byte {1})")]
+    Semantic(String, usize),
+    #[error("{0}")]
+    Value(String),
+    #[error("nesting deeper than {MAX_NESTING} levels")]
+    TooDeep,
+    #[error("{0} bytes after the end of the CBOR item")]
+    TrailingBytes(usize),
+    #[error(transparent)]
+    Io(std::io::Error),
+}
+
+impl CborError {
+    fn decoding(e: ciborium::de::Error<std::io::Error>, payload: &[u8]) -> Self {
+        use ciborium::de::Error as De;
+        match e {
+            De::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                CborError::Truncated(payload.len())
+            }
+            De::Io(e) => CborError::Io(e),
+            De::Syntax(offset) => CborError::Syntax(offset),
+            De::Semantic(Some(offset), message) => CborError::Semantic(message, offset),
+            De::Semantic(None, message) => CborError::Value(message),
+            De::RecursionLimitExceeded => CborError::TooDeep,
+        }
+    }
+
+    fn encoding(e: ciborium::ser::Error<std::io::Error>) -> Self {
+        match e {
+            ciborium::ser::Error::Io(e) => CborError::Io(e),
+            ciborium::ser::Error::Value(message) => CborError::Value(message),
+        }
+    }
+}
 
 impl Converter for CborConverter {
     fn name(&self) -> &'static str {
@@ -33,7 +71,8 @@ impl Converter for CborConverter {
     #[inline]
     fn serialize<T: Serialize + ?Sized>(&self, value: &T) -> Result<Frame, Error> {
         let mut payload = Vec::new();
-        ciborium::into_writer(value, &mut payload).map_err(|e| Error::encode(self.name(), e))?;
+        ciborium::into_writer(value, &mut payload)
+            .map_err(|e| Error::encode(self.name(), CborError::encoding(e)))?;
         Ok(Frame::binary(payload))
     }
 
@@ -41,9 +80,15 @@ impl Converter for CborConverter {
     fn deserialize<T: DeserializeOwned>(&self, frame: &Frame) -> Result<T, Error> {
         let mut rest = frame.payload();
         let value = ciborium::de::from_reader_with_recursion_limit(&mut rest, MAX_NESTING)
-            .map_err(|e| Error::decode(self.name(), frame, e))?;
+            .map_err(|e| {
+                Error::decode(self.name(), frame, CborError::decoding(e, frame.payload()))
+            })?;
         if !rest.is_empty() {
-            return Err(Error::decode(self.name(), frame, TrailingBytes(rest.len())));
+            return Err(Error::decode(
+                self.name(),
+                frame,
+                CborError::TrailingBytes(rest.len()),
+            ));
         }
         Ok(value)
     }
