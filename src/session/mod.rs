@@ -287,6 +287,11 @@ impl<C> SendHalf<C> {
     pub fn close_reason(&self) -> Option<CloseReason> {
         self.link.close_reason()
     }
+
+    /// See [`Session::converter`].
+    pub fn converter(&self) -> &C {
+        &self.converter
+    }
 }
 
 impl<C: Converter> SendHalf<C> {
@@ -312,6 +317,11 @@ impl<C> RecvHalf<C> {
     /// See [`Session::close_reason`].
     pub fn close_reason(&self) -> Option<CloseReason> {
         self.link.close_reason()
+    }
+
+    /// See [`Session::converter`].
+    pub fn converter(&self) -> &C {
+        &self.converter
     }
 }
 

@@ -23,7 +23,7 @@ fi
 cases=()
 for group in 1 2 3 4 5 6 7 9 10; do cases+=(-i "$group.*"); done
 
-cargo build --release --quiet --example autobahn_server --example autobahn_client
+cargo build --release --quiet --all-features --example autobahn_server --example autobahn_client
 bin="$root/target/release/examples"
 rm -rf "$out"
 mkdir -p "$out"

@@ -1,0 +1,239 @@
+//! Peak resident memory of a session that receives and decodes one large MessagePack message
+//! (64 MiB; 4 MiB with `--test`), beside the hand-written tokio-tungstenite receiver.
+//!
+//! Each case runs in a child process of its own (this binary again), so that each peak is its
+//! own; the child reports its `VmHWM` (peak RSS) from `/proc/self/status`. The sender writes
+//! the frame bytes straight to the socket, generated 64 KiB at a time, so the peak is the
+//! receiver's: its read buffer, the reassembled message and the decoded value.
+//!
+//! ```text
+//! cargo bench --bench memory              # the table
+//! cargo bench --bench memory -- --test    # the same with 4 MiB, quick
+//! # one case under /usr/bin/time (the binary's path is printed by `cargo bench --no-run`):
+//! TYPED_WS_MEMORY_CASE=typed_ws /usr/bin/time -v target/release/deps/memory-<hash>
+//! ```
+//!
+//! Cases: `typed_ws` (one frame, `receive_deserialized`), `typed_ws_frag64KiB` (the same
+//! message in 64 KiB fragments, reassembled), `handwritten` (one frame, `ws.next()` then
+//! `rmp_serde::from_slice`).
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use typed_ws::tokio_tungstenite::{
+    self, tungstenite::Message, tungstenite::protocol::WebSocketConfig,
+};
+use typed_ws::{Config, MsgPackConverter, Server};
+
+const CASES: [&str; 3] = ["typed_ws", "typed_ws_frag64KiB", "handwritten"];
+const CASE_VAR: &str = "TYPED_WS_MEMORY_CASE";
+const SIZE_VAR: &str = "TYPED_WS_MEMORY_SIZE";
+/// The receiver's limits: the message plus room.
+const LIMIT: usize = 80 << 20;
+const CHUNK: usize = 64 << 10;
+
+fn main() {
+    let test = std::env::args().any(|a| a == "--test");
+    let size = std::env::var(SIZE_VAR)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if test { 4 << 20 } else { 64 << 20 });
+    if let Ok(case) = std::env::var(CASE_VAR) {
+        let (before, peak) = run_case(&case, size);
+        println!("{case} {size} {before} {peak}");
+        return;
+    }
+    let exe = std::env::current_exe().expect("own path");
+    println!();
+    println!(
+        "Peak RSS receiving and decoding one {} MessagePack message",
+        size_label(size)
+    );
+    println!(
+        "| case | RSS before (MiB) | peak RSS (MiB) | peak / message | (peak - before) / message |"
+    );
+    println!("|---|---|---|---|---|");
+    for case in CASES {
+        let output = Command::new(&exe)
+            .env(CASE_VAR, case)
+            .env(SIZE_VAR, size.to_string())
+            .output()
+            .expect("run a case");
+        assert!(
+            output.status.success(),
+            "case {case} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let line = String::from_utf8_lossy(&output.stdout);
+        let fields: Vec<u64> = line
+            .split_whitespace()
+            .skip(2)
+            .map(|f| f.parse().expect("a number"))
+            .collect();
+        let (before, peak) = (fields[0], fields[1]);
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        let per_message = |kib: u64| (kib * 1024) as f64 / size as f64;
+        println!(
+            "| {case} | {:.1} | {:.1} | {:.2}x | {:.2}x |",
+            mib(before),
+            mib(peak),
+            per_message(peak),
+            per_message(peak - before)
+        );
+    }
+    println!();
+}
+
+/// Receives one message of `size` bytes in this process; returns the peak RSS in KiB before
+/// the message and after decoding it.
+fn run_case(case: &str, size: usize) -> (u64, u64) {
+    let rt = runtime();
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let (tcp, client) = tokio::join!(
+            async { listener.accept().await.expect("accept").0 },
+            TcpStream::connect(addr)
+        );
+        let message = RawMessage::new(size);
+        let fragment = (case == "typed_ws_frag64KiB").then_some(CHUNK);
+        let ws_config = WebSocketConfig::default()
+            .max_message_size(Some(LIMIT))
+            .max_frame_size(Some(LIMIT));
+        let before;
+        let body_len = match case {
+            "typed_ws" | "typed_ws_frag64KiB" => {
+                let config = Config::new()
+                    .converter(MsgPackConverter::new())
+                    .max_message_size(LIMIT)
+                    .max_frame_size(LIMIT);
+                let server = Server::new(config);
+                let (session, sender) = tokio::join!(
+                    server.accept(tcp),
+                    tokio_tungstenite::client_async("ws://localhost/", client.expect("connect"))
+                );
+                let (mut session, mut sender) =
+                    (session.expect("accept"), sender.expect("handshake").0);
+                before = peak_rss_kib();
+                let (document, ()) = tokio::join!(
+                    session.receive_deserialized::<Document>(),
+                    message.write(sender.get_mut(), fragment)
+                );
+                document.expect("receive").body.len()
+            }
+            "handwritten" => {
+                let (ws, sender) = tokio::join!(
+                    tokio_tungstenite::accept_async_with_config(tcp, Some(ws_config)),
+                    tokio_tungstenite::client_async("ws://localhost/", client.expect("connect"))
+                );
+                let (mut ws, mut sender) = (ws.expect("accept"), sender.expect("handshake").0);
+                before = peak_rss_kib();
+                let (received, ()) =
+                    tokio::join!(ws.next(), message.write(sender.get_mut(), fragment));
+                let Message::Binary(bytes) = received.expect("open").expect("receive") else {
+                    panic!("expected a binary message");
+                };
+                let document: Document = rmp_serde::from_slice(&bytes).expect("decode");
+                document.body.len()
+            }
+            other => panic!("unknown case {other:?}; the cases are {CASES:?}"),
+        };
+        assert_eq!(body_len, message.body_len);
+        (before, peak_rss_kib())
+    })
+}
+
+/// A MessagePack `Document { id: 42, title, body }` of exactly `size` bytes, generated as it
+/// is written so that the sender holds 64 KiB at a time.
+struct RawMessage {
+    prefix: Vec<u8>,
+    body_len: usize,
+    pattern: Vec<u8>,
+}
+
+impl RawMessage {
+    fn new(size: usize) -> Self {
+        let mut prefix = vec![0x83]; // a map of 3 entries
+        prefix.extend([0xa2, b'i', b'd', 42]);
+        let title = b"large";
+        prefix.extend([0xa5]);
+        prefix.extend(b"title");
+        prefix.push(0xa0 | title.len() as u8);
+        prefix.extend(title);
+        prefix.extend([0xa4]);
+        prefix.extend(b"body");
+        let body_len = size - prefix.len() - 5;
+        prefix.push(0xdb); // str 32
+        prefix.extend((body_len as u32).to_be_bytes());
+        RawMessage {
+            prefix,
+            body_len,
+            pattern: text(CHUNK, 7).into_bytes(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.prefix.len() + self.body_len
+    }
+
+    /// The message bytes `start..end`.
+    fn bytes(&self, start: usize, end: usize) -> Vec<u8> {
+        (start..end)
+            .map(|i| match i.checked_sub(self.prefix.len()) {
+                None => self.prefix[i],
+                Some(j) => self.pattern[j % CHUNK],
+            })
+            .collect()
+    }
+
+    /// Writes the message as client frames (masked with a zero key, so the payload goes as
+    /// is): one binary frame, or fragments of `fragment` bytes.
+    async fn write(&self, tcp: &mut TcpStream, fragment: Option<usize>) {
+        let total = self.len();
+        let fragment = fragment.unwrap_or(total);
+        let mut start = 0;
+        while start < total {
+            let end = total.min(start + fragment);
+            let opcode = if start == 0 { 0x2 } else { 0x0 };
+            let fin = if end == total { 0x80 } else { 0 };
+            let mut header = vec![fin | opcode];
+            let len = end - start;
+            match len {
+                0..=125 => header.push(0x80 | len as u8),
+                126..=65535 => {
+                    header.push(0x80 | 126);
+                    header.extend((len as u16).to_be_bytes());
+                }
+                _ => {
+                    header.push(0x80 | 127);
+                    header.extend((len as u64).to_be_bytes());
+                }
+            }
+            header.extend([0; 4]); // masking key
+            tcp.write_all(&header).await.expect("write");
+            let mut at = start;
+            while at < end {
+                let next = end.min(at + CHUNK);
+                tcp.write_all(&self.bytes(at, next)).await.expect("write");
+                at = next;
+            }
+            start = end;
+        }
+        tcp.flush().await.expect("flush");
+    }
+}
+
+/// This process's peak resident set (`VmHWM`), in KiB.
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/self/status")
+}
