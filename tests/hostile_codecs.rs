@@ -303,6 +303,26 @@ fn nesting_bombs_are_refused_on_a_tokio_worker_thread() {
     });
 }
 
+/// What the nesting limit costs: decoding a payload nested just under the limit, the deepest
+/// that decodes, needs less than 1 MiB of stack, half a tokio worker's, even in a debug build.
+#[test]
+fn nesting_at_the_limit_fits_in_half_a_worker_stack() {
+    for codec in CODECS {
+        let decoded = std::thread::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(move || {
+                let converter = AnyConverter::from_name(codec).expect("known codec");
+                converter
+                    .deserialize::<serde_json::Value>(&nesting_bomb(codec, 127))
+                    .is_ok()
+            })
+            .expect("thread")
+            .join()
+            .expect("no panic");
+        assert!(decoded, "{codec}: 127 levels refused");
+    }
+}
+
 #[test]
 fn length_prefix_bombs_are_refused_without_a_large_allocation() {
     let claim = 1u64 << 32;

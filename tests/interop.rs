@@ -18,14 +18,11 @@ mod common;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
+use common::peers::{Lang, Peer, installed};
 use common::{accept_one, within};
 use serde::de::{IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
 use typed_ws::*;
 
 /// The value both sides know. Its counterparts are `canonical` in peer.py and peer.mjs.
@@ -147,134 +144,6 @@ struct ByteFields {
 struct Verdict {
     ok: bool,
     why: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Lang {
-    Python,
-    Node,
-}
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-impl Lang {
-    /// What the peer needs that is not there.
-    fn missing(self) -> Vec<String> {
-        let files: &[&str] = match self {
-            Lang::Python => &["target/peers/venv/bin/python"],
-            Lang::Node => &[
-                "target/peers/node/node_modules/ws",
-                "target/peers/node/node_modules/cbor-x",
-                "target/peers/node/node_modules/@msgpack/msgpack",
-            ],
-        };
-        let mut missing: Vec<String> = files
-            .iter()
-            .filter(|file| !root().join(file).exists())
-            .map(|file| file.to_string())
-            .collect();
-        if self == Lang::Node && !on_path("node") {
-            missing.push("node on the PATH".to_owned());
-        }
-        missing
-    }
-
-    fn command(self) -> Command {
-        let (program, script): (PathBuf, _) = match self {
-            Lang::Python => (root().join("target/peers/venv/bin/python"), "peer.py"),
-            Lang::Node => ("node".into(), "peer.mjs"),
-        };
-        let mut command = Command::new(program);
-        if self == Lang::Python {
-            command.arg("-u");
-        }
-        command.arg(root().join("tests/peers").join(script));
-        command
-    }
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-}
-
-/// Whether `lang`'s peer is installed. When it is not, this fails the test under
-/// `TYPED_WS_REQUIRE_PEERS=1`, and otherwise says on stderr that the test is skipped.
-fn installed(lang: Lang) -> bool {
-    let missing = lang.missing();
-    if missing.is_empty() {
-        return true;
-    }
-    let why = format!(
-        "the {lang:?} peer is not installed (missing: {}); run `bash tests/peers/install.sh`",
-        missing.join(", ")
-    );
-    if std::env::var("TYPED_WS_REQUIRE_PEERS").as_deref() == Ok("1") {
-        panic!("{why}");
-    }
-    eprintln!("skipped: {why}");
-    false
-}
-
-/// A running peer process, killed when dropped.
-struct Peer {
-    name: String,
-    stdout: Lines<BufReader<ChildStdout>>,
-    _child: Child,
-}
-
-impl Peer {
-    fn start(lang: Lang, args: &[&str]) -> Peer {
-        let name = format!("{lang:?} {}", args.join(" "));
-        let mut child = lang
-            .command()
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start the {name} peer: {e}"));
-        let stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-        Peer {
-            name,
-            stdout,
-            _child: child,
-        }
-    }
-
-    async fn line(&mut self, what: &str) -> String {
-        within(what, self.stdout.next_line())
-            .await
-            .expect("read the peer's stdout")
-            .unwrap_or_else(|| panic!("the {} peer exited before {what}", self.name))
-    }
-
-    /// The URL a peer server listens on.
-    async fn listening(&mut self) -> String {
-        let line = self.line("the peer server listening").await;
-        match line.strip_prefix("listening on ") {
-            Some(url) => url.to_owned(),
-            None => panic!("the {} peer said {line:?}", self.name),
-        }
-    }
-
-    /// The close frame the peer received on a connection that ended, as it reports it.
-    async fn closed(&mut self) -> (u16, String) {
-        #[derive(Deserialize)]
-        struct Closed {
-            event: String,
-            code: u16,
-            reason: String,
-        }
-        let line = self.line("the peer reporting a closed connection").await;
-        let closed: Closed = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("the {} peer said {line:?}: {e}", self.name));
-        assert_eq!(closed.event, "closed", "{line}");
-        (closed.code, closed.reason)
-    }
 }
 
 fn config(codec: &str) -> Config<AnyConverter> {
@@ -442,6 +311,66 @@ async fn our_server(lang: Lang, codec: &str) {
         .unwrap()
         .unwrap();
     fragments_and_our_close(&mut peer, session).await;
+}
+
+/// Our client, trusting a certificate made for the test, against a Python `websockets` server
+/// over TLS.
+#[cfg(feature = "tls")]
+#[tokio::test]
+async fn our_client_python_tls_server() {
+    if !installed(Lang::Python) {
+        return;
+    }
+    let certificate = common::tls::certificate_for(&["localhost"]);
+    let (cert_file, key_file) = certificate.pem_files();
+    let (cert_file, key_file) = (cert_file.to_string_lossy(), key_file.to_string_lossy());
+    let args = [
+        "server", "--codec", "cbor", "--cert", &cert_file, "--key", &key_file,
+    ];
+    let mut peer = Peer::start(Lang::Python, &args);
+    let url = format!("{}/interop", peer.listening().await);
+    assert!(url.starts_with("wss://localhost:"), "{url}");
+    let client = Client::new(config("cbor").tls_client(common::tls::trusting(certificate.der)));
+    let session = within("connect over TLS", client.web_socket_session(url))
+        .await
+        .unwrap();
+    exchange(Lang::Python, "cbor", session).await;
+    assert_eq!(peer.closed().await, (4001, "bye ✓".to_owned()));
+}
+
+/// A Python `websockets` client, trusting a certificate made for the test, against our server
+/// over TLS.
+#[cfg(feature = "tls")]
+#[tokio::test]
+async fn python_tls_client_our_server() {
+    if !installed(Lang::Python) {
+        return;
+    }
+    let certificate = common::tls::certificate_for(&["localhost"]);
+    let (cert_file, _) = certificate.pem_files();
+    let server_tls = certificate.server;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = Server::new(config("msgpack"));
+    let accepted = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let tls = tokio_rustls::TlsAcceptor::from(server_tls)
+            .accept(tcp)
+            .await
+            .unwrap();
+        server.accept(tls).await
+    });
+    let url = format!("wss://localhost:{port}/interop");
+    let ca = cert_file.to_string_lossy();
+    let _peer = Peer::start(
+        Lang::Python,
+        &["client", "--url", &url, "--codec", "msgpack", "--ca", &ca],
+    );
+    let session = within("the peer connecting over TLS", accepted)
+        .await
+        .unwrap()
+        .unwrap();
+    exchange(Lang::Python, "msgpack", session).await;
 }
 
 /// A Python client offers `wamp.2.msgpack, wamp.2.json`; our server, which prefers CBOR

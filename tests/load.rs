@@ -4,18 +4,10 @@
 mod common;
 
 use common::*;
-use typed_ws::{Client, CloseCode, CloseReason, Config, MsgPackConverter, Server, Session};
+use typed_ws::{Client, CloseCode, CloseReason, Config, MsgPackConverter, Server};
 
 const SESSIONS: u64 = 200;
 const MESSAGES: u64 = 100;
-
-async fn typed_echo(mut session: Session<MsgPackConverter>) {
-    while let Ok(message) = session.receive_deserialized::<ChatMessage>().await {
-        if session.send_serialized(&message).await.is_err() {
-            break;
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_sessions_lose_and_reorder_nothing() {

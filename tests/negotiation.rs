@@ -10,14 +10,6 @@ fn negotiating(names: &str) -> Config<AnyConverter> {
     Config::new().negotiate(Negotiation::from_names(names).unwrap())
 }
 
-async fn typed_echo(mut session: Session<AnyConverter>) {
-    while let Ok(message) = session.receive_deserialized::<ChatMessage>().await {
-        if session.send_serialized(&message).await.is_err() {
-            break;
-        }
-    }
-}
-
 #[tokio::test]
 async fn the_server_picks_by_its_own_preference_among_the_offered_converters() {
     let (addr, accepted) = accept_one(negotiating("cbor,json")).await;

@@ -7,44 +7,11 @@ mod common;
 
 use std::sync::Arc;
 
+use common::tls::{certificate_for, trusting};
 use common::*;
 use tokio::net::TcpListener;
-use typed_ws::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use typed_ws::rustls::{ClientConfig, RootCertStore, ServerConfig};
+use typed_ws::rustls::ServerConfig;
 use typed_ws::*;
-
-/// A self-signed certificate for `names` and the server config that presents it.
-fn server_for(names: &[&str]) -> (CertificateDer<'static>, Arc<ServerConfig>) {
-    let names: Vec<String> = names.iter().map(|name| name.to_string()).collect();
-    let certified = rcgen::generate_simple_self_signed(names).expect("certificate");
-    let cert = certified.cert.der().clone();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        certified.signing_key.serialize_der(),
-    ));
-    let config = ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.clone()], key)
-        .expect("server config");
-    (cert, Arc::new(config))
-}
-
-fn trusting(cert: CertificateDer<'static>) -> Arc<ClientConfig> {
-    let mut roots = RootCertStore::empty();
-    roots.add(cert).expect("root");
-    Arc::new(
-        ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
-}
-
-async fn typed_echo(mut session: Session<JsonConverter>) {
-    while let Ok(message) = session.receive_deserialized::<ChatMessage>().await {
-        if session.send_serialized(&message).await.is_err() {
-            break;
-        }
-    }
-}
 
 /// A TLS echo server on a free loopback port; its URL names the host `localhost`.
 async fn tls_server(config: Arc<ServerConfig>) -> String {
@@ -57,13 +24,10 @@ async fn tls_server(config: Arc<ServerConfig>) -> String {
 
 #[tokio::test]
 async fn a_client_trusting_the_certificate_exchanges_typed_messages() {
-    let (cert, server) = server_for(&["localhost"]);
+    let certificate = certificate_for(&["localhost"]);
+    let (cert, server) = (certificate.der, certificate.server);
     let url = tls_server(server).await;
-    let client = Client::new(
-        Config::new()
-            .converter(JsonConverter)
-            .tls_client(trusting(cert)),
-    );
+    let client = trusting_client(cert);
     let mut session = within("connect", client.web_socket_session(url))
         .await
         .unwrap();
@@ -88,6 +52,17 @@ async fn a_client_trusting_the_certificate_exchanges_typed_messages() {
     assert_eq!(session.close_reason().unwrap().code, CloseCode::Normal);
 }
 
+/// A JSON client that trusts exactly `cert`.
+fn trusting_client(
+    cert: typed_ws::rustls::pki_types::CertificateDer<'static>,
+) -> Client<JsonConverter> {
+    Client::new(
+        Config::new()
+            .converter(JsonConverter)
+            .tls_client(trusting(cert)),
+    )
+}
+
 /// The error a client gets from `url`, which must be a refused TLS handshake.
 async fn refused(client: Client<JsonConverter>, url: String) -> String {
     let err = within("connect", client.web_socket_session(url))
@@ -104,7 +79,7 @@ async fn refused(client: Client<JsonConverter>, url: String) -> String {
 
 #[tokio::test]
 async fn an_unknown_issuer_is_refused_with_the_default_roots() {
-    let (_, server) = server_for(&["localhost"]);
+    let server = certificate_for(&["localhost"]).server;
     let url = tls_server(server).await;
     let text = refused(Client::new(Config::new().converter(JsonConverter)), url).await;
     assert!(text.contains("UnknownIssuer"), "{text}");
@@ -112,34 +87,24 @@ async fn an_unknown_issuer_is_refused_with_the_default_roots() {
 
 #[tokio::test]
 async fn a_certificate_from_another_root_is_refused() {
-    let (_, server) = server_for(&["localhost"]);
-    let (other, _) = server_for(&["localhost"]);
-    let url = tls_server(server).await;
-    let client = Client::new(
-        Config::new()
-            .converter(JsonConverter)
-            .tls_client(trusting(other)),
-    );
-    let text = refused(client, url).await;
+    let server = certificate_for(&["localhost"]).server;
+    let other = certificate_for(&["localhost"]).der;
+    let text = refused(trusting_client(other), tls_server(server).await).await;
     assert!(text.contains("invalid peer certificate"), "{text}");
 }
 
 #[tokio::test]
 async fn a_certificate_for_another_name_is_refused() {
-    let (cert, server) = server_for(&["example.com"]);
-    let url = tls_server(server).await;
-    let client = Client::new(
-        Config::new()
-            .converter(JsonConverter)
-            .tls_client(trusting(cert)),
-    );
-    let text = refused(client, url).await;
+    let certificate = certificate_for(&["example.com"]);
+    let url = tls_server(certificate.server).await;
+    let text = refused(trusting_client(certificate.der), url).await;
     assert!(text.contains("not valid for name"), "{text}");
 }
 
 #[tokio::test]
 async fn a_plain_client_cannot_talk_to_a_tls_server_and_the_server_keeps_serving() {
-    let (cert, server) = server_for(&["localhost"]);
+    let certificate = certificate_for(&["localhost"]);
+    let (cert, server) = (certificate.der, certificate.server);
     let url = tls_server(server).await;
     let plain = url.replacen("wss://", "ws://", 1);
     let client = Client::new(Config::new().converter(JsonConverter));
@@ -149,11 +114,7 @@ async fn a_plain_client_cannot_talk_to_a_tls_server_and_the_server_keeps_serving
             .is_err()
     );
 
-    let client = Client::new(
-        Config::new()
-            .converter(JsonConverter)
-            .tls_client(trusting(cert)),
-    );
+    let client = trusting_client(cert);
     let mut session = within("connect", client.web_socket_session(url))
         .await
         .unwrap();

@@ -290,12 +290,15 @@ impl Link {
 
     // ---- sending ----
 
-    /// Sends one frame and flushes. `frame` is taken once it is queued, so the future that
-    /// polls this can be polled again until it is flushed.
+    /// Sends one frame and, with `flush`, flushes it; without, the frame is only queued (see
+    /// [`Session::feed`](crate::Session::feed)). `frame` is taken once it is queued, so the
+    /// future that polls this can be polled again until it is flushed. One lock covers the
+    /// whole step, since a burst pays it per message.
     pub(crate) fn poll_send(
         &self,
         cx: &mut Context<'_>,
         frame: &mut Option<Frame>,
+        flush: bool,
     ) -> Poll<Result<(), Error>> {
         let mut st = self.lock();
         if let Some(end) = st.end {
@@ -312,6 +315,9 @@ impl Link {
             if let Err(e) = self.queue(&mut st, frame) {
                 return Poll::Ready(Err(e));
             }
+        }
+        if !flush {
+            return Poll::Ready(Ok(()));
         }
         Poll::Ready(ready!(Pin::new(&mut *st.ws).poll_flush(cx)).map_err(|e| self.send_failed(e)))
     }
@@ -482,7 +488,7 @@ impl Link {
     /// session that is already closed does nothing.
     pub(crate) async fn close(&self, reason: CloseReason) -> Result<(), Error> {
         let mut frame = Some(Frame::Close(Some(reason)));
-        match std::future::poll_fn(|cx| self.poll_send(cx, &mut frame)).await {
+        match std::future::poll_fn(|cx| self.poll_send(cx, &mut frame, true)).await {
             Ok(()) | Err(Error::Closed(_)) | Err(Error::Timeout(_)) => {}
             Err(e) => return Err(e),
         }

@@ -263,13 +263,13 @@ impl<C> SendHalf<C> {
     /// See [`Session::send`].
     pub async fn send(&mut self, frame: Frame) -> Result<(), Error> {
         let mut frame = Some(frame);
-        std::future::poll_fn(|cx| self.link.poll_send(cx, &mut frame)).await
+        std::future::poll_fn(|cx| self.link.poll_send(cx, &mut frame, true)).await
     }
 
     /// See [`Session::feed`].
     pub async fn feed(&mut self, frame: Frame) -> Result<(), Error> {
-        std::future::poll_fn(|cx| self.link.poll_ready(cx)).await?;
-        self.link.start_send(frame)
+        let mut frame = Some(frame);
+        std::future::poll_fn(|cx| self.link.poll_send(cx, &mut frame, false)).await
     }
 
     /// See [`Session::flush`].

@@ -1,7 +1,10 @@
 //! Helpers shared by the integration tests: a loopback server and time bounds.
 #![allow(dead_code)]
 
+pub mod peers;
 pub mod raw;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -55,6 +58,15 @@ where
     let addr = listener.local_addr().expect("local addr");
     tokio::spawn(async move { server.serve(listener, handler).await });
     addr
+}
+
+/// A server handler that decodes every message as a [`ChatMessage`] and sends it back.
+pub async fn typed_echo<C: Converter>(mut session: Session<C>) {
+    while let Ok(message) = session.receive_deserialized::<ChatMessage>().await {
+        if session.send_serialized(&message).await.is_err() {
+            break;
+        }
+    }
 }
 
 /// A server handler that echoes every data frame until the session ends.

@@ -2,6 +2,8 @@
 
     peer.py server --codec json|cbor|msgpack    prints "listening on ws://127.0.0.1:PORT"
     peer.py client --url ws://HOST:PORT/PATH --codec json|cbor|msgpack
+    peer.py server --codec C --cert CERT.pem --key KEY.pem    the same over TLS, on wss://localhost
+    peer.py client --url wss://localhost:PORT/PATH --codec C --ca CERT.pem
     peer.py client --url ws://HOST:PORT/PATH --subprotocols wamp.2.msgpack,wamp.2.json
         offers those subprotocols, prints {"event": "subprotocol", "name": ...} with the one
         the server chose, and uses the codec it names (the part after the last dot)
@@ -24,6 +26,7 @@ the close frame it received.
 import argparse
 import asyncio
 import json
+import ssl
 
 import cbor2
 import msgpack
@@ -146,18 +149,27 @@ async def main():
     parser.add_argument("--codec", choices=sorted(ENCODE))
     parser.add_argument("--url")
     parser.add_argument("--subprotocols")
+    parser.add_argument("--cert", help="server: serve TLS with this certificate (PEM)")
+    parser.add_argument("--key", help="server: the certificate's key (PEM)")
+    parser.add_argument("--ca", help="client: trust this certificate (PEM) for wss://")
     args = parser.parse_args()
     if args.role == "server":
-        async with serve(lambda ws: session(ws, args.codec), "127.0.0.1", 0) as server:
+        tls = None
+        if args.cert:
+            tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            tls.load_cert_chain(args.cert, args.key)
+        async with serve(lambda ws: session(ws, args.codec), "127.0.0.1", 0, ssl=tls) as server:
             port = server.sockets[0].getsockname()[1]
-            print(f"listening on ws://127.0.0.1:{port}", flush=True)
+            url = f"wss://localhost:{port}" if tls else f"ws://127.0.0.1:{port}"
+            print(f"listening on {url}", flush=True)
             await server.serve_forever()
     elif args.subprotocols:
         async with connect(args.url, subprotocols=args.subprotocols.split(",")) as ws:
             print(json.dumps({"event": "subprotocol", "name": ws.subprotocol}), flush=True)
             await session(ws, ws.subprotocol.rsplit(".", 1)[-1])
     else:
-        async with connect(args.url) as ws:
+        tls = ssl.create_default_context(cafile=args.ca) if args.ca else None
+        async with connect(args.url, ssl=tls) as ws:
             await session(ws, args.codec)
 
 
