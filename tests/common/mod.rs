@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: a loopback server and time bounds.
 #![allow(dead_code)]
 
+#[cfg(feature = "json")]
 pub mod peers;
 pub mod raw;
 #[cfg(feature = "tls")]
