@@ -240,6 +240,7 @@ async fn live_peer_does_not_time_out_while_the_user_only_sends() {
     assert_eq!(session.close_reason().unwrap().code, CloseCode::Normal);
 }
 
+#[cfg(feature = "json")]
 #[tokio::test]
 async fn live_peer_does_not_time_out_while_the_user_only_receives() {
     let timeout = Duration::from_millis(500);

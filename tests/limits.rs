@@ -310,6 +310,7 @@ impl ConcatPayload for Vec<RawFrame> {
     }
 }
 
+#[cfg(feature = "json")]
 #[tokio::test]
 async fn fragmented_messages_are_reassembled_by_a_typed_ws_receiver() {
     let message = pattern(3500);
