@@ -1296,16 +1296,8 @@ async fn client_times_out_when_the_server_never_answers() {
 
 #[tokio::test]
 async fn client_gets_too_big_and_sends_1009_for_an_oversized_frame_from_the_server() {
-    let (listener, addr) = raw::listen().await;
-    let client = Client::new(config().max_message_size(1024));
-    let (session, (mut peer, _)) = within("connect", async {
-        tokio::join!(
-            client.web_socket_session(format!("ws://{addr}/hostile")),
-            RawPeer::accept(&listener)
-        )
-    })
-    .await;
-    let mut session = session.expect("client handshake");
+    let (mut session, mut peer, _) =
+        raw::client_to_raw(config().max_message_size(1024), "/hostile").await;
     within(
         "oversized frame",
         peer.write_frame(true, raw::BINARY, &[9; 2000]),

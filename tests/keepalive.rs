@@ -15,20 +15,6 @@ use typed_ws::*;
 
 const PING: Duration = Duration::from_millis(100);
 
-/// A typed-ws client connected to a raw server peer.
-async fn client_to_raw<C: Converter>(config: Config<C>, path: &str) -> (Session<C>, RawPeer) {
-    let (listener, addr) = raw::listen().await;
-    let client = Client::new(config);
-    let (session, (peer, _)) = within("connect to a raw peer", async {
-        tokio::join!(
-            client.web_socket_session(format!("ws://{addr}{path}")),
-            RawPeer::accept(&listener)
-        )
-    })
-    .await;
-    (session.expect("client handshake"), peer)
-}
-
 /// Reads `n` pings from the raw peer (nothing else may arrive) and checks their spacing.
 async fn expect_pings_at_interval(peer: &mut RawPeer, since: Instant, n: usize) {
     let mut arrivals = Vec::with_capacity(n);
@@ -64,7 +50,8 @@ async fn expect_pings_at_interval(peer: &mut RawPeer, since: Instant, n: usize) 
 #[tokio::test]
 async fn pings_at_the_interval_while_nobody_receives() {
     let since = Instant::now();
-    let (session, mut peer) = client_to_raw(Config::new().ping_interval(PING), "/idle").await;
+    let (session, mut peer, _) =
+        raw::client_to_raw(Config::new().ping_interval(PING), "/idle").await;
     // The session is neither sending nor receiving.
     expect_pings_at_interval(&mut peer, since, 5).await;
     assert_eq!(session.close_reason(), None);
@@ -73,8 +60,8 @@ async fn pings_at_the_interval_while_nobody_receives() {
 #[tokio::test]
 async fn pings_at_the_interval_while_receiving() {
     let since = Instant::now();
-    let (mut session, mut peer) =
-        client_to_raw(Config::new().ping_interval(PING), "/receiving").await;
+    let (mut session, mut peer, _) =
+        raw::client_to_raw(Config::new().ping_interval(PING), "/receiving").await;
     let receiver = tokio::spawn(async move {
         let frame = session.receive().await;
         (session, frame)
@@ -91,7 +78,8 @@ async fn pings_at_the_interval_while_receiving() {
 #[tokio::test]
 async fn silent_peer_times_out_with_1011() {
     let timeout = Duration::from_millis(300);
-    let (mut session, mut peer) = client_to_raw(Config::new().timeout(timeout), "/silent").await;
+    let (mut session, mut peer, _) =
+        raw::client_to_raw(Config::new().timeout(timeout), "/silent").await;
     let started = Instant::now();
     // The peer neither reads nor writes while the user waits.
     let err = within("receive until timeout", session.receive())
@@ -287,7 +275,8 @@ async fn live_peer_does_not_time_out_while_the_user_only_receives() {
 async fn idle_timeout_without_pings() {
     // Without a ping interval the timeout is an idle timeout: a live but quiet peer ends it.
     let timeout = Duration::from_millis(300);
-    let (mut session, mut peer) = client_to_raw(Config::new().timeout(timeout), "/idle").await;
+    let (mut session, mut peer, _) =
+        raw::client_to_raw(Config::new().timeout(timeout), "/idle").await;
     within("raw send", peer.write_frame(true, raw::TEXT, b"one"))
         .await
         .unwrap();
@@ -326,7 +315,7 @@ async fn opening_handshake_is_bounded_by_the_timeout() {
 
 #[tokio::test]
 async fn connection_dropped_without_close_gives_1006() {
-    let (mut session, peer) = client_to_raw(Config::new(), "/drop").await;
+    let (mut session, peer, _) = raw::client_to_raw(Config::new(), "/drop").await;
     let (result, ()) = within("receive while the server drops", async {
         tokio::join!(session.receive(), async { peer.drop_connection() })
     })
@@ -354,8 +343,8 @@ async fn connection_dropped_without_close_gives_1006() {
 
 #[tokio::test]
 async fn connection_dropped_while_nobody_receives_gives_1006_with_keepalive_on() {
-    let (mut session, mut peer) =
-        client_to_raw(Config::new().ping_interval(PING), "/drop-idle").await;
+    let (mut session, mut peer, _) =
+        raw::client_to_raw(Config::new().ping_interval(PING), "/drop-idle").await;
     // Wait until the keep-alive task is demonstrably running, then end the connection
     // (FIN, no close frame; the raw peer keeps its socket so later pings cannot reset it).
     let ping = within("first ping", peer.expect_frame()).await;

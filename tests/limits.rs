@@ -221,16 +221,8 @@ async fn frames_of_one_message(peer: &mut RawPeer) -> Vec<RawFrame> {
 
 #[tokio::test]
 async fn fragment_size_splits_outgoing_messages_on_the_wire() {
-    let (listener, addr) = raw::listen().await;
-    let client = Client::new(Config::new().fragment_size(1000));
-    let (session, (mut peer, _)) = within("connect", async {
-        tokio::join!(
-            client.web_socket_session(format!("ws://{addr}/fragments")),
-            RawPeer::accept(&listener)
-        )
-    })
-    .await;
-    let mut session = session.unwrap();
+    let (mut session, mut peer, _) =
+        raw::client_to_raw(Config::new().fragment_size(1000), "/fragments").await;
 
     // Binary, 3500 bytes: 1000 + 1000 + 1000 + 500.
     let message = pattern(3500);

@@ -340,16 +340,7 @@ async fn close_is_answered_by_the_receive_that_returns_the_close_frame() {
 /// session is closed all the same, and later calls say so instead of waiting forever.
 #[tokio::test]
 async fn session_is_closed_after_close_gives_up_on_a_mute_peer() {
-    let (listener, addr) = raw::listen().await;
-    let client = Client::new(Config::new());
-    let (session, (mut peer, _)) = within("connect", async {
-        tokio::join!(
-            client.web_socket_session(format!("ws://{addr}/mute")),
-            RawPeer::accept(&listener)
-        )
-    })
-    .await;
-    let mut session = session.unwrap();
+    let (mut session, mut peer, _) = raw::client_to_raw(Config::new(), "/mute").await;
     let reason = CloseReason::new(CloseCode::Normal, "hello?");
     // The peer reads our close frame, then neither answers nor closes the connection.
     let (closed, frame) = within("close against a mute peer", async {
@@ -400,16 +391,7 @@ async fn close_reason_longer_than_123_bytes_is_cut_at_a_char_boundary() {
 
 #[tokio::test]
 async fn close_without_status_code_is_delivered_as_none_then_1005() {
-    let (listener, addr) = raw::listen().await;
-    let client = Client::new(Config::new());
-    let (session, (mut peer, _)) = within("connect", async {
-        tokio::join!(
-            client.web_socket_session(format!("ws://{addr}/nostatus")),
-            RawPeer::accept(&listener)
-        )
-    })
-    .await;
-    let mut session = session.unwrap();
+    let (mut session, mut peer, _) = raw::client_to_raw(Config::new(), "/nostatus").await;
 
     within("raw close", peer.write_frame(true, raw::CLOSE, b""))
         .await
@@ -443,17 +425,8 @@ async fn close_without_status_code_is_delivered_as_none_then_1005() {
 #[tokio::test]
 async fn client_frames_are_masked_server_frames_are_not() {
     // typed-ws client -> raw server
-    let (listener, addr) = raw::listen().await;
-    let client = Client::new(Config::new());
-    let (session, (mut peer, head)) = within("connect", async {
-        tokio::join!(
-            client.web_socket_session(format!("ws://{addr}/masked")),
-            RawPeer::accept(&listener)
-        )
-    })
-    .await;
+    let (mut session, mut peer, head) = raw::client_to_raw(Config::new(), "/masked").await;
     assert!(head.starts_with("GET /masked HTTP/1.1\r\n"), "{head}");
-    let mut session = session.unwrap();
     within("send", session.send_text("masked please"))
         .await
         .unwrap();

@@ -11,6 +11,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use typed_ws::tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use typed_ws::tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use typed_ws::{Client, Config, Converter, Session};
+
+use super::within;
 
 /// Opcodes (RFC 6455 section 5.2).
 pub const CONTINUE: u8 = 0x0;
@@ -336,4 +339,22 @@ fn apply_mask(payload: &mut [u8], mask: [u8; 4]) {
     for (i, byte) in payload.iter_mut().enumerate() {
         *byte ^= mask[i % 4];
     }
+}
+
+/// A typed-ws client connected to a raw server peer on a fresh loopback listener, with the
+/// request head the peer read.
+pub async fn client_to_raw<C: Converter>(
+    config: Config<C>,
+    path: &str,
+) -> (Session<C>, RawPeer, String) {
+    let (listener, addr) = listen().await;
+    let client = Client::new(config);
+    let (session, (peer, head)) = within("connect to a raw peer", async {
+        tokio::join!(
+            client.web_socket_session(format!("ws://{addr}{path}")),
+            RawPeer::accept(&listener)
+        )
+    })
+    .await;
+    (session.expect("client handshake"), peer, head)
 }
