@@ -14,8 +14,8 @@ use crate::converter::{Converter, NoConverter};
 use crate::error::Error;
 use crate::frame::{CloseCode, CloseReason};
 use crate::handshake::{self, Side};
-use crate::session::link::{Link, LinkOptions};
-use crate::session::{Session, link_options};
+use crate::session::Session;
+use crate::session::link::Handshake;
 
 /// A WebSocket client: a [`Config`] installed once, shared by every session it opens. Cheap
 /// to clone.
@@ -208,9 +208,10 @@ impl<C: Converter> ClientRequest<C> {
         #[cfg(feature = "tls")]
         let connect = tokio_tungstenite::connect_async_tls_with_config(
             request,
-            Some(config.websocket_config()),
+            Some(config.settings.websocket_config()),
             true,
             config
+                .settings
                 .tls
                 .client
                 .clone()
@@ -219,25 +220,26 @@ impl<C: Converter> ClientRequest<C> {
         #[cfg(not(feature = "tls"))]
         let connect = tokio_tungstenite::connect_async_with_config(
             request,
-            Some(config.websocket_config()),
+            Some(config.settings.websocket_config()),
             true,
         );
         // tokio-tungstenite's connect future is large (20 KiB with TLS), and debug builds copy
         // it into every frame of the futures that await it; on the heap it is copied nowhere.
-        let (ws, response) = handshake::bounded(config.timeout, Box::pin(connect))
-            .await?
-            .map_err(|e| match e {
-                WsError::Url(e) => invalid_url(e.to_string()),
-                WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(e)) => {
-                    Error::Handshake {
-                        status: None,
-                        message: format!(
-                            "subprotocol negotiation failed ({e}); offered: {offered}"
-                        ),
+        let (ws, response) =
+            handshake::bounded(config.settings.handshake_timeout, Box::pin(connect))
+                .await?
+                .map_err(|e| match e {
+                    WsError::Url(e) => invalid_url(e.to_string()),
+                    WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(e)) => {
+                        Error::Handshake {
+                            status: None,
+                            message: format!(
+                                "subprotocol negotiation failed ({e}); offered: {offered}"
+                            ),
+                        }
                     }
-                }
-                other => handshake::failed(other, Side::Client),
-            })?;
+                    other => handshake::failed(other, Side::Client),
+                })?;
         let subprotocol = handshake::subprotocol(response.headers());
         let converter = config
             .converter_for(subprotocol.as_deref())
@@ -245,12 +247,16 @@ impl<C: Converter> ClientRequest<C> {
                 status: None,
                 message,
             })?;
-        let options = LinkOptions {
+        let handshake = Handshake {
             path: Some(path),
             subprotocol,
-            ..link_options(config)
         };
-        Ok(Session::new(Link::start(Box::new(ws), options), converter))
+        Ok(Session::start(
+            Box::new(ws),
+            config.settings.clone(),
+            handshake,
+            converter,
+        ))
     }
 
     /// Connects and runs a block; see [`Client::web_socket`].

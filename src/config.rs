@@ -1,5 +1,6 @@
-//! Install-time configuration: limits, keep-alive, fragmentation and the converter.
+//! Install-time configuration: limits, deadlines, keep-alive, fragmentation and the converter.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -14,18 +15,35 @@ pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
 /// The default [`Config::read_buffer_size`]: 128 KiB, tungstenite's own.
 pub const DEFAULT_READ_BUFFER_SIZE: usize = 128 << 10;
+/// The default [`Config::ping_interval`]: 20 s, as Python `websockets`.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(20);
+/// The default [`Config::timeout`]: 40 s, two ping intervals, so that a peer that vanished
+/// is released within a minute.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(40);
+/// The default [`Config::handshake_timeout`]: 10 s, as Python `websockets`.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default [`Config::send_timeout`]: 30 s.
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default [`Config::max_connections`]: 10,000.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 /// Everything a client or server fixes once, when it is set up: what Ktor's
 /// `install(WebSockets) { ... }` block holds.
 ///
-/// Every setting has a safe default; incoming sizes are always bounded.
+/// Every setting has a safe default: incoming sizes are bounded, every wait has a deadline,
+/// and a peer that vanished is released, so a server built with `Config::new()` can face the
+/// open internet. Each limit can be changed, and the durations turned off with
+/// `Duration::ZERO`.
 ///
 /// | setting | default |
 /// |---|---|
 /// | [`max_frame_size`](Config::max_frame_size) | 16 MiB |
 /// | [`max_message_size`](Config::max_message_size) | 64 MiB |
-/// | [`ping_interval`](Config::ping_interval) | off |
-/// | [`timeout`](Config::timeout) | off |
+/// | [`ping_interval`](Config::ping_interval) | 20 s |
+/// | [`timeout`](Config::timeout) | 40 s without a frame from the peer |
+/// | [`handshake_timeout`](Config::handshake_timeout) | 10 s for the opening handshake |
+/// | [`send_timeout`](Config::send_timeout) | 30 s for a write the peer does not take |
+/// | [`max_connections`](Config::max_connections) | 10,000 sessions and handshakes at once, per `Server::serve` |
 /// | [`fragment_size`](Config::fragment_size) | off (every message in one frame) |
 /// | [`read_buffer_size`](Config::read_buffer_size) | 128 KiB |
 /// | [`subprotocols`](Config::subprotocols) | none |
@@ -40,37 +58,74 @@ pub const DEFAULT_READ_BUFFER_SIZE: usize = 128 << 10;
 ///
 /// let config = Config::new()
 ///     .converter(JsonConverter)
-///     .ping_interval(Duration::from_secs(20))
-///     .timeout(Duration::from_secs(60))
+///     .ping_interval(Duration::from_secs(10))
+///     .timeout(Duration::from_secs(25))
 ///     .max_message_size(1 << 20);
 /// ```
 #[derive(Debug, Clone)]
 pub struct Config<C = NoConverter> {
     pub(crate) converter: C,
+    pub(crate) negotiation: Option<Negotiation<C>>,
+    pub(crate) settings: Arc<Settings>,
+}
+
+/// The settings that do not depend on the converter: one struct, shared by every session of
+/// a client or server.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
     pub(crate) max_frame_size: usize,
     pub(crate) max_message_size: usize,
     pub(crate) ping_interval: Option<Duration>,
     pub(crate) timeout: Option<Duration>,
+    pub(crate) handshake_timeout: Option<Duration>,
+    pub(crate) send_timeout: Option<Duration>,
+    pub(crate) max_connections: Option<usize>,
     pub(crate) fragment_size: Option<usize>,
     pub(crate) read_buffer_size: usize,
     pub(crate) subprotocols: Vec<String>,
-    pub(crate) negotiation: Option<Negotiation<C>>,
     pub(crate) tls: TlsSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            ping_interval: Some(DEFAULT_PING_INTERVAL),
+            timeout: Some(DEFAULT_TIMEOUT),
+            handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
+            send_timeout: Some(DEFAULT_SEND_TIMEOUT),
+            max_connections: Some(DEFAULT_MAX_CONNECTIONS),
+            fragment_size: None,
+            read_buffer_size: DEFAULT_READ_BUFFER_SIZE,
+            subprotocols: Vec::new(),
+            tls: TlsSettings::default(),
+        }
+    }
+}
+
+impl Settings {
+    pub(crate) fn websocket_config(&self) -> WebSocketConfig {
+        // A frame over the message limit can never be accepted; capping the frame limit too
+        // refuses it from its header instead of after reading its payload.
+        WebSocketConfig::default()
+            .max_frame_size(Some(self.max_frame_size.min(self.max_message_size)))
+            .max_message_size(Some(self.max_message_size))
+            .read_buffer_size(self.read_buffer_size)
+    }
+
+    /// Whether a session needs its watchdog task: for pings or for one of its deadlines.
+    pub(crate) fn needs_watchdog(&self) -> bool {
+        self.ping_interval.is_some() || self.timeout.is_some() || self.send_timeout.is_some()
+    }
 }
 
 impl Default for Config<NoConverter> {
     fn default() -> Self {
         Config {
             converter: NoConverter,
-            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
-            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
-            ping_interval: None,
-            timeout: None,
-            fragment_size: None,
-            read_buffer_size: DEFAULT_READ_BUFFER_SIZE,
-            subprotocols: Vec::new(),
             negotiation: None,
-            tls: TlsSettings::default(),
+            settings: Arc::default(),
         }
     }
 }
@@ -82,6 +137,11 @@ impl Config<NoConverter> {
     }
 }
 
+/// A duration setting: zero turns it off.
+fn nonzero(duration: Duration) -> Option<Duration> {
+    (!duration.is_zero()).then_some(duration)
+}
+
 impl<C> Config<C> {
     /// The converter that `send_serialized` and `receive_deserialized` use. Any
     /// [`Converter`](crate::Converter): a codec type chosen in code, or an
@@ -90,15 +150,8 @@ impl<C> Config<C> {
     pub fn converter<C2>(self, converter: C2) -> Config<C2> {
         Config {
             converter,
-            max_frame_size: self.max_frame_size,
-            max_message_size: self.max_message_size,
-            ping_interval: self.ping_interval,
-            timeout: self.timeout,
-            fragment_size: self.fragment_size,
-            read_buffer_size: self.read_buffer_size,
-            subprotocols: self.subprotocols,
             negotiation: None,
-            tls: self.tls,
+            settings: self.settings,
         }
     }
 
@@ -110,44 +163,69 @@ impl<C> Config<C> {
         config
     }
 
+    fn set(mut self, change: impl FnOnce(&mut Settings)) -> Self {
+        change(Arc::make_mut(&mut self.settings));
+        self
+    }
+
     /// The largest incoming frame payload accepted; a larger one closes the session with
     /// 1009 and gives the caller [`Error::TooBig`](crate::Error::TooBig). Default 16 MiB.
-    pub fn max_frame_size(mut self, bytes: usize) -> Self {
-        self.max_frame_size = bytes;
-        self
+    pub fn max_frame_size(self, bytes: usize) -> Self {
+        self.set(|s| s.max_frame_size = bytes)
     }
 
     /// The largest incoming message accepted, after reassembling its fragments; a larger one
     /// closes the session with 1009 and gives the caller
     /// [`Error::TooBig`](crate::Error::TooBig). Default 64 MiB.
-    pub fn max_message_size(mut self, bytes: usize) -> Self {
-        self.max_message_size = bytes;
-        self
+    pub fn max_message_size(self, bytes: usize) -> Self {
+        self.set(|s| s.max_message_size = bytes)
     }
 
-    /// Send a ping this often, whether or not the caller is receiving. Default off;
+    /// Send a ping this often, whether or not the caller is receiving. Default 20 s;
     /// `Duration::ZERO` turns it off.
-    pub fn ping_interval(mut self, interval: Duration) -> Self {
-        self.ping_interval = (!interval.is_zero()).then_some(interval);
-        self
+    pub fn ping_interval(self, interval: Duration) -> Self {
+        self.set(|s| s.ping_interval = nonzero(interval))
     }
 
     /// Close the session with 1011 when no frame at all (data, ping, pong or close) has
     /// arrived from the peer for this long; the caller then gets
     /// [`Error::Timeout`](crate::Error::Timeout). With a ping interval set, a live peer
     /// always answers within it, so this detects a dead peer; without one it is an idle
-    /// timeout. Also bounds the opening handshake. Default off; `Duration::ZERO` turns it
-    /// off.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = (!timeout.is_zero()).then_some(timeout);
-        self
+    /// timeout. Default 40 s (with the 20 s ping interval, a vanished peer is released within
+    /// 40 s); `Duration::ZERO` turns it off.
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.set(|s| s.timeout = nonzero(timeout))
+    }
+
+    /// The deadline for the opening handshake, TLS included: a client that has not completed
+    /// it by then is dropped (the server's side), a server that has not answered fails the
+    /// connect with [`Error::HandshakeTimeout`](crate::Error::HandshakeTimeout) (the client's
+    /// side). Default 10 s; `Duration::ZERO` turns it off.
+    pub fn handshake_timeout(self, timeout: Duration) -> Self {
+        self.set(|s| s.handshake_timeout = nonzero(timeout))
+    }
+
+    /// The deadline for writing to a peer that does not read: a send, feed or flush (or an
+    /// automatic pong) that cannot write for this long ends the session with
+    /// [`Error::Timeout`](crate::Error::Timeout); a 1011 close frame is attempted and the
+    /// connection dropped, releasing what the session held. Default 30 s; `Duration::ZERO`
+    /// turns it off.
+    pub fn send_timeout(self, timeout: Duration) -> Self {
+        self.set(|s| s.send_timeout = nonzero(timeout))
+    }
+
+    /// The most connections [`Server::serve`](crate::Server::serve) and
+    /// [`Server::serve_with`](crate::Server::serve_with) handle at once, handshakes included.
+    /// Further connections wait in the kernel's accept queue until one ends. Default 10,000;
+    /// `0` means no limit.
+    pub fn max_connections(self, connections: usize) -> Self {
+        self.set(|s| s.max_connections = (connections != 0).then_some(connections))
     }
 
     /// Send data messages longer than this many bytes as a first frame and continuation
     /// frames of at most this size. Default off (one frame per message); `0` turns it off.
-    pub fn fragment_size(mut self, bytes: usize) -> Self {
-        self.fragment_size = (bytes != 0).then_some(bytes);
-        self
+    pub fn fragment_size(self, bytes: usize) -> Self {
+        self.set(|s| s.fragment_size = (bytes != 0).then_some(bytes))
     }
 
     /// How much a session asks the socket for per read. tungstenite zero-fills this much before
@@ -156,9 +234,8 @@ impl<C> Config<C> {
     /// a megabyte and more a larger one is faster (1 MiB messages: 7% slower at 16 KiB, 1.8x
     /// slower at 4 KiB). It is also most of a session's idle memory. Default 128 KiB; values
     /// below 1 KiB are raised to 1 KiB.
-    pub fn read_buffer_size(mut self, bytes: usize) -> Self {
-        self.read_buffer_size = bytes.max(1 << 10);
-        self
+    pub fn read_buffer_size(self, bytes: usize) -> Self {
+        self.set(|s| s.read_buffer_size = bytes.max(1 << 10))
     }
 
     /// Subprotocols (`Sec-WebSocket-Protocol`), in order of preference. A client offers them
@@ -166,22 +243,21 @@ impl<C> Config<C> {
     /// adds); a server picks the first of them that the client offered, and refuses with HTTP
     /// 400 a client that offered only others. A server without any ignores offers, as RFC 6455
     /// allows. Default none.
-    pub fn subprotocols<I, S>(mut self, names: I) -> Self
+    pub fn subprotocols<I, S>(self, names: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.subprotocols = names.into_iter().map(Into::into).collect();
-        self
+        let names = names.into_iter().map(Into::into).collect();
+        self.set(|s| s.subprotocols = names)
     }
 
     /// The TLS client settings for `wss://` URLs: trusted roots, client certificates. Without
     /// this, `wss://` trusts the Mozilla roots of `webpki-roots`; certificates are always
     /// verified.
     #[cfg(feature = "tls")]
-    pub fn tls_client(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
-        self.tls.client = Some(config);
-        self
+    pub fn tls_client(self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.set(|s| s.tls.client = Some(config))
     }
 
     /// Makes [`Server::serve`](crate::Server::serve) and
@@ -189,23 +265,13 @@ impl<C> Config<C> {
     /// configuration before the WebSocket one. (For [`Server::accept`](crate::Server::accept),
     /// pass it a `tokio_rustls` stream.)
     #[cfg(feature = "tls")]
-    pub fn tls_server(mut self, config: std::sync::Arc<rustls::ServerConfig>) -> Self {
-        self.tls.server = Some(config);
-        self
+    pub fn tls_server(self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.set(|s| s.tls.server = Some(config))
     }
 
     /// The installed converter.
     pub fn converter_ref(&self) -> &C {
         &self.converter
-    }
-
-    pub(crate) fn websocket_config(&self) -> WebSocketConfig {
-        // A frame over the message limit can never be accepted; capping the frame limit too
-        // refuses it from its header instead of after reading its payload.
-        WebSocketConfig::default()
-            .max_frame_size(Some(self.max_frame_size.min(self.max_message_size)))
-            .max_message_size(Some(self.max_message_size))
-            .read_buffer_size(self.read_buffer_size)
     }
 }
 
@@ -214,7 +280,7 @@ impl<C: Converter> Config<C> {
     pub(crate) fn offered_subprotocols(&self) -> Vec<String> {
         let negotiated = self.negotiation.iter().flat_map(Negotiation::subprotocols);
         negotiated
-            .chain(self.subprotocols.iter().cloned())
+            .chain(self.settings.subprotocols.iter().cloned())
             .collect()
     }
 
@@ -224,12 +290,12 @@ impl<C: Converter> Config<C> {
         if let Some(negotiation) = &self.negotiation {
             return negotiation.choose(offered);
         }
-        if self.subprotocols.is_empty() || offered.is_empty() {
+        let subprotocols = &self.settings.subprotocols;
+        if subprotocols.is_empty() || offered.is_empty() {
             // RFC 6455 lets a server ignore subprotocols it was not told about.
             return Ok((None, self.converter.clone()));
         }
-        match self
-            .subprotocols
+        match subprotocols
             .iter()
             .find(|name| offered.contains(&name.as_str()))
         {
@@ -237,7 +303,7 @@ impl<C: Converter> Config<C> {
             None => Err(format!(
                 "no common subprotocol: the client offered {}, this server speaks {}",
                 offered.join(", "),
-                self.subprotocols.join(", ")
+                subprotocols.join(", ")
             )),
         }
     }

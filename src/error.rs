@@ -61,9 +61,10 @@ pub enum Error {
 
     /// A frame of the right type whose payload does not decode into the requested type.
     #[error(
-        "could not decode a {}-byte {} frame with the {converter} converter: {source}",
+        "could not decode a {}-byte {} frame with the {converter} converter: {}",
         .frame.payload().len(),
-        .frame.kind()
+        .frame.kind(),
+        Truncated(.source)
     )]
     Decode {
         /// The converter's name.
@@ -102,9 +103,17 @@ pub enum Error {
     #[error("WebSocket protocol violation: {0}")]
     Protocol(String),
 
-    /// Nothing arrived from the peer for the configured timeout.
-    #[error("no frame from the peer for {0:?}: the session timed out")]
+    /// The session's watchdog ended it: nothing arrived from the peer for the configured
+    /// [`timeout`](crate::Config::timeout), or the peer did not take what we wrote for the
+    /// [`send_timeout`](crate::Config::send_timeout). The close reason
+    /// ([`Session::close_reason`](crate::Session::close_reason)) says which.
+    #[error("the session timed out after {0:?}: the peer went silent or stopped reading")]
     Timeout(Duration),
+
+    /// The opening handshake did not complete within the configured
+    /// [`handshake_timeout`](crate::Config::handshake_timeout).
+    #[error("the opening handshake did not complete within {0:?}")]
+    HandshakeTimeout(Duration),
 
     /// The session is closed; the reason is the Close frame that ended it, or 1006 when the
     /// connection dropped without one.
@@ -156,6 +165,7 @@ impl Error {
             | Error::UnknownConverter { .. }
             | Error::Closed(_)
             | Error::Io(_)
+            | Error::HandshakeTimeout(_)
             | Error::Handshake { .. }
             | Error::InvalidUrl { .. } => None,
         }
@@ -188,9 +198,9 @@ impl Error {
         }
     }
 
-    /// True for [`Error::Timeout`].
+    /// True for [`Error::Timeout`] and [`Error::HandshakeTimeout`].
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Timeout(_))
+        matches!(self, Error::Timeout(_) | Error::HandshakeTimeout(_))
     }
 
     /// The close reason of a closed session.
@@ -217,5 +227,27 @@ impl Error {
             frame: frame.clone(),
             source: source.into(),
         }
+    }
+}
+
+/// The most of a codec's message that an error's text repeats: codecs quote what they could
+/// not read, and a peer chooses that text, so a log line stays short whatever it sent.
+pub(crate) const MAX_QUOTED: usize = 200;
+
+/// Displays an error's text cut to [`MAX_QUOTED`] bytes (at a character boundary), saying how
+/// long it was.
+struct Truncated<'a>(&'a BoxError);
+
+impl std::fmt::Display for Truncated<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = self.0.to_string();
+        if text.len() <= MAX_QUOTED {
+            return f.write_str(&text);
+        }
+        let cut = (0..=MAX_QUOTED)
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
+        write!(f, "{}... ({} bytes in all)", &text[..cut], text.len())
     }
 }

@@ -8,15 +8,16 @@ use tokio_tungstenite::tungstenite::http::HeaderMap;
 
 use crate::error::Error;
 
-/// Runs a handshake within the configured timeout, if any.
+/// Runs a handshake within the configured deadline, if any. Past it the handshake's future,
+/// and with it the connection, is dropped.
 pub(crate) async fn bounded<T>(
-    timeout: Option<Duration>,
+    deadline: Option<Duration>,
     handshake: impl Future<Output = T>,
 ) -> Result<T, Error> {
-    match timeout {
+    match deadline {
         Some(limit) => tokio::time::timeout(limit, handshake)
             .await
-            .map_err(|_| Error::Timeout(limit)),
+            .map_err(|_| Error::HandshakeTimeout(limit)),
         None => Ok(handshake.await),
     }
 }
@@ -59,7 +60,7 @@ pub(crate) fn failed(e: WsError, side: Side) -> Error {
 
 /// A failed TLS handshake is a handshake error that says why (an unknown issuer, a name
 /// mismatch); other I/O errors stay I/O errors.
-fn tls_failure(e: std::io::Error) -> Error {
+pub(crate) fn tls_failure(e: std::io::Error) -> Error {
     #[cfg(feature = "tls")]
     if let Some(tls) = crate::tls::rustls_error(&e) {
         return Error::Handshake {

@@ -63,7 +63,9 @@ mod upgrade;
 pub use bytes::Bytes;
 pub use client::{Client, ClientRequest, Endpoint};
 pub use config::{
-    Config, DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_READ_BUFFER_SIZE,
+    Config, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_SIZE,
+    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_PING_INTERVAL, DEFAULT_READ_BUFFER_SIZE,
+    DEFAULT_SEND_TIMEOUT, DEFAULT_TIMEOUT,
 };
 #[cfg(feature = "cbor")]
 pub use converter::CborConverter;
@@ -79,7 +81,7 @@ pub use negotiation::Negotiation;
 /// `Config::tls_server`.
 #[cfg(feature = "tls")]
 pub use rustls;
-pub use server::Server;
+pub use server::{Failure, Server, Stage};
 pub use session::{Deserialized, RecvHalf, SendHalf, Session};
 /// tokio-rustls, for TLS on streams given to [`Server::accept`].
 #[cfg(feature = "tls")]

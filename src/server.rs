@@ -3,11 +3,13 @@
 use std::fmt;
 use std::future::Future;
 use std::io::ErrorKind;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::sync::{Notify, Semaphore};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 
@@ -15,8 +17,8 @@ use crate::config::Config;
 use crate::converter::{Converter, NoConverter};
 use crate::error::Error;
 use crate::handshake::{self, Side};
-use crate::session::link::{Link, LinkOptions};
-use crate::session::{Session, link_options};
+use crate::session::Session;
+use crate::session::link::Handshake;
 use crate::upgrade;
 
 /// A WebSocket server: a [`Config`] installed once, shared by every session it accepts. Cheap
@@ -43,19 +45,64 @@ use crate::upgrade;
 /// ```
 pub struct Server<C = NoConverter> {
     config: Arc<Config<C>>,
+    on_failure: Option<Arc<FailureHook>>,
 }
+
+/// What [`Server::on_failure`] installs.
+type FailureHook = dyn Fn(Failure) + Send + Sync;
 
 impl<C> Clone for Server<C> {
     fn clone(&self) -> Self {
         Server {
             config: self.config.clone(),
+            on_failure: self.on_failure.clone(),
         }
     }
 }
 
 impl<C> fmt::Debug for Server<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Server").finish_non_exhaustive()
+        f.debug_struct("Server")
+            .field("on_failure", &self.on_failure.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A connection that [`Server::serve`] or [`Server::serve_with`] could not bring to a good
+/// end, as reported to [`Server::on_failure`].
+///
+/// Its text (`Display`) quotes at most 200 bytes of anything the peer sent, so it can go to a
+/// log as it is.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Failure {
+    /// The peer's address.
+    pub peer: SocketAddr,
+    /// Where the connection failed.
+    pub stage: Stage,
+    /// What went wrong: for a session, [`Error::Timeout`] or [`Error::Closed`] with the close
+    /// frame that ended it.
+    pub error: Error,
+}
+
+/// Where a [`Failure`] happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Stage {
+    /// The opening handshake (TLS included): the handler never saw the connection.
+    Handshake,
+    /// The session, after the handler had it: it ended with a close code other than 1000,
+    /// 1001 or none, without a close frame (1006), or by a timeout.
+    Session,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let stage = match self.stage {
+            Stage::Handshake => "handshake failed",
+            Stage::Session => "session failed",
+        };
+        write!(f, "{}: {stage}: {}", self.peer, self.error)
     }
 }
 
@@ -64,7 +111,27 @@ impl<C: Converter> Server<C> {
     pub fn new(config: Config<C>) -> Self {
         Server {
             config: Arc::new(config),
+            on_failure: None,
         }
+    }
+
+    /// Calls `hook` for every connection that [`Server::serve`] or [`Server::serve_with`]
+    /// could not bring to a good end: failed handshakes (timeouts, refusals, TLS errors,
+    /// requests that are no upgrade) and sessions that failed (see [`Stage::Session`]).
+    /// Without a hook they pass silently. The hook runs on a runtime thread: hand the
+    /// failure on (a channel, a logger that does not block) rather than write to a slow
+    /// sink from it.
+    ///
+    /// ```no_run
+    /// # use typed_ws::{Config, Server};
+    /// let server = Server::new(Config::new()).on_failure(|failure| {
+    ///     // e.g. "127.0.0.1:50312: handshake failed: the opening handshake did not complete within 10s"
+    ///     eprintln!("{failure}");
+    /// });
+    /// ```
+    pub fn on_failure(mut self, hook: impl Fn(Failure) + Send + Sync + 'static) -> Self {
+        self.on_failure = Some(Arc::new(hook));
+        self
     }
 
     /// The installed configuration.
@@ -104,6 +171,16 @@ impl<C: Converter> Server<C> {
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
         F: FnOnce(&Request) -> Result<(), StatusCode> + Unpin,
     {
+        let deadline = self.config.settings.handshake_timeout;
+        handshake::bounded(deadline, self.upgrade(io, check)).await?
+    }
+
+    /// The server handshake of [`Server::accept_with`], without its deadline.
+    async fn upgrade<S, F>(&self, io: S, check: F) -> Result<Session<C>, Error>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+        F: FnOnce(&Request) -> Result<(), StatusCode> + Unpin,
+    {
         let config = &self.config;
         let mut path = None;
         let mut agreed = None;
@@ -136,35 +213,35 @@ impl<C: Converter> Server<C> {
                 agreed = Some((subprotocol, converter));
                 Ok(response)
             };
-        let accept = async {
-            let io = upgrade::screen(io).await?;
-            tokio_tungstenite::accept_hdr_async_with_config(
-                io,
-                callback,
-                Some(config.websocket_config()),
-            )
-            .await
-            .map_err(|e| handshake::failed(e, Side::Server))
-        };
-        let ws = handshake::bounded(config.timeout, accept).await??;
+        let io = upgrade::screen(io).await?;
+        let ws = tokio_tungstenite::accept_hdr_async_with_config(
+            io,
+            callback,
+            Some(config.settings.websocket_config()),
+        )
+        .await
+        .map_err(|e| handshake::failed(e, Side::Server))?;
         // tungstenite completes a handshake only after the callback accepted it.
         let (subprotocol, converter) = agreed.ok_or_else(|| Error::Handshake {
             status: None,
             message: "the handshake completed without a decision".to_owned(),
         })?;
-        let options = LinkOptions {
-            path,
-            subprotocol,
-            ..link_options(config)
-        };
-        Ok(Session::new(Link::start(Box::new(ws), options), converter))
+        let handshake = Handshake { path, subprotocol };
+        Ok(Session::start(
+            Box::new(ws),
+            config.settings.clone(),
+            handshake,
+            converter,
+        ))
     }
 
     /// Accepts connections on `listener` forever, each in its own task: the handshake, then
     /// `handler` with the session. Connections whose handshake fails are dropped without
-    /// reaching the handler. An accept error that concerns one connection is skipped; any
-    /// other (out of file descriptors, say) pauses accepting for 100 ms instead of spinning.
-    /// Sets `TCP_NODELAY` on every connection.
+    /// reaching the handler, and reported to [`Server::on_failure`]. At most
+    /// [`Config::max_connections`] connections are handled at once; the next waits in the
+    /// kernel's accept queue until one ends. An accept error that concerns one connection is
+    /// skipped; any other (out of file descriptors, say) pauses accepting until a connection
+    /// ends or 100 ms pass, instead of spinning. Sets `TCP_NODELAY` on every connection.
     pub async fn serve<F, Fut>(&self, listener: TcpListener, handler: F)
     where
         F: Fn(Session<C>) -> Fut + Send + Sync + 'static,
@@ -206,12 +283,29 @@ impl<C: Converter> Server<C> {
     {
         let check = Arc::new(check);
         let handler = Arc::new(handler);
+        let slots = self
+            .config
+            .settings
+            .max_connections
+            .map(|n| Arc::new(Semaphore::new(n)));
+        let ended = Arc::new(Notify::new());
         loop {
-            let tcp = match listener.accept().await {
-                Ok((tcp, _)) => tcp,
+            // Taken before accepting, so that connections over the limit stay in the kernel.
+            let slot = match &slots {
+                Some(slots) => match slots.clone().acquire_owned().await {
+                    Ok(slot) => Some(slot),
+                    Err(_) => return,
+                },
+                None => None,
+            };
+            let (tcp, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
                 Err(e) if is_per_connection(e.kind()) => continue,
                 Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                        () = ended.notified() => {}
+                    }
                     continue;
                 }
             };
@@ -221,24 +315,41 @@ impl<C: Converter> Server<C> {
             let server = self.clone();
             let check = check.clone();
             let handler = handler.clone();
+            let ended = ended.clone();
             tokio::spawn(async move {
-                let accepted = match server.tls_acceptor() {
-                    #[cfg(feature = "tls")]
-                    Some(tls) => {
-                        let Ok(Ok(tls)) =
-                            handshake::bounded(server.config.timeout, tls.accept(tcp)).await
-                        else {
-                            // A client that fails the TLS handshake never reaches the handler.
-                            return;
-                        };
-                        server.accept_with(tls, move |request| check(request)).await
+                let check = move |request: &Request| check(request);
+                let deadline = server.config.settings.handshake_timeout;
+                let accepted = handshake::bounded(deadline, async {
+                    match server.tls_acceptor() {
+                        #[cfg(feature = "tls")]
+                        Some(tls) => {
+                            let tls = tls.accept(tcp).await.map_err(handshake::tls_failure)?;
+                            server.upgrade(tls, check).await
+                        }
+                        _ => server.upgrade(tcp, check).await,
                     }
-                    _ => server.accept_with(tcp, move |request| check(request)).await,
-                };
-                if let Ok(session) = accepted {
-                    handler(session).await;
+                })
+                .await
+                .and_then(|accepted| accepted);
+                match accepted {
+                    Ok(session) => {
+                        let link = session.link();
+                        handler(session).await;
+                        if let Some(error) = link.failure() {
+                            server.report(peer, Stage::Session, error);
+                        }
+                    }
+                    Err(error) => server.report(peer, Stage::Handshake, error),
                 }
+                drop(slot);
+                ended.notify_one();
             });
+        }
+    }
+
+    fn report(&self, peer: SocketAddr, stage: Stage, error: Error) {
+        if let Some(hook) = &self.on_failure {
+            hook(Failure { peer, stage, error });
         }
     }
 }
@@ -267,6 +378,7 @@ impl<C> Server<C> {
     #[cfg(feature = "tls")]
     fn tls_acceptor(&self) -> Option<tokio_rustls::TlsAcceptor> {
         self.config
+            .settings
             .tls
             .server
             .clone()

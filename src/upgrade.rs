@@ -8,57 +8,106 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_tungstenite::tungstenite::Error as WsError;
-use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::handshake::machine::TryParse;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, create_response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
 
 use crate::error::Error;
 
-/// The largest request head read, as in tungstenite.
+/// The largest request head read, as in tungstenite; a longer one is answered with 431.
 const MAX_HEAD: usize = 64 << 10;
 
-/// Reads of the request head; a client trickling it in smaller pieces is left to tungstenite,
-/// which refuses it as an attack.
-const MAX_READS: usize = 64;
+/// The longest request line; a longer one is answered with 414, as nginx does past its 8 KiB
+/// header buffers.
+const MAX_REQUEST_LINE: usize = 8 << 10;
 
 /// Reads the request head and checks that it asks for a WebSocket upgrade. A request that is
 /// HTTP but does not gets an HTTP error answer (405 for another method, 426 with the version
-/// we speak for another WebSocket version, 400 otherwise) and is an error with that status; anything else (garbage, an early end) is left for
-/// tungstenite to report. Gives back the stream with what was read put back in front.
+/// we speak for another WebSocket version, 414 for a request line over 8 KiB, 431 for a head
+/// over 64 KiB or with too many header fields, 400 otherwise) and is an error with that
+/// status; anything else (garbage, an early end) is left for tungstenite to report. Gives back
+/// the stream with what was read put back in front. How long a client may take is bounded by
+/// the caller (the handshake deadline).
 pub(crate) async fn screen<S>(mut io: S) -> Result<Rewind<S>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut head = Vec::new();
     let mut chunk = [0; 4096];
-    for _ in 0..MAX_READS {
+    loop {
         let n = match io.read(&mut chunk).await {
             Ok(0) => break,
             Err(e) => return Err(Error::Io(e)),
             Ok(n) => n,
         };
+        // Only the new bytes (and the three before them) can complete the head, so a client
+        // trickling it byte by byte costs linear time, not a parse per byte.
+        let seen = head.len().saturating_sub(3);
         head.extend_from_slice(&chunk[..n]);
-        let refused = match Request::try_parse(&head) {
-            Ok(None) if head.len() < MAX_HEAD => continue,
-            Ok(Some((_, request))) => create_response(&request).err(),
-            // Not HTTP at all: tungstenite says so precisely.
-            Err(WsError::Protocol(ProtocolError::HttparseError(_))) => None,
-            // HTTP, but no GET of HTTP/1.1.
-            Err(e @ WsError::Protocol(_)) => Some(e),
-            // Too big: tungstenite says so too.
-            _ => None,
+        let refused = match screen_head(&head, seen) {
+            Screened::Incomplete => continue,
+            Screened::Refused(status, why) => Some((status, why)),
+            Screened::Complete => None,
         };
-        if let Some(e) = refused {
-            return Err(refuse(&mut io, &e).await);
+        if let Some((status, why)) = refused {
+            return Err(refuse(&mut io, status, &why).await);
         }
         break;
     }
     Ok(Rewind { head, read: 0, io })
 }
 
-/// Answers a request that is no valid upgrade with an HTTP error, and closes.
-async fn refuse<S: AsyncWrite + Unpin>(io: &mut S, e: &WsError) -> Error {
+/// What [`screen_head`] makes of the bytes read so far.
+#[derive(Debug, PartialEq)]
+enum Screened {
+    /// More is needed.
+    Incomplete,
+    /// A complete head, or something tungstenite will refuse itself.
+    Complete,
+    /// An HTTP error answer is due.
+    Refused(StatusCode, String),
+}
+
+/// Looks at the request head read so far; `seen` bytes of it were looked at before.
+fn screen_head(head: &[u8], seen: usize) -> Screened {
+    let line_ends = head.iter().position(|&b| b == b'\n');
+    if line_ends.unwrap_or(head.len()) > MAX_REQUEST_LINE {
+        let why = format!("the request line is over {MAX_REQUEST_LINE} bytes");
+        return Screened::Refused(StatusCode::URI_TOO_LONG, why);
+    }
+    let new = &head[seen..];
+    let ended = new.windows(4).any(|w| w == b"\r\n\r\n") || new.windows(2).any(|w| w == b"\n\n");
+    // Parsed when complete, and once at the start so that garbage is told at once.
+    let parsed = if ended || seen == 0 {
+        Request::try_parse(head)
+    } else {
+        Ok(None)
+    };
+    match parsed {
+        Ok(None) if head.len() < MAX_HEAD => Screened::Incomplete,
+        Ok(None) => {
+            let why = format!("the request head is over {MAX_HEAD} bytes");
+            Screened::Refused(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, why)
+        }
+        Ok(Some((_, request))) => match create_response(&request) {
+            Ok(_) => Screened::Complete,
+            Err(e) => refusal(&e),
+        },
+        Err(WsError::Capacity(CapacityError::TooManyHeaders)) => {
+            let why = "too many header fields".to_owned();
+            Screened::Refused(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, why)
+        }
+        // Not HTTP at all: tungstenite says so precisely.
+        Err(WsError::Protocol(ProtocolError::HttparseError(_))) => Screened::Complete,
+        // HTTP, but no GET of HTTP/1.1.
+        Err(e @ WsError::Protocol(_)) => refusal(&e),
+        _ => Screened::Complete,
+    }
+}
+
+/// The answer to a request that is HTTP but no valid upgrade.
+fn refusal(e: &WsError) -> Screened {
     let status = match e {
         WsError::Protocol(ProtocolError::WrongHttpMethod) => StatusCode::METHOD_NOT_ALLOWED,
         WsError::Protocol(ProtocolError::MissingSecWebSocketVersionHeader) => {
@@ -66,10 +115,15 @@ async fn refuse<S: AsyncWrite + Unpin>(io: &mut S, e: &WsError) -> Error {
         }
         _ => StatusCode::BAD_REQUEST,
     };
-    let message = match e {
+    let why = match e {
         WsError::Protocol(p) => format!("not a WebSocket upgrade: {p}"),
         other => format!("not a WebSocket upgrade: {other}"),
     };
+    Screened::Refused(status, why)
+}
+
+/// Answers a request with an HTTP error, and closes.
+async fn refuse<S: AsyncWrite + Unpin>(io: &mut S, status: StatusCode, message: &str) -> Error {
     let version = if status == StatusCode::UPGRADE_REQUIRED {
         "Sec-WebSocket-Version: 13\r\n"
     } else {

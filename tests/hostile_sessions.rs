@@ -271,8 +271,8 @@ impl Opening {
             Opening::WrongVersion => "No \"Sec-WebSocket-Version: 13\" header",
             Opening::TruncatedThenEof | Opening::NothingThenEof => "Handshake not finished",
             Opening::TruncatedThenReset => return None,
-            Opening::HugeHeaderSection => "Attack attempt detected",
-            Opening::TooManyHeaders => "Too many headers",
+            Opening::HugeHeaderSection => "the request head is over 65536 bytes",
+            Opening::TooManyHeaders => "too many header fields",
         })
     }
 
@@ -284,6 +284,7 @@ impl Opening {
             Opening::PlainHttpGet | Opening::Http10Upgrade => Some(400),
             Opening::PostUpgrade => Some(405),
             Opening::WrongVersion => Some(426),
+            Opening::HugeHeaderSection | Opening::TooManyHeaders => Some(431),
             _ => None,
         }
     }
@@ -299,6 +300,7 @@ impl Opening {
                 | Opening::PostUpgrade
                 | Opening::Http10Upgrade
                 | Opening::WrongVersion
+                | Opening::HugeHeaderSection
                 | Opening::TooManyHeaders
         )
     }
@@ -1282,14 +1284,14 @@ async fn client_gets_handshake_error_when_the_accept_key_is_wrong() {
 async fn client_times_out_when_the_server_never_answers() {
     let limit = Duration::from_millis(300);
     let started = tokio::time::Instant::now();
-    let result = connect_to_hostile(config().timeout(limit), |peer| async move {
+    let result = connect_to_hostile(config().handshake_timeout(limit), |peer| async move {
         // Hold the connection, say nothing, until the client has given up.
         Some(peer)
     })
     .await;
     match result {
-        Err(Error::Timeout(after)) => assert_eq!(after, limit),
-        other => panic!("expected Timeout, got {other:?}"),
+        Err(Error::HandshakeTimeout(after)) => assert_eq!(after, limit),
+        other => panic!("expected HandshakeTimeout, got {other:?}"),
     }
     assert!(started.elapsed() >= limit);
 }

@@ -275,8 +275,11 @@ async fn live_peer_does_not_time_out_while_the_user_only_receives() {
 async fn idle_timeout_without_pings() {
     // Without a ping interval the timeout is an idle timeout: a live but quiet peer ends it.
     let timeout = Duration::from_millis(300);
-    let (mut session, mut peer, _) =
-        raw::client_to_raw(Config::new().timeout(timeout), "/idle").await;
+    let (mut session, mut peer, _) = raw::client_to_raw(
+        Config::new().ping_interval(Duration::ZERO).timeout(timeout),
+        "/idle",
+    )
+    .await;
     within("raw send", peer.write_frame(true, raw::TEXT, b"one"))
         .await
         .unwrap();
@@ -293,11 +296,11 @@ async fn idle_timeout_without_pings() {
 }
 
 #[tokio::test]
-async fn opening_handshake_is_bounded_by_the_timeout() {
+async fn opening_handshake_is_bounded_by_the_handshake_timeout() {
     let timeout = Duration::from_millis(300);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let client = Client::new(Config::new().timeout(timeout));
+    let client = Client::new(Config::new().handshake_timeout(timeout));
     // The server accepts the TCP connection and never answers the upgrade.
     let (result, accepted) = within("connect to a mute server", async {
         tokio::join!(
@@ -308,7 +311,10 @@ async fn opening_handshake_is_bounded_by_the_timeout() {
     .await;
     let _tcp = accepted.unwrap();
     match result {
-        Err(err) => assert!(matches!(err, Error::Timeout(d) if d == timeout), "{err:?}"),
+        Err(err) => assert!(
+            matches!(err, Error::HandshakeTimeout(d) if d == timeout),
+            "{err:?}"
+        ),
         Ok(_) => panic!("the handshake cannot have succeeded"),
     }
 }

@@ -7,6 +7,8 @@
 #![allow(dead_code)]
 
 use std::process::ExitCode;
+use std::sync::OnceLock;
+use std::sync::mpsc::{SyncSender, sync_channel};
 
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
@@ -48,17 +50,34 @@ pub fn only(converter: AnyConverter) -> Negotiation {
 /// Other paths are refused during the handshake, with a real HTTP status the client sees.
 pub async fn serve_echo(listener: TcpListener, codecs: Negotiation) {
     let only_echo = |request: &Request<()>| {
-        let path = request.uri().path();
-        if path == ECHO_PATH {
+        if request.uri().path() == ECHO_PATH {
             Ok(())
         } else {
-            eprintln!("refusing {path:?} with 404");
             Err(StatusCode::NOT_FOUND)
         }
     };
     Server::new(echo_config(codecs))
+        .on_failure(|failure| log(failure.to_string()))
         .serve_with(listener, only_echo, echo_chat)
         .await
+}
+
+/// Writes `line` to stderr from a thread of its own, so that a slow or stalled stderr never
+/// blocks a runtime thread; when 1,024 lines are already waiting, the line is dropped.
+pub fn log(line: String) {
+    static LINES: OnceLock<SyncSender<String>> = OnceLock::new();
+    let lines = LINES.get_or_init(|| {
+        let (tx, rx) = sync_channel::<String>(1024);
+        std::thread::spawn(move || {
+            use std::io::Write;
+            for line in rx {
+                let _ = writeln!(std::io::stderr().lock(), "{line}");
+            }
+        });
+        tx
+    });
+    // A full queue means stderr is not keeping up: dropping the line beats stalling.
+    let _ = lines.try_send(line);
 }
 
 /// Sends every `ChatMessage` back until the session ends. A message that is not one ends the
@@ -79,7 +98,7 @@ pub async fn echo_chat<C: Converter>(mut session: Session<C>) {
     // is how a session normally ends. For limit and protocol violations the library has
     // already sent the close frame, and closing again does nothing.
     if let Some(code) = error.close_code() {
-        eprintln!("closing a session with {code}: {error}");
+        log(format!("closing a session with {code}: {error}"));
         let _ = session
             .close(CloseReason::new(code, error.to_string()))
             .await;

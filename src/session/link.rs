@@ -1,24 +1,31 @@
-//! The connection under a session, shared by its two halves and its keep-alive task.
+//! The connection under a session, shared by its two halves and its watchdog task.
 //!
 //! There is no background task on the data path: whoever sends or receives polls the
 //! tungstenite stream directly, under a mutex held only for the length of one poll, never
-//! across an await. The keep-alive task (only when a ping interval or timeout is set) takes the
-//! same mutex on its ticks to send pings, to read what the peer sent while nobody was receiving,
-//! and to close a session whose peer went silent.
+//! across an await. The watchdog task (see [`super::watchdog`]) takes the same mutex on its
+//! ticks to send pings, to read what the peer sent while nobody was receiving, and to end a
+//! session whose peer went silent or stopped taking what we write.
 //!
 //! tokio-tungstenite remembers one waker for reading and one for writing. So that the
-//! keep-alive task and error paths never take a half's place in those slots, they poll with
-//! the waker the half registered last ([`State::recv_waker`], [`State::send_waker`]).
+//! watchdog and error paths never take a half's place in those slots, they poll with the
+//! waker the half registered last ([`State::recv_waker`], [`State::send_waker`]).
+//!
+//! A peer that sends pings but never reads would make tungstenite queue a pong per ping
+//! without bound. The link counts the pongs read while writing is blocked and, past
+//! [`MAX_UNSENT_PONGS`], reads nothing more from that peer until they are written: its
+//! further pings wait in the kernel, which bounds them, and the send deadline ends the session
+//! if the peer never reads.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::task::{Context, Poll, Waker, ready};
+use std::task::{Context, Poll, Wake, Waker, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
@@ -26,9 +33,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
+use crate::config::Settings;
 use crate::error::Error;
 use crate::frame::{CloseCode, CloseReason, Frame};
-use crate::session::keepalive;
 
 /// A tungstenite WebSocket stream of any transport (TCP, TLS, in-memory), type-erased so that
 /// client and server sessions are one type.
@@ -58,16 +65,17 @@ const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// frame and read out what the peer still sends before it is dropped.
 const LINGER: Duration = Duration::from_secs(2);
 
-/// At most this many frames read ahead by the keep-alive task wait for the receiver.
-const MAX_PENDING_FRAMES: usize = 1024;
+/// At most this many frames read ahead by the watchdog wait for the receiver.
+pub(crate) const MAX_PENDING_FRAMES: usize = 1024;
 
-/// What a session is set up with, fixed for its lifetime.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct LinkOptions {
-    pub(crate) ping_interval: Option<Duration>,
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) fragment_size: Option<usize>,
-    pub(crate) max_message_size: usize,
+/// At most this many pongs (131 bytes each at most) wait for a blocked socket before the
+/// session stops reading from the peer. RFC 6455 lets a pong answer only the latest ping, so
+/// nothing is lost by not reading more pings meanwhile.
+pub(crate) const MAX_UNSENT_PONGS: usize = 32;
+
+/// What the opening handshake settled for one session.
+#[derive(Debug, Default)]
+pub(crate) struct Handshake {
     pub(crate) path: Option<String>,
     pub(crate) subprotocol: Option<String>,
 }
@@ -76,7 +84,11 @@ pub(crate) struct Link {
     state: Mutex<State>,
     /// The close frame that started the closing handshake, in either direction, or 1006.
     close_reason: OnceLock<CloseReason>,
-    pub(crate) options: LinkOptions,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) handshake: Handshake,
+    /// Wakes the watchdog early: when writing becomes blocked (a new deadline) or the link
+    /// is dropped.
+    pub(crate) watchdog: Arc<Notify>,
 }
 
 struct State {
@@ -89,6 +101,11 @@ struct State {
     send_waker: Option<Waker>,
     /// When the last frame arrived; kept only when a timeout is set.
     last_seen: Instant,
+    /// Since when writing has waited for the peer to read; kept only when a send timeout is
+    /// set.
+    blocked_since: Option<Instant>,
+    /// Pongs tungstenite queued since the last complete flush.
+    unsent_pongs: usize,
     end: Option<End>,
 }
 
@@ -97,15 +114,26 @@ struct State {
 enum End {
     /// The stream ended: close handshake done, connection dropped, or a fatal read error.
     Closed,
-    /// The keep-alive task closed the session after this much silence.
+    /// The watchdog ended the session: the peer was silent, or did not read, for this long.
     TimedOut(Duration),
 }
 
+impl Drop for Link {
+    fn drop(&mut self) {
+        // The watchdog may be asleep until its next tick; it has nothing left to watch.
+        self.watchdog.notify_one();
+    }
+}
+
 impl Link {
-    /// Wraps a connected stream and starts its keep-alive task when one is configured.
-    pub(crate) fn start(ws: Box<dyn Transport>, options: LinkOptions) -> Arc<Link> {
-        let keepalive = options.ping_interval.is_some() || options.timeout.is_some();
-        let link = Arc::new(Link {
+    /// Wraps a connected stream. The watchdog, if the settings call for one, is the caller's
+    /// to start.
+    pub(crate) fn new(
+        ws: Box<dyn Transport>,
+        settings: Arc<Settings>,
+        handshake: Handshake,
+    ) -> Arc<Link> {
+        Arc::new(Link {
             state: Mutex::new(State {
                 ws,
                 pending: VecDeque::new(),
@@ -113,15 +141,15 @@ impl Link {
                 recv_waker: None,
                 send_waker: None,
                 last_seen: Instant::now(),
+                blocked_since: None,
+                unsent_pongs: 0,
                 end: None,
             }),
             close_reason: OnceLock::new(),
-            options,
-        });
-        if keepalive {
-            tokio::spawn(keepalive::run(Arc::downgrade(&link)));
-        }
-        link
+            settings,
+            handshake,
+            watchdog: Arc::new(Notify::new()),
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -168,6 +196,17 @@ impl Link {
             return Poll::Ready(Err(self.end_error(end)));
         }
         remember(&mut st.recv_waker, cx.waker());
+        if st.unsent_pongs >= MAX_UNSENT_PONGS {
+            // Wait until the pongs are written; tokio-tungstenite keeps one write waker, so it
+            // must wake the sending half as well as this receiver.
+            let waker = Waker::from(Arc::new(WakeBoth(
+                cx.waker().clone(),
+                st.send_waker.clone(),
+            )));
+            let flushed = Pin::new(&mut *st.ws).poll_flush(&mut Context::from_waker(&waker));
+            // A failed flush leaves the connection broken, which the read reports.
+            let _flushed = ready!(self.track_write(&mut st, flushed, true));
+        }
         let item = ready!(Pin::new(&mut *st.ws).poll_next(cx));
         Poll::Ready(self.on_read(&mut st, item))
     }
@@ -180,7 +219,7 @@ impl Link {
     ) -> Result<Frame, Error> {
         match item {
             Some(Ok(message)) => {
-                if self.options.timeout.is_some() {
+                if self.settings.timeout.is_some() {
                     st.last_seen = Instant::now();
                 }
                 let frame = Frame::try_from(message)?;
@@ -193,9 +232,12 @@ impl Link {
                         );
                         // tungstenite queued the reply; send it now rather than with the next
                         // write, which may never come.
-                        flush_now(st);
+                        self.flush_now(st);
                     }
-                    Frame::Ping(_) => flush_now(st),
+                    Frame::Ping(_) => {
+                        st.unsent_pongs += 1;
+                        self.flush_now(st);
+                    }
                     _ => {}
                 }
                 Ok(frame)
@@ -265,9 +307,9 @@ impl Link {
             .unwrap_or_else(|| Waker::noop().clone());
         let mut cx = Context::from_waker(&waker);
         let mut read_any = false;
-        while st.end.is_none() {
+        while st.end.is_none() && st.unsent_pongs < MAX_UNSENT_PONGS {
             if st.pending.len() >= MAX_PENDING_FRAMES
-                || st.pending_bytes >= self.options.max_message_size
+                || st.pending_bytes >= self.settings.max_message_size
             {
                 // The peer is clearly alive; the receiver is what is slow.
                 st.last_seen = Instant::now();
@@ -306,7 +348,8 @@ impl Link {
         }
         remember(&mut st.send_waker, cx.waker());
         if frame.is_some() {
-            if let Err(e) = ready!(Pin::new(&mut *st.ws).poll_ready(cx)) {
+            let ready = Pin::new(&mut *st.ws).poll_ready(cx);
+            if let Err(e) = ready!(self.track_write(&mut st, ready, false)) {
                 return Poll::Ready(Err(self.send_failed(e)));
             }
             let Some(frame) = frame.take() else {
@@ -319,7 +362,10 @@ impl Link {
         if !flush {
             return Poll::Ready(Ok(()));
         }
-        Poll::Ready(ready!(Pin::new(&mut *st.ws).poll_flush(cx)).map_err(|e| self.send_failed(e)))
+        let flushed = Pin::new(&mut *st.ws).poll_flush(cx);
+        Poll::Ready(
+            ready!(self.track_write(&mut st, flushed, true)).map_err(|e| self.send_failed(e)),
+        )
     }
 
     pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
@@ -328,7 +374,10 @@ impl Link {
             return Poll::Ready(Err(self.end_error(end)));
         }
         remember(&mut st.send_waker, cx.waker());
-        Poll::Ready(ready!(Pin::new(&mut *st.ws).poll_ready(cx)).map_err(|e| self.send_failed(e)))
+        let ready = Pin::new(&mut *st.ws).poll_ready(cx);
+        Poll::Ready(
+            ready!(self.track_write(&mut st, ready, false)).map_err(|e| self.send_failed(e)),
+        )
     }
 
     pub(crate) fn start_send(&self, frame: Frame) -> Result<(), Error> {
@@ -345,7 +394,10 @@ impl Link {
             return Poll::Ready(Err(self.end_error(end)));
         }
         remember(&mut st.send_waker, cx.waker());
-        Poll::Ready(ready!(Pin::new(&mut *st.ws).poll_flush(cx)).map_err(|e| self.send_failed(e)))
+        let flushed = Pin::new(&mut *st.ws).poll_flush(cx);
+        Poll::Ready(
+            ready!(self.track_write(&mut st, flushed, true)).map_err(|e| self.send_failed(e)),
+        )
     }
 
     /// Hands a frame to tungstenite's write buffer, split into fragments when configured. All
@@ -368,13 +420,13 @@ impl Link {
                     data.len()
                 )));
             }
-            Frame::Text(text) => match self.options.fragment_size {
+            Frame::Text(text) => match self.settings.fragment_size {
                 Some(size) if text.len() > size => {
                     return self.queue_fragments(st, Data::Text, text.into(), size);
                 }
                 _ => Message::Text(text),
             },
-            Frame::Binary(data) => match self.options.fragment_size {
+            Frame::Binary(data) => match self.settings.fragment_size {
                 Some(size) if data.len() > size => {
                     return self.queue_fragments(st, Data::Binary, data, size);
                 }
@@ -433,12 +485,12 @@ impl Link {
             .start_send(Message::Close(Some(reason.into())))
             .is_ok()
         {
-            flush_now(st);
+            self.flush_now(st);
         }
     }
 
-    /// Queues a ping for the keep-alive task; it is flushed now if the socket takes it, or
-    /// with the next flush.
+    /// Queues a ping for the watchdog; it is flushed now if the socket takes it, or with the
+    /// next flush.
     pub(crate) fn send_ping(&self) {
         let mut st = self.lock();
         if st.end.is_none()
@@ -446,7 +498,77 @@ impl Link {
                 .start_send(Message::Ping(Bytes::new()))
                 .is_ok()
         {
-            flush_now(&mut st);
+            self.flush_now(&mut st);
+        }
+    }
+
+    /// Notes how a write poll went: `Pending` means the peer is not taking what we write,
+    /// which starts the send deadline; `Ready` ends it, and a finished flush (`flushed`) has
+    /// written every pong.
+    fn track_write<T>(&self, st: &mut State, poll: Poll<T>, flushed: bool) -> Poll<T> {
+        match &poll {
+            Poll::Pending => {
+                if st.blocked_since.is_none() && self.settings.send_timeout.is_some() {
+                    st.blocked_since = Some(Instant::now());
+                    self.watchdog.notify_one();
+                }
+            }
+            Poll::Ready(_) => {
+                st.blocked_since = None;
+                if flushed {
+                    st.unsent_pongs = 0;
+                }
+            }
+        }
+        poll
+    }
+
+    /// One flush attempt with the sending half's waker, so that its slot keeps the right
+    /// waker. The error, if any, surfaces to the halves on their next call.
+    fn flush_now(&self, st: &mut State) {
+        let waker = st
+            .send_waker
+            .clone()
+            .unwrap_or_else(|| Waker::noop().clone());
+        let flushed = Pin::new(&mut *st.ws).poll_flush(&mut Context::from_waker(&waker));
+        let _ = self.track_write(st, flushed, true);
+    }
+
+    /// When the send deadline expires, if writing is blocked now.
+    pub(crate) fn send_deadline(&self) -> Option<Instant> {
+        let after = self.settings.send_timeout?;
+        Some(self.lock().blocked_since? + after)
+    }
+
+    /// Ends the session when writing has been blocked for the send timeout; a write that has
+    /// become possible meanwhile (nobody was waiting to retry it) clears the deadline.
+    /// Returns whether the session has ended.
+    pub(crate) fn check_send_deadline(&self) -> bool {
+        let mut st = self.lock();
+        if st.end.is_some() {
+            return true;
+        }
+        let (Some(after), Some(since)) = (self.settings.send_timeout, st.blocked_since) else {
+            return false;
+        };
+        self.flush_now(&mut st);
+        if st.blocked_since.is_none() || Instant::now() < since + after {
+            return false;
+        }
+        let secs = after.as_secs_f64();
+        let reason = format!("the peer did not read what was sent for {secs}s");
+        self.time_out(&mut st, after, reason);
+        true
+    }
+
+    /// Ends the session for a deadline: a 1011 close frame is attempted, the connection
+    /// dropped, and both halves woken to see [`Error::Timeout`].
+    fn time_out(&self, st: &mut State, after: Duration, reason: String) {
+        self.send_close_now(st, CloseReason::new(CloseCode::InternalError, reason));
+        st.end = Some(End::TimedOut(after));
+        finish(st);
+        for waker in [&st.recv_waker, &st.send_waker].into_iter().flatten() {
+            waker.wake_by_ref();
         }
     }
 
@@ -463,28 +585,35 @@ impl Link {
             return Some(deadline);
         }
         let secs = after.as_secs_f64();
-        self.send_close_now(
+        self.time_out(
             &mut st,
-            CloseReason::new(
-                CloseCode::InternalError,
-                format!("no frame from the peer for {secs}s"),
-            ),
+            after,
+            format!("no frame from the peer for {secs}s"),
         );
-        st.end = Some(End::TimedOut(after));
-        finish(&mut st);
-        for waker in [&st.recv_waker, &st.send_waker].into_iter().flatten() {
-            waker.wake_by_ref();
-        }
         None
     }
 
-    /// Whether the session has ended; the keep-alive task stops then.
+    /// What made the session fail, once it has ended: a timeout, or a close frame (from
+    /// either side) with a code other than 1000, 1001 or none, or none at all (1006). `None`
+    /// for a session that is open or ended well.
+    pub(crate) fn failure(&self) -> Option<Error> {
+        if let Some(End::TimedOut(after)) = self.lock().end {
+            return Some(Error::Timeout(after));
+        }
+        let reason = self.close_reason()?;
+        match reason.code {
+            CloseCode::Normal | CloseCode::GoingAway | CloseCode::NoStatus => None,
+            _ => Some(Error::Closed(reason)),
+        }
+    }
+
+    /// Whether the session has ended; the watchdog stops then.
     pub(crate) fn has_ended(&self) -> bool {
         self.lock().end.is_some()
     }
 
     /// Sends a close frame and waits for the peer's (discarding data that arrives first) until
-    /// the connection ends, for at most the configured timeout or [`CLOSE_WAIT`]. Closing a
+    /// the connection ends, for at most [`CLOSE_WAIT`] or the configured timeout if shorter. Closing a
     /// session that is already closed does nothing.
     pub(crate) async fn close(&self, reason: CloseReason) -> Result<(), Error> {
         let mut frame = Some(Frame::Close(Some(reason)));
@@ -492,7 +621,10 @@ impl Link {
             Ok(()) | Err(Error::Closed(_)) | Err(Error::Timeout(_)) => {}
             Err(e) => return Err(e),
         }
-        let wait = self.options.timeout.unwrap_or(CLOSE_WAIT);
+        let wait = self
+            .settings
+            .timeout
+            .map_or(CLOSE_WAIT, |t| t.min(CLOSE_WAIT));
         let drained = tokio::time::timeout(wait, async {
             while std::future::poll_fn(|cx| self.poll_receive(cx))
                 .await
@@ -586,15 +718,20 @@ fn check_close(reason: CloseReason) -> Result<CloseReason, Error> {
     Ok(reason.truncated())
 }
 
-/// One flush attempt with the sending half's waker, so that its slot keeps the right waker.
-fn flush_now(st: &mut State) {
-    let waker = st
-        .send_waker
-        .clone()
-        .unwrap_or_else(|| Waker::noop().clone());
-    let mut cx = Context::from_waker(&waker);
-    // The error, if any, surfaces to the halves on their next call.
-    let _ = Pin::new(&mut *st.ws).poll_flush(&mut cx);
+/// A waker for the receiver and the sending half at once.
+struct WakeBoth(Waker, Option<Waker>);
+
+impl Wake for WakeBoth {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.wake_by_ref();
+        if let Some(sender) = &self.1 {
+            sender.wake_by_ref();
+        }
+    }
 }
 
 fn remember(slot: &mut Option<Waker>, waker: &Waker) {

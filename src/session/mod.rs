@@ -14,23 +14,24 @@ use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::config::Config;
+use crate::config::{Config, Settings};
 use crate::converter::{Converter, NoConverter};
 use crate::error::Error;
 use crate::frame::{CloseCode, CloseReason, Frame, Utf8Bytes};
 
-mod keepalive;
 pub(crate) mod link;
+mod watchdog;
 
-use link::{Link, LinkOptions};
+use link::{Handshake, Link, Transport};
 
 /// A WebSocket session: send and receive frames, or typed values through the converter `C`.
 ///
 /// Made by [`Client`](crate::Client) or [`Server`](crate::Server), or by wrapping a
 /// tokio-tungstenite stream with [`Session::from_stream`]. It answers the peer's pings as it
-/// reads them: whenever you receive, and, with a ping interval or timeout set, at every
-/// keep-alive tick even while you are not receiving. When configured it sends keep-alive pings
-/// and times out a silent peer, whether or not you are receiving.
+/// reads them: whenever you receive, and at every tick of its watchdog (pings, timeout, send
+/// timeout: all on by default) even while you are not receiving. The watchdog sends the
+/// keep-alive pings and ends the session when the peer goes silent or stops reading, whether
+/// or not you are receiving.
 ///
 /// It is a [`Stream`] of incoming frames and a [`Sink`] of outgoing ones; [`Session::split`]
 /// gives a [`SendHalf`] and a [`RecvHalf`] for use from different tasks.
@@ -89,7 +90,19 @@ impl<C> Unpin for SendHalf<C> {}
 impl<C> Unpin for RecvHalf<C> {}
 
 impl<C: Clone> Session<C> {
-    pub(crate) fn new(link: Arc<Link>, converter: C) -> Self {
+    /// Starts a session on a connection whose opening handshake is done: the one place a
+    /// session and its watchdog come to life.
+    pub(crate) fn start(
+        ws: Box<dyn Transport>,
+        settings: Arc<Settings>,
+        handshake: Handshake,
+        converter: C,
+    ) -> Self {
+        let watchdog = settings.needs_watchdog();
+        let link = Link::new(ws, settings, handshake);
+        if watchdog {
+            tokio::spawn(watchdog::run(Arc::downgrade(&link), link.watchdog.clone()));
+        }
         Session {
             tx: SendHalf {
                 link: link.clone(),
@@ -106,30 +119,20 @@ impl<C: Clone> Session<C> {
 
     /// Puts the typed layer on a connection that another library set up (its own handshake,
     /// routing or TLS). The stream keeps the size limits it was created with; the ping
-    /// interval, timeout, fragment size and converter come from `config`. Needs a tokio
-    /// runtime when a ping interval or timeout is set.
+    /// interval, deadlines, fragment size and converter come from `config`. Needs a tokio
+    /// runtime when a ping interval or deadline is set (the default).
     pub fn from_stream<S>(ws: WebSocketStream<S>, config: &Config<C>) -> Self
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        let max_message_size = ws.get_config().max_message_size.unwrap_or(usize::MAX);
-        let options = LinkOptions {
-            max_message_size,
-            ..link_options(config)
-        };
-        Session::new(Link::start(Box::new(ws), options), config.converter.clone())
-    }
-}
-
-/// What a session takes from its config; the caller fills in the handshake's facts.
-pub(crate) fn link_options<C>(config: &Config<C>) -> LinkOptions {
-    LinkOptions {
-        ping_interval: config.ping_interval,
-        timeout: config.timeout,
-        fragment_size: config.fragment_size,
-        max_message_size: config.max_message_size,
-        path: None,
-        subprotocol: None,
+        let mut settings = Settings::clone(&config.settings);
+        settings.max_message_size = ws.get_config().max_message_size.unwrap_or(usize::MAX);
+        Session::start(
+            Box::new(ws),
+            Arc::new(settings),
+            Handshake::default(),
+            config.converter.clone(),
+        )
     }
 }
 
@@ -171,8 +174,8 @@ impl<C> Session<C> {
     }
 
     /// Closes the session: sends a close frame with `reason`, then waits for the peer's close
-    /// frame (discarding data that arrives first) until the connection ends, for at most the
-    /// configured timeout, or 5 seconds without one. Closing a closed session does nothing.
+    /// frame (discarding data that arrives first) until the connection ends, for at most
+    /// 5 seconds (or the configured timeout, if shorter). Closing a closed session does nothing.
     pub async fn close(&mut self, reason: CloseReason) -> Result<(), Error> {
         self.tx.link.close(reason).await
     }
@@ -196,12 +199,12 @@ impl<C> Session<C> {
     /// The request path: on the server, the path the client asked for (route on it); on the
     /// client, the path of the URL. `None` for a wrapped stream.
     pub fn path(&self) -> Option<&str> {
-        self.tx.link.options.path.as_deref()
+        self.tx.link.handshake.path.as_deref()
     }
 
     /// The subprotocol agreed in the handshake, if any.
     pub fn subprotocol(&self) -> Option<&str> {
-        self.tx.link.options.subprotocol.as_deref()
+        self.tx.link.handshake.subprotocol.as_deref()
     }
 
     /// A handle that closes the session even after the session has moved away.

@@ -254,28 +254,7 @@ impl RawPeer {
         payload: &[u8],
         mask: bool,
     ) -> io::Result<()> {
-        let mut out = Vec::with_capacity(payload.len() + 14);
-        out.push(if fin { 0x80 } else { 0 } | (opcode & 0x0f));
-        let mask_bit = if mask { 0x80 } else { 0 };
-        match payload.len() {
-            len @ 0..=125 => out.push(mask_bit | len as u8),
-            len @ 126..=0xffff => {
-                out.push(mask_bit | 126);
-                out.extend_from_slice(&(len as u16).to_be_bytes());
-            }
-            len => {
-                out.push(mask_bit | 127);
-                out.extend_from_slice(&(len as u64).to_be_bytes());
-            }
-        }
-        let start = out.len();
-        if mask {
-            out.extend_from_slice(&MASK);
-        }
-        out.extend_from_slice(payload);
-        if mask {
-            apply_mask(&mut out[start + 4..], MASK);
-        }
+        let out = encode_frame(fin, opcode, payload, mask);
         self.stream.write_all(&out).await?;
         self.stream.flush().await
     }
@@ -333,6 +312,33 @@ impl RawPeer {
     pub async fn shutdown_write(&mut self) {
         self.stream.shutdown().await.expect("shutdown");
     }
+}
+
+/// One frame as bytes on the wire, masked (as a client's) or not.
+pub fn encode_frame(fin: bool, opcode: u8, payload: &[u8], mask: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 14);
+    out.push(if fin { 0x80 } else { 0 } | (opcode & 0x0f));
+    let mask_bit = if mask { 0x80 } else { 0 };
+    match payload.len() {
+        len @ 0..=125 => out.push(mask_bit | len as u8),
+        len @ 126..=0xffff => {
+            out.push(mask_bit | 126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        len => {
+            out.push(mask_bit | 127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    let start = out.len();
+    if mask {
+        out.extend_from_slice(&MASK);
+    }
+    out.extend_from_slice(payload);
+    if mask {
+        apply_mask(&mut out[start + 4..], MASK);
+    }
+    out
 }
 
 fn apply_mask(payload: &mut [u8], mask: [u8; 4]) {

@@ -1,0 +1,65 @@
+//! The watchdog task: pings at the configured interval, and ends a session whose peer has
+//! been silent for the timeout or has not read what we write for the send timeout, whether
+//! or not anybody is sending or receiving.
+
+use std::sync::{Arc, Weak};
+
+use tokio::sync::Notify;
+use tokio::time::{Instant, sleep_until};
+
+use crate::session::link::Link;
+
+/// Runs until the session ends or is dropped. It holds only a weak reference between ticks,
+/// so it never keeps a dropped session's connection open.
+pub(crate) async fn run(link: Weak<Link>, wake: Arc<Notify>) {
+    let Some((ping, timeout)) = link
+        .upgrade()
+        .map(|l| (l.settings.ping_interval, l.settings.timeout))
+    else {
+        return;
+    };
+    let start = Instant::now();
+    let mut next_ping = ping.map(|interval| start + interval);
+    let mut timeout_at = timeout.map(|after| start + after);
+    loop {
+        let send_deadline = match link.upgrade() {
+            Some(link) if !link.has_ended() => link.send_deadline(),
+            _ => return,
+        };
+        let wake_at = [next_ping, timeout_at, send_deadline]
+            .into_iter()
+            .flatten()
+            .min();
+        match wake_at {
+            Some(at) => {
+                tokio::select! {
+                    () = sleep_until(at) => {}
+                    () = wake.notified() => continue,
+                }
+            }
+            None => {
+                wake.notified().await;
+                continue;
+            }
+        }
+        let Some(link) = link.upgrade() else { return };
+        // Read what arrived while nobody was receiving, so that pongs count as signs of life.
+        link.read_ahead();
+        if link.check_send_deadline() {
+            return;
+        }
+        if let Some(after) = timeout {
+            match link.check_timeout(after) {
+                Some(deadline) => timeout_at = Some(deadline),
+                None => return,
+            }
+        }
+        if let (Some(interval), Some(due)) = (ping, next_ping) {
+            let now = Instant::now();
+            if now >= due {
+                link.send_ping();
+                next_ping = Some(now + interval);
+            }
+        }
+    }
+}
