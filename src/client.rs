@@ -4,16 +4,18 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::error::ProtocolError;
-use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+use tokio_tungstenite::tungstenite::error::{ProtocolError, UrlError};
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, Uri};
 
 use crate::config::Config;
 use crate::converter::{Converter, NoConverter};
 use crate::error::Error;
 use crate::frame::{CloseCode, CloseReason};
 use crate::handshake::{self, Side};
+use crate::read_buffer::Elastic;
 use crate::session::Session;
 use crate::session::link::Handshake;
 
@@ -205,24 +207,28 @@ impl<C: Converter> ClientRequest<C> {
                 .insert("sec-websocket-protocol", value);
         }
         let path = request.uri().path().to_owned();
+        let websocket_config = Some(config.settings.websocket_config());
         #[cfg(feature = "tls")]
-        let connect = tokio_tungstenite::connect_async_tls_with_config(
-            request,
-            Some(config.settings.websocket_config()),
-            true,
-            config
-                .settings
-                .tls
-                .client
-                .clone()
-                .map(tokio_tungstenite::Connector::Rustls),
-        );
-        #[cfg(not(feature = "tls"))]
-        let connect = tokio_tungstenite::connect_async_with_config(
-            request,
-            Some(config.settings.websocket_config()),
-            true,
-        );
+        let connector = config
+            .settings
+            .tls
+            .client
+            .clone()
+            .map(tokio_tungstenite::Connector::Rustls);
+        let connect = async move {
+            let tcp = Elastic::new(connect_tcp(request.uri()).await?);
+            #[cfg(feature = "tls")]
+            return tokio_tungstenite::client_async_tls_with_config(
+                request,
+                tcp,
+                websocket_config,
+                connector,
+            )
+            .await;
+            #[cfg(not(feature = "tls"))]
+            return tokio_tungstenite::client_async_with_config(request, tcp, websocket_config)
+                .await;
+        };
         // tokio-tungstenite's connect future is large (20 KiB with TLS), and debug builds copy
         // it into every frame of the futures that await it; on the heap it is copied nowhere.
         let (ws, response) =
@@ -278,6 +284,26 @@ impl<C: Converter> ClientRequest<C> {
         let _ = link.close(reason).await;
         outcome
     }
+}
+
+/// Opens the TCP connection for a `ws://` or `wss://` URL, with `TCP_NODELAY`: what
+/// tokio-tungstenite's `connect_async` does, done here so that the session reads the socket
+/// through [`Elastic`].
+async fn connect_tcp(uri: &Uri) -> Result<TcpStream, WsError> {
+    let port = match (uri.scheme_str(), uri.port_u16()) {
+        (Some("ws" | "wss"), Some(port)) => port,
+        (Some("ws"), None) => 80,
+        (Some("wss"), None) => 443,
+        _ => return Err(WsError::Url(UrlError::UnsupportedUrlScheme)),
+    };
+    if cfg!(not(feature = "tls")) && uri.scheme_str() == Some("wss") {
+        return Err(WsError::Url(UrlError::TlsFeatureNotEnabled));
+    }
+    let host = uri.host().ok_or(WsError::Url(UrlError::NoHostName))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let tcp = TcpStream::connect((host, port)).await?;
+    tcp.set_nodelay(true)?;
+    Ok(tcp)
 }
 
 fn invalid_header(name: &str, e: impl fmt::Display) -> Error {

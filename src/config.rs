@@ -13,8 +13,8 @@ use crate::tls::TlsSettings;
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;
 /// The default [`Config::max_message_size`]: 64 MiB.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
-/// The default [`Config::read_buffer_size`]: 128 KiB, tungstenite's own.
-pub const DEFAULT_READ_BUFFER_SIZE: usize = 128 << 10;
+/// The default [`Config::read_buffer_size`]: 4 KiB.
+pub const DEFAULT_READ_BUFFER_SIZE: usize = 4 << 10;
 /// The default [`Config::ping_interval`]: 20 s, as Python `websockets`.
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(20);
 /// The default [`Config::timeout`]: 40 s, two ping intervals, so that a peer that vanished
@@ -45,7 +45,7 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// | [`send_timeout`](Config::send_timeout) | 30 s for a write the peer does not take |
 /// | [`max_connections`](Config::max_connections) | 10,000 sessions and handshakes at once, per `Server::serve` |
 /// | [`fragment_size`](Config::fragment_size) | off (every message in one frame) |
-/// | [`read_buffer_size`](Config::read_buffer_size) | 128 KiB |
+/// | [`read_buffer_size`](Config::read_buffer_size) | 4 KiB, growing to 64 KiB reads for bulk transfers |
 /// | [`subprotocols`](Config::subprotocols) | none |
 /// | [`converter`](Config::converter) | none ([`NoConverter`]) |
 /// | [`negotiate`](Config::negotiate) | off |
@@ -228,12 +228,12 @@ impl<C> Config<C> {
         self.set(|s| s.fragment_size = (bytes != 0).then_some(bytes))
     }
 
-    /// How much a session asks the socket for per read. tungstenite zero-fills this much before
-    /// every read, so for small messages a smaller buffer is faster and lighter (measured on a
-    /// 100-byte round trip: 4 KiB takes a tenth of the instructions of 128 KiB); for messages of
-    /// a megabyte and more a larger one is faster (1 MiB messages: 7% slower at 16 KiB, 1.8x
-    /// slower at 4 KiB). It is also most of a session's idle memory. Default 128 KiB; values
-    /// below 1 KiB are raised to 1 KiB.
+    /// The size of tungstenite's read buffer, which it zero-fills before every read: most of
+    /// an idle session's memory, and most of the cost of receiving a small message when it is
+    /// large. Sessions that typed-ws connects or accepts read the socket straight into it while
+    /// messages are small, and up to 64 KiB at a time, through a buffer that is freed once the
+    /// burst is over, while the peer sends in bulk; so a small one costs large messages little.
+    /// Default 4 KiB; values below 1 KiB are raised to 1 KiB.
     pub fn read_buffer_size(self, bytes: usize) -> Self {
         self.set(|s| s.read_buffer_size = bytes.max(1 << 10))
     }

@@ -26,6 +26,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// | `InvalidUtf8` | closed, 1007 sent | 1007 `InvalidPayload` |
 /// | `Protocol` | closed, 1002 sent | 1002 `ProtocolError` |
 /// | `Timeout` | closed, 1011 sent | 1011 `InternalError` |
+/// | `HandshakeTimeout` | (no session) | — |
 /// | `Closed` | closed | — |
 /// | `Io` | connection lost (1006) | — |
 /// | `Handshake`, `InvalidUrl` | (no session) | — |

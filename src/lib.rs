@@ -55,6 +55,7 @@ mod error;
 mod frame;
 mod handshake;
 mod negotiation;
+mod read_buffer;
 mod server;
 mod session;
 mod tls;

@@ -2,11 +2,7 @@
 //! upgrade gets an HTTP error answer, as RFC 6455 (4.2.1, 4.2.2) requires, instead of a
 //! dropped connection. tungstenite checks the same request again during the handshake.
 
-use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::handshake::machine::TryParse;
@@ -14,6 +10,7 @@ use tokio_tungstenite::tungstenite::handshake::server::{Request, create_response
 use tokio_tungstenite::tungstenite::http::StatusCode;
 
 use crate::error::Error;
+use crate::read_buffer::Elastic;
 
 /// The largest request head read, as in tungstenite; a longer one is answered with 431.
 const MAX_HEAD: usize = 64 << 10;
@@ -29,7 +26,7 @@ const MAX_REQUEST_LINE: usize = 8 << 10;
 /// status; anything else (garbage, an early end) is left for tungstenite to report. Gives back
 /// the stream with what was read put back in front. How long a client may take is bounded by
 /// the caller (the handshake deadline).
-pub(crate) async fn screen<S>(mut io: S) -> Result<Rewind<S>, Error>
+pub(crate) async fn screen<S>(mut io: S) -> Result<Elastic<S>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -55,7 +52,7 @@ where
         }
         break;
     }
-    Ok(Rewind { head, read: 0, io })
+    Ok(Elastic::with_head(io, head))
 }
 
 /// What [`screen_head`] makes of the bytes read so far.
@@ -143,62 +140,67 @@ async fn refuse<S: AsyncWrite + Unpin>(io: &mut S, status: StatusCode, message: 
     }
 }
 
-/// A stream whose first bytes were already read, put back in front of the rest.
-pub(crate) struct Rewind<S> {
-    head: Vec<u8>,
-    read: usize,
-    io: S,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let rest = &this.head[this.read..];
-        if rest.is_empty() {
-            return Pin::new(&mut this.io).poll_read(cx, buf);
+    const UPGRADE: &str = "GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\
+        Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Sec-WebSocket-Version: 13\r\n\r\n";
+
+    fn status(screened: Screened) -> Option<u16> {
+        match screened {
+            Screened::Refused(status, _) => Some(status.as_u16()),
+            _ => None,
         }
-        let n = rest.len().min(buf.remaining());
-        buf.put_slice(&rest[..n]);
-        this.read += n;
-        if this.read == this.head.len() {
-            // The head is only needed once; free it for the session's lifetime.
-            this.head = Vec::new();
-            this.read = 0;
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    #[test]
+    fn a_complete_upgrade_passes_and_a_partial_one_waits() {
+        assert_eq!(screen_head(UPGRADE.as_bytes(), 0), Screened::Complete);
+        let half = &UPGRADE.as_bytes()[..40];
+        assert_eq!(screen_head(half, 0), Screened::Incomplete);
+        // Later reads without the blank line are not parsed again.
+        assert_eq!(screen_head(half, 37), Screened::Incomplete);
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    #[test]
+    fn the_request_line_limit_is_8_kib() {
+        let line = |len: usize| format!("GET /{} HTTP/1.1", "a".repeat(len - 14)).into_bytes();
+        assert_eq!(line(MAX_REQUEST_LINE).len(), MAX_REQUEST_LINE);
+        assert_eq!(
+            screen_head(&line(MAX_REQUEST_LINE), 1),
+            Screened::Incomplete
+        );
+        assert_eq!(
+            status(screen_head(&line(MAX_REQUEST_LINE + 1), 1)),
+            Some(414)
+        );
     }
 
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    #[test]
+    fn the_head_limit_is_64_kib() {
+        let head = |len: usize| {
+            let mut head = b"GET / HTTP/1.1\r\nX: ".to_vec();
+            head.resize(len, b'x');
+            head
+        };
+        assert_eq!(screen_head(&head(MAX_HEAD - 1), 10), Screened::Incomplete);
+        assert_eq!(status(screen_head(&head(MAX_HEAD), 10)), Some(431));
     }
 
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
+    #[test]
+    fn requests_that_are_no_upgrade_get_their_status_and_garbage_is_left_to_tungstenite() {
+        let post = UPGRADE.replacen("GET", "POST", 1);
+        assert_eq!(status(screen_head(post.as_bytes(), 0)), Some(405));
+        let old = UPGRADE.replace("Version: 13", "Version: 8");
+        assert_eq!(status(screen_head(old.as_bytes(), 0)), Some(426));
+        let many: String = (0..200).map(|i| format!("X-{i}: a\r\n")).collect();
+        let crowded = UPGRADE.replacen("\r\n", &format!("\r\n{many}"), 1);
+        assert_eq!(status(screen_head(crowded.as_bytes(), 0)), Some(431));
+        assert_eq!(
+            screen_head(&[0x16, 0x03, 0x01, 0x00], 0),
+            Screened::Complete
+        );
     }
 }

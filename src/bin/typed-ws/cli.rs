@@ -145,14 +145,14 @@ pub struct ServeArgs {
 /// What both subcommands set on their sessions.
 #[derive(Debug, Args)]
 pub struct SessionArgs {
-    /// Send a ping every SECS seconds (fractions allowed; 0: off) [default: off]
+    /// Send a ping every SECS seconds (fractions allowed; 0: off) [default: 20]
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub ping_interval: Option<Duration>,
 
-    /// End the session after SECS seconds without a frame from the peer [default: off]
+    /// End the session after SECS seconds without a frame from the peer [default: 40]
     ///
-    /// Also bounds the opening handshake and the wait for the close handshake; 0 turns it
-    /// off. With --ping-interval shorter than it, a live peer always answers in time.
+    /// 0 turns it off. With --ping-interval shorter than it, a live peer always answers in
+    /// time. The opening handshake has its own deadline of 10 s.
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub timeout: Option<Duration>,
 

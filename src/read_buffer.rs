@@ -1,0 +1,180 @@
+//! The socket under tungstenite, read through a buffer that stays small while messages are
+//! small and grows for bulk transfers.
+//!
+//! tungstenite zero-fills its read buffer before every read (`FrameCodec::read_in`), and the
+//! buffer's size is fixed when a session starts. Large, it costs every idle session its size in
+//! memory (128 KiB by default) and every small read its zero-fill; small, a megabyte message
+//! takes hundreds of reads. So typed-ws gives tungstenite a small buffer
+//! ([`Config::read_buffer_size`](crate::Config::read_buffer_size)) and reads the socket
+//! through [`Elastic`]: while reads come back short, each goes straight into tungstenite's
+//! buffer; once one fills it (a bulk transfer), the socket is read [`BULK`] bytes at a time
+//! into a buffer of its own, handed over in pieces, and freed as soon as the socket has no more.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// How much a bulk read asks of the socket.
+pub(crate) const BULK: usize = 64 << 10;
+
+/// A byte stream whose reads grow and shrink with the traffic; see the module docs. It also
+/// puts back in front bytes that were read before the stream was handed over (a request head).
+pub(crate) struct Elastic<S> {
+    io: S,
+    /// Read from the socket, not yet handed over: `buf[start..end]`.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// The last read filled what was asked: the peer is sending in bulk.
+    bulk: bool,
+}
+
+impl<S> Elastic<S> {
+    pub(crate) fn new(io: S) -> Self {
+        Elastic::with_head(io, Vec::new())
+    }
+
+    /// The stream with `head`, already read from it, put back in front.
+    pub(crate) fn with_head(io: S, head: Vec<u8>) -> Self {
+        Elastic {
+            io,
+            start: 0,
+            end: head.len(),
+            buf: head,
+            bulk: false,
+        }
+    }
+
+    /// Hands over what is buffered; frees the buffer once it is empty, unless bulk reads go on.
+    fn hand_over(&mut self, out: &mut ReadBuf<'_>) {
+        let n = (self.end - self.start).min(out.remaining());
+        out.put_slice(&self.buf[self.start..self.start + n]);
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            if !self.bulk {
+                self.buf = Vec::new();
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Elastic<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.start < this.end {
+            this.hand_over(out);
+            return Poll::Ready(Ok(()));
+        }
+        if !this.bulk {
+            let asked = out.remaining();
+            let before = out.filled().len();
+            ready!(Pin::new(&mut this.io).poll_read(cx, out))?;
+            this.bulk = asked > 0 && out.filled().len() - before == asked;
+            return Poll::Ready(Ok(()));
+        }
+        if this.buf.len() < BULK {
+            this.buf = vec![0; BULK];
+        }
+        let mut bulk = ReadBuf::new(&mut this.buf);
+        match Pin::new(&mut this.io).poll_read(cx, &mut bulk) {
+            Poll::Pending => {
+                // The burst is over: back to small reads, and to no buffer of our own.
+                this.bulk = false;
+                this.buf = Vec::new();
+                return Poll::Pending;
+            }
+            Poll::Ready(result) => result?,
+        }
+        this.end = bulk.filled().len();
+        this.bulk = this.end == BULK;
+        this.hand_over(out);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Elastic<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn small_reads_go_straight_through_and_bulk_reads_are_handed_over_in_order() {
+        let (mut tx, rx) = tokio::io::duplex(1 << 20);
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        tx.write_all(&data).await.unwrap();
+        drop(tx);
+        let mut elastic = Elastic::with_head(rx, b"head".to_vec());
+        let mut got = Vec::new();
+        let mut chunk = [0; 4096];
+        let mut bulk_seen = false;
+        loop {
+            let n = elastic.read(&mut chunk).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            bulk_seen |= elastic.buf.len() == BULK;
+            got.extend_from_slice(&chunk[..n]);
+        }
+        assert_eq!(&got[..4], b"head");
+        assert_eq!(&got[4..], &data[..]);
+        assert!(bulk_seen, "a 300 KB burst never switched to bulk reads");
+        assert_eq!(
+            elastic.buf.capacity(),
+            0,
+            "the bulk buffer outlived the burst"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_short_read_frees_the_bulk_buffer() {
+        let (mut tx, rx) = tokio::io::duplex(1 << 20);
+        tx.write_all(&[7; 4096]).await.unwrap();
+        let mut elastic = Elastic::new(rx);
+        let mut chunk = [0; 4096];
+        assert_eq!(elastic.read(&mut chunk).await.unwrap(), 4096);
+        assert!(elastic.bulk, "a full read means bulk");
+        tx.write_all(&[8; 100]).await.unwrap();
+        assert_eq!(elastic.read(&mut chunk).await.unwrap(), 100);
+        assert!(!elastic.bulk);
+        assert_eq!(elastic.buf.capacity(), 0);
+    }
+}
