@@ -40,7 +40,7 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -613,6 +613,9 @@ struct Conn {
     owned: AtomicBool,
     /// When, after `start`, the server disconnected, and how we noticed.
     closed: OnceLock<(Duration, &'static str)>,
+    /// The kernel's table showed the connection over once, at that time: it counts when a
+    /// second look agrees (the table is not read atomically, and a socket can be missed).
+    suspect: Mutex<Option<Duration>>,
 }
 
 impl Conn {
@@ -626,11 +629,14 @@ impl Conn {
     }
 
     fn close(&self, how: &'static str) {
-        match self.start.get() {
-            Some(start) if self.failed.get().is_none() => {
-                let _ = self.closed.set((start.elapsed(), how));
-            }
-            _ => {}
+        if let Some(start) = self.start.get() {
+            self.close_at(start.elapsed(), how);
+        }
+    }
+
+    fn close_at(&self, after: Duration, how: &'static str) {
+        if self.failed.get().is_none() {
+            let _ = self.closed.set((after, how));
         }
     }
 
@@ -650,9 +656,24 @@ const TCP_ESTABLISHED: u8 = 0x01;
 /// its owner and lingering, or still in the accept queue).
 fn tcp_table(port: u16) -> HashMap<(u16, u16), (u8, u64)> {
     let mut table = HashMap::new();
-    let Ok(text) = std::fs::read_to_string("/proc/net/tcp") else {
+    // In as few reads as possible: between two reads the kernel resumes its walk by position,
+    // and sockets that came or went meanwhile shift it.
+    let mut bytes = vec![0u8; 4 << 20];
+    let mut len = 0;
+    let Ok(mut file) = std::fs::File::open("/proc/net/tcp") else {
         return table;
     };
+    loop {
+        match file.read(&mut bytes[len..]) {
+            Ok(0) => break,
+            Ok(read) => len += read,
+            Err(_) => return table,
+        }
+        if len == bytes.len() {
+            bytes.resize(2 * len, 0);
+        }
+    }
+    let text = String::from_utf8_lossy(&bytes[..len]);
     let port_of = |field: &str| {
         let (_, hex) = field.split_once(':')?;
         u16::from_str_radix(hex, 16).ok()
@@ -688,10 +709,18 @@ fn check_kernel(conns: &[Arc<Conn>], server_port: u16) {
         if theirs.is_some_and(|&(_, inode)| inode != 0) {
             conn.owned.store(true, Relaxed);
         }
-        if ours.is_none_or(|&(state, _)| state != TCP_ESTABLISHED) {
-            conn.close("FIN/RST from the server");
+        let over = if ours.is_none_or(|&(state, _)| state != TCP_ESTABLISHED) {
+            Some("FIN/RST from the server")
         } else if conn.owned.load(Relaxed) && theirs.is_none_or(|&(_, inode)| inode == 0) {
-            conn.close("server released its socket");
+            Some("server released its socket")
+        } else {
+            None
+        };
+        let mut suspect = conn.suspect.lock().unwrap_or_else(|e| e.into_inner());
+        match (over, *suspect) {
+            (Some(how), Some(first_seen)) => conn.close_at(first_seen, how),
+            (Some(_), None) => *suspect = conn.start.get().map(Instant::elapsed),
+            (None, _) => *suspect = None,
         }
     }
 }
