@@ -348,7 +348,7 @@ async fn a_client_trickling_its_request_is_dropped_at_the_handshake_deadline() {
 async fn status_of(addr: std::net::SocketAddr, request: &[u8]) -> String {
     let mut tcp = TcpStream::connect(addr).await.expect("connect");
     // The server may answer before it has read everything; the answer is what counts.
-    let _ = tcp.write_all(request).await;
+    let _ = within("send the request", tcp.write_all(request)).await;
     let head = within("the answer", read_head(&mut tcp)).await;
     head.lines().next().unwrap_or_default().to_owned()
 }
