@@ -15,9 +15,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use tokio::net::TcpListener;
-use typed_ws::{AnyConverter, Client, CloseCode, CloseReason, Config, Error};
+use typed_ws::{AnyConverter, BoxError, Client, CloseCode, CloseReason, Config, Error};
 
-use common::{ChatMessage, ECHO_PATH, only, parse_converter, parse_flags, serve_echo, usage_error};
+use common::{
+    ChatMessage, ECHO_PATH, chain, only, parse_converter, parse_flags, serve_echo, usage_error,
+};
 
 const USAGE: &str = "usage: load [--sessions N] [--messages N] [--codec json|cbor|msgpack]
   --sessions  concurrent sessions (default 1000)
@@ -71,7 +73,7 @@ async fn main() -> ExitCode {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 failures += 1;
-                eprintln!("session failed: {e}");
+                eprintln!("session failed: {}", chain(e.as_ref()));
             }
             Err(e) => {
                 failures += 1;
@@ -107,7 +109,7 @@ async fn run_session(
     url: String,
     n: u64,
     messages: u64,
-) -> Result<(), Error> {
+) -> Result<(), BoxError> {
     let (mut tx, mut rx) = client.web_socket_session(url).await?.split();
     let message = move |id: u64| ChatMessage {
         id: n * messages + id,
@@ -125,13 +127,11 @@ async fn run_session(
     for id in 0..messages {
         let echo: ChatMessage = rx.receive_deserialized().await?;
         if echo != message(id) {
-            return Err(Error::Protocol(format!(
-                "session {n}: echo {id} lost or out of order: {echo:?}"
-            )));
+            return Err(format!("session {n}: echo {id} lost or out of order: {echo:?}").into());
         }
     }
-    let mut tx = sender.await.map_err(|e| Error::Protocol(e.to_string()))??;
-    tx.close(CloseReason::new(CloseCode::Normal, "")).await
+    let mut tx = sender.await??;
+    Ok(tx.close(CloseReason::new(CloseCode::Normal, "")).await?)
 }
 
 /// The process's peak resident set size, from Linux's /proc.

@@ -4,20 +4,31 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::error::{ProtocolError, UrlError};
-use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, Uri};
+#[cfg(feature = "tls")]
+use tokio_tungstenite::tungstenite::error::TlsError;
+use tokio_tungstenite::tungstenite::error::{ProtocolError, SubProtocolError, UrlError};
+use tokio_tungstenite::tungstenite::handshake::client::{Request, Response, generate_request};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::handshake::machine::TryParse;
+use tokio_tungstenite::tungstenite::http::header::{
+    CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_PROTOCOL, UPGRADE,
+};
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, StatusCode, Uri};
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::config::Config;
 use crate::converter::{Converter, NoConverter};
-use crate::error::Error;
+use crate::error::{BoxError, Error};
 use crate::frame::{CloseCode, CloseReason};
 use crate::handshake::{self, Side};
 use crate::read_buffer::Elastic;
 use crate::session::Session;
-use crate::session::link::Handshake;
+use crate::session::link::{Handshake, Transport};
 
 /// A WebSocket client: a [`Config`] installed once, shared by every session it opens. Cheap
 /// to clone.
@@ -143,7 +154,7 @@ impl From<String> for Endpoint {
 
 impl From<(&str, u16, &str)> for Endpoint {
     fn from((host, port, path): (&str, u16, &str)) -> Self {
-        let host = if host.contains(':') {
+        let host = if host.contains(':') && !host.starts_with('[') {
             format!("[{host}]")
         } else {
             host.to_owned()
@@ -180,15 +191,15 @@ impl<C: Converter> ClientRequest<C> {
     /// Connects; see [`Client::web_socket_session`].
     pub async fn web_socket_session(self) -> Result<Session<C>, Error> {
         let config = &self.client.config;
-        let invalid_url = |message: String| Error::InvalidUrl {
+        let invalid_url = |source: BoxError| Error::InvalidUrl {
             url: self.url.clone(),
-            message,
+            source,
         };
         let mut request = self
             .url
             .as_str()
             .into_client_request()
-            .map_err(|e| invalid_url(e.to_string()))?;
+            .map_err(|e| invalid_url(e.into()))?;
         for (name, value) in &self.headers {
             let name =
                 HeaderName::from_bytes(name.as_bytes()).map_err(|e| invalid_header(name, e))?;
@@ -196,7 +207,7 @@ impl<C: Converter> ClientRequest<C> {
                 HeaderValue::from_str(value).map_err(|e| invalid_header(name.as_str(), e))?;
             request.headers_mut().append(name, value);
         }
-        let mut offered = config.offered_subprotocols();
+        let mut offered = config.agreement().offers();
         offered.extend(self.subprotocols.iter().cloned());
         let offered = offered.join(", ");
         if !offered.is_empty() {
@@ -207,27 +218,33 @@ impl<C: Converter> ClientRequest<C> {
                 .insert("sec-websocket-protocol", value);
         }
         let path = request.uri().path().to_owned();
-        let websocket_config = Some(config.settings.websocket_config());
+        let websocket_config = config.settings.websocket_config();
         #[cfg(feature = "tls")]
-        let connector = config
-            .settings
-            .tls
-            .client
-            .clone()
-            .map(tokio_tungstenite::Connector::Rustls);
+        let tls_client = config.settings.tls.client.clone();
+        let lenient = config.agreement().has_fallback();
         let connect = async move {
             let tcp = Elastic::new(connect_tcp(request.uri()).await?);
+            if lenient {
+                #[cfg(feature = "tls")]
+                if request.uri().scheme_str() == Some("wss") {
+                    let tls = connect_tls(tcp, request.uri(), tls_client).await?;
+                    return lenient_handshake(tls, request, websocket_config).await;
+                }
+                return lenient_handshake(tcp, request, websocket_config).await;
+            }
             #[cfg(feature = "tls")]
-            return tokio_tungstenite::client_async_tls_with_config(
+            let opened = tokio_tungstenite::client_async_tls_with_config(
                 request,
                 tcp,
-                websocket_config,
-                connector,
+                Some(websocket_config),
+                tls_client.map(tokio_tungstenite::Connector::Rustls),
             )
             .await;
             #[cfg(not(feature = "tls"))]
-            return tokio_tungstenite::client_async_with_config(request, tcp, websocket_config)
-                .await;
+            let opened =
+                tokio_tungstenite::client_async_with_config(request, tcp, Some(websocket_config))
+                    .await;
+            opened.map(|(ws, response)| (Box::new(ws) as Box<dyn Transport>, response))
         };
         // tokio-tungstenite's connect future is large (20 KiB with TLS), and debug builds copy
         // it into every frame of the futures that await it; on the heap it is copied nowhere.
@@ -235,30 +252,27 @@ impl<C: Converter> ClientRequest<C> {
             handshake::bounded(config.settings.handshake_timeout, Box::pin(connect))
                 .await?
                 .map_err(|e| match e {
-                    WsError::Url(e) => invalid_url(e.to_string()),
+                    WsError::Url(e) => invalid_url(e.into()),
                     WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(e)) => {
                         Error::Handshake {
                             status: None,
-                            message: format!(
-                                "subprotocol negotiation failed ({e}); offered: {offered}"
-                            ),
+                            message: format!("subprotocol negotiation failed; offered: {offered}"),
+                            source: Some(e.into()),
                         }
                     }
                     other => handshake::failed(other, Side::Client),
                 })?;
         let subprotocol = handshake::subprotocol(response.headers());
         let converter = config
+            .agreement()
             .converter_for(subprotocol.as_deref())
-            .map_err(|message| Error::Handshake {
-                status: None,
-                message,
-            })?;
+            .map_err(|message| Error::handshake(None, message))?;
         let handshake = Handshake {
             path: Some(path),
             subprotocol,
         };
         Ok(Session::start(
-            Box::new(ws),
+            ws,
             config.settings.clone(),
             handshake,
             converter,
@@ -286,29 +300,317 @@ impl<C: Converter> ClientRequest<C> {
     }
 }
 
+/// The largest response head [`lenient_handshake`] reads, as in tungstenite.
+const MAX_RESPONSE_HEAD: usize = 64 << 10;
+
+/// The opening handshake of a client whose negotiation has a
+/// [fallback](crate::Negotiation::fallback): tungstenite's, except that a server answering with no
+/// subprotocol is accepted. RFC 6455 (4.1) lets a server choose none of those offered, but
+/// tungstenite fails the connection then, and a retry without the offer would cost a second
+/// connection, one that servers accepting a single connection never take.
+async fn lenient_handshake<S>(
+    mut io: S,
+    request: Request,
+    config: WebSocketConfig,
+) -> Result<(Box<dyn Transport>, Response), WsError>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let offered: Vec<String> = request
+        .headers()
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|name| name.trim().to_owned())
+        .collect();
+    let (head, key) = generate_request(request)?;
+    io.write_all(&head).await?;
+    io.flush().await?;
+    let mut read = Vec::new();
+    let (head_len, response) = loop {
+        if let Some(parsed) = Response::try_parse(&read)? {
+            break parsed;
+        }
+        if read.len() > MAX_RESPONSE_HEAD {
+            return Err(WsError::AttackAttempt);
+        }
+        read.reserve(4 << 10);
+        if io.read_buf(&mut read).await? == 0 {
+            return Err(WsError::Protocol(ProtocolError::HandshakeIncomplete));
+        }
+    };
+    // Frames the server sent right after its answer are the session's first bytes.
+    let tail = read.split_off(head_len);
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        return Err(WsError::Http(Box::new(response.map(|_| Some(tail)))));
+    }
+    let headers = response.headers();
+    let lists = |name: HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .any(|item| item.trim().eq_ignore_ascii_case(token))
+    };
+    if !lists(UPGRADE, "websocket") {
+        return Err(WsError::Protocol(
+            ProtocolError::MissingUpgradeWebSocketHeader,
+        ));
+    }
+    if !lists(CONNECTION, "upgrade") {
+        return Err(WsError::Protocol(
+            ProtocolError::MissingConnectionUpgradeHeader,
+        ));
+    }
+    let accept = derive_accept_key(key.as_bytes());
+    if headers
+        .get(SEC_WEBSOCKET_ACCEPT)
+        .is_none_or(|value| value != accept.as_str())
+    {
+        return Err(WsError::Protocol(
+            ProtocolError::SecWebSocketAcceptKeyMismatch,
+        ));
+    }
+    if let Some(chosen) = headers.get(SEC_WEBSOCKET_PROTOCOL)
+        && !offered.iter().any(|name| chosen == name.as_str())
+    {
+        return Err(WsError::Protocol(
+            ProtocolError::SecWebSocketSubProtocolError(SubProtocolError::InvalidSubProtocol),
+        ));
+    }
+    let ws = WebSocketStream::from_partially_read(io, tail, Role::Client, Some(config)).await;
+    Ok((Box::new(ws), response))
+}
+
+/// TLS for a `wss://` URL as tokio-tungstenite sets it up, for [`lenient_handshake`] to run
+/// on: the configured client settings, or the webpki roots.
+#[cfg(feature = "tls")]
+async fn connect_tls<S>(
+    io: S,
+    uri: &Uri,
+    client: Option<Arc<rustls::ClientConfig>>,
+) -> Result<tokio_rustls::client::TlsStream<S>, WsError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let client = client.unwrap_or_else(|| {
+        let roots = webpki_roots::TLS_SERVER_ROOTS.iter().cloned().collect();
+        let config = rustls::ClientConfig::builder()
+            .with_root_certificates(Arc::new(roots))
+            .with_no_client_auth();
+        Arc::new(config)
+    });
+    let host = uri.host().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|_| WsError::Tls(TlsError::InvalidDnsName))?;
+    Ok(tokio_rustls::TlsConnector::from(client)
+        .connect(name, io)
+        .await?)
+}
+
 /// Opens the TCP connection for a `ws://` or `wss://` URL, with `TCP_NODELAY`: what
 /// tokio-tungstenite's `connect_async` does, done here so that the session reads the socket
 /// through [`Elastic`].
 async fn connect_tcp(uri: &Uri) -> Result<TcpStream, WsError> {
-    let port = match (uri.scheme_str(), uri.port_u16()) {
-        (Some("ws" | "wss"), Some(port)) => port,
-        (Some("ws"), None) => 80,
-        (Some("wss"), None) => 443,
-        _ => return Err(WsError::Url(UrlError::UnsupportedUrlScheme)),
-    };
-    if cfg!(not(feature = "tls")) && uri.scheme_str() == Some("wss") {
-        return Err(WsError::Url(UrlError::TlsFeatureNotEnabled));
-    }
-    let host = uri.host().ok_or(WsError::Url(UrlError::NoHostName))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let (host, port) = address(uri)?;
     let tcp = TcpStream::connect((host, port)).await?;
     tcp.set_nodelay(true)?;
     Ok(tcp)
 }
 
-fn invalid_header(name: &str, e: impl fmt::Display) -> Error {
+/// The host (IPv6 without brackets) and port a `ws://` or `wss://` URL names, the scheme's
+/// port if it names none.
+fn address(uri: &Uri) -> Result<(&str, u16), WsError> {
+    let default_port = match uri.scheme_str() {
+        Some("ws") => 80,
+        Some("wss") if cfg!(feature = "tls") => 443,
+        Some("wss") => return Err(WsError::Url(UrlError::TlsFeatureNotEnabled)),
+        _ => return Err(WsError::Url(UrlError::UnsupportedUrlScheme)),
+    };
+    let authority = uri.authority().ok_or(WsError::Url(UrlError::NoHostName))?;
+    let host = authority.host();
+    if host.is_empty() {
+        return Err(WsError::Url(UrlError::EmptyHostName));
+    }
+    // `Uri` accepts any digits as a port and reports one that does not fit as none at all,
+    // which would connect to the default port instead.
+    let after_host = authority.as_str().rsplit(']').next().unwrap_or_default();
+    let port = match after_host.rsplit_once(':') {
+        Some((_, "")) | None => default_port,
+        Some((_, digits)) => digits.parse().map_err(|_| {
+            WsError::Url(UrlError::UnableToConnect(format!(
+                "{uri}: the port {digits} is not a number from 0 to 65535"
+            )))
+        })?,
+    };
+    Ok((host.trim_start_matches('[').trim_end_matches(']'), port))
+}
+
+fn invalid_header(name: &str, e: impl Into<BoxError>) -> Error {
     Error::Handshake {
         status: None,
-        message: format!("invalid header {name:?}: {e}"),
+        message: format!("invalid header {name:?}"),
+        source: Some(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// Bounds every await that could reach the network, so that a regression fails fast.
+    const LIMIT: Duration = Duration::from_secs(10);
+
+    async fn connect(url: &str) -> Result<TcpStream, WsError> {
+        let uri: Uri = url.parse().expect("a URI");
+        tokio::time::timeout(LIMIT, connect_tcp(&uri))
+            .await
+            .expect("connect_tcp within the limit")
+    }
+
+    fn address_of(url: &str) -> Result<(String, u16), WsError> {
+        let uri: Uri = url.parse().expect("a URI");
+        address(&uri).map(|(host, port)| (host.to_owned(), port))
+    }
+
+    #[test]
+    fn the_address_is_the_url_s_host_and_port_or_the_scheme_s_port() {
+        let ok = |host: &str, port| Ok::<_, ()>((host.to_owned(), port));
+        let address = |url| address_of(url).map_err(|_| ());
+        assert_eq!(address("ws://example.com/chat"), ok("example.com", 80));
+        assert_eq!(address("ws://example.com:/chat"), ok("example.com", 80));
+        assert_eq!(address("ws://example.com:8080"), ok("example.com", 8080));
+        assert_eq!(address("ws://user@example.com:0/"), ok("example.com", 0));
+        assert_eq!(address("ws://[::1]/"), ok("::1", 80));
+        assert_eq!(address("ws://[::1]:65535/"), ok("::1", 65535));
+        if cfg!(feature = "tls") {
+            assert_eq!(address("wss://example.com/"), ok("example.com", 443));
+        }
+    }
+
+    #[test]
+    fn a_port_out_of_range_or_an_empty_host_is_refused() {
+        for url in [
+            "ws://127.0.0.1:99999/",
+            "ws://[::1]:65536/",
+            "ws://host:8o/",
+        ] {
+            match address_of(url) {
+                Err(WsError::Url(UrlError::UnableToConnect(why))) => {
+                    assert!(why.contains("not a number from 0 to 65535"), "{why}");
+                }
+                other => panic!("{url}: expected a bad port, got {other:?}"),
+            }
+        }
+        match address_of("ws://:80/x") {
+            Err(WsError::Url(UrlError::EmptyHostName)) => {}
+            other => panic!("expected EmptyHostName, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_endpoint_from_parts_is_a_ws_url() {
+        let url = |host, port, path| Endpoint::from((host, port, path)).0;
+        assert_eq!(
+            url("example.com", 8080, "/chat"),
+            "ws://example.com:8080/chat"
+        );
+        assert_eq!(
+            url("example.com", 80, "chat?room=1"),
+            "ws://example.com:80/chat?room=1"
+        );
+        assert_eq!(url("127.0.0.1", 9000, ""), "ws://127.0.0.1:9000/");
+        // Without brackets the port would read as part of the address.
+        assert_eq!(
+            url("2001:db8::7", 443, "/feed"),
+            "ws://[2001:db8::7]:443/feed"
+        );
+        assert_eq!(url("[::1]", 443, "/feed"), "ws://[::1]:443/feed");
+    }
+
+    /// Port 1 on loopback refuses at once: a regression that connected anyway would show as
+    /// a different error, not a hang.
+    #[tokio::test]
+    async fn schemes_other_than_ws_and_wss_are_refused_before_connecting() {
+        for url in ["http://127.0.0.1:1/", "https://127.0.0.1:1/", "127.0.0.1:1"] {
+            match connect(url).await {
+                Err(WsError::Url(UrlError::UnsupportedUrlScheme)) => {}
+                other => panic!("{url}: expected UnsupportedUrlScheme, got {other:?}"),
+            }
+        }
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[tokio::test]
+    async fn wss_without_the_tls_feature_is_refused_before_connecting() {
+        match connect("wss://127.0.0.1:1/").await {
+            Err(WsError::Url(UrlError::TlsFeatureNotEnabled)) => {}
+            other => panic!("expected TlsFeatureNotEnabled, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_scheme_or_a_missing_host_is_an_invalid_url_naming_it() {
+        let client = Client::new(Config::new());
+        for url in ["http://127.0.0.1:1/", "ws:///chat", "ws://"] {
+            let error = tokio::time::timeout(LIMIT, client.web_socket_session(url))
+                .await
+                .expect("refused within the limit")
+                .expect_err(url);
+            match error {
+                Error::InvalidUrl { url: given, .. } => assert_eq!(given, url),
+                other => panic!("{url}: expected InvalidUrl, got {other:?}"),
+            }
+        }
+    }
+
+    /// Connects to `url`, which names `listener`, and checks that the connection is the one
+    /// `listener` accepted.
+    async fn connect_to(listener: &TcpListener, url: &str) -> TcpStream {
+        let (tcp, accepted) = tokio::join!(connect(url), async {
+            tokio::time::timeout(LIMIT, listener.accept()).await
+        });
+        let tcp = tcp.unwrap_or_else(|e| panic!("{url}: {e}"));
+        let (_, from) = accepted.expect("accept within the limit").expect("accept");
+        assert_eq!(tcp.local_addr().expect("local addr"), from, "{url}");
+        tcp
+    }
+
+    #[tokio::test]
+    async fn an_explicit_port_is_used_with_either_scheme() {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let schemes: &[&str] = if cfg!(feature = "tls") {
+            &["ws", "wss"]
+        } else {
+            &["ws"]
+        };
+        for scheme in schemes {
+            let tcp = connect_to(&listener, &format!("{scheme}://{addr}/chat")).await;
+            assert!(
+                tcp.nodelay().expect("nodelay"),
+                "{scheme}: TCP_NODELAY is set"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_ipv6_literal_is_connected_to_without_its_brackets() {
+        let listener = TcpListener::bind("[::1]:0")
+            .await
+            .expect("bind IPv6 loopback");
+        let port = listener.local_addr().expect("local addr").port();
+        let endpoint = Endpoint::from(("::1", port, "/v6"));
+        assert_eq!(endpoint.as_str(), format!("ws://[::1]:{port}/v6"));
+        connect_to(&listener, endpoint.as_str()).await;
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::converter::{Converter, NoConverter};
-use crate::negotiation::Negotiation;
+use crate::negotiation::{Agreement, Negotiation};
 use crate::tls::TlsSettings;
 
 /// The default [`Config::max_frame_size`]: 16 MiB.
@@ -276,51 +276,12 @@ impl<C> Config<C> {
 }
 
 impl<C: Converter> Config<C> {
-    /// What a client offers: the negotiated converters, then the plain subprotocols.
-    pub(crate) fn offered_subprotocols(&self) -> Vec<String> {
-        let negotiated = self.negotiation.iter().flat_map(Negotiation::subprotocols);
-        negotiated
-            .chain(self.settings.subprotocols.iter().cloned())
-            .collect()
-    }
-
-    /// The server's answer to what a client offered: the subprotocol to agree on and the
-    /// session's converter, or why the client is refused.
-    pub(crate) fn accept_offer(&self, offered: &[&str]) -> Result<(Option<String>, C), String> {
-        if let Some(negotiation) = &self.negotiation {
-            return negotiation.choose(offered);
-        }
-        let subprotocols = &self.settings.subprotocols;
-        if subprotocols.is_empty() || offered.is_empty() {
-            // RFC 6455 lets a server ignore subprotocols it was not told about.
-            return Ok((None, self.converter.clone()));
-        }
-        match subprotocols
-            .iter()
-            .find(|name| offered.contains(&name.as_str()))
-        {
-            Some(chosen) => Ok((Some(chosen.clone()), self.converter.clone())),
-            None => Err(format!(
-                "no common subprotocol: the client offered {}, this server speaks {}",
-                offered.join(", "),
-                subprotocols.join(", ")
-            )),
-        }
-    }
-
-    /// The client's converter for the subprotocol the server agreed on.
-    pub(crate) fn converter_for(&self, agreed: Option<&str>) -> Result<C, String> {
-        match &self.negotiation {
-            None => Ok(self.converter.clone()),
-            Some(negotiation) => agreed
-                .and_then(|name| negotiation.find(name))
-                .cloned()
-                .ok_or_else(|| {
-                    format!(
-                        "the server agreed on {agreed:?}, none of the offered converters ({})",
-                        negotiation.subprotocols().join(", ")
-                    )
-                }),
+    /// What this config's handshakes agree on; see [`Agreement`].
+    pub(crate) fn agreement(&self) -> Agreement<'_, C> {
+        Agreement {
+            negotiation: self.negotiation.as_ref(),
+            converter: &self.converter,
+            subprotocols: &self.settings.subprotocols,
         }
     }
 }

@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use crate::frame::{CloseCode, CloseReason, Frame};
+use crate::http::StatusCode;
+use tokio_tungstenite::tungstenite::Error as WsError;
 
 /// A boxed error from a codec or from user code, as carried by [`Error::Encode`] and
 /// [`Error::Decode`].
@@ -24,18 +26,35 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// | `Encode` | usable | 1011 `InternalError` |
 /// | `TooBig` | closed, 1009 sent | 1009 `TooBig` |
 /// | `InvalidUtf8` | closed, 1007 sent | 1007 `InvalidPayload` |
-/// | `Protocol` | closed, 1002 sent | 1002 `ProtocolError` |
+/// | `Protocol` | closed, 1002 sent; a frame refused before sending: usable | 1002 `ProtocolError` |
 /// | `Timeout` | closed, 1011 sent | 1011 `InternalError` |
 /// | `HandshakeTimeout` | (no session) | — |
 /// | `Closed` | closed | — |
 /// | `Io` | connection lost (1006) | — |
 /// | `Handshake`, `InvalidUrl` | (no session) | — |
+///
+/// Each cause prints once. Errors that wrap another library's error (I/O, tungstenite,
+/// rustls, a URL parser) keep it as their [`source`](std::error::Error::source), typed, and do
+/// not repeat its text: print the chain (`{:#}` with `anyhow`, or walk `source()`) to see
+/// it. [`Decode`](Error::Decode) and [`Encode`](Error::Encode) instead quote the codec's
+/// message in their own text, cut to 200 bytes because a peer chooses it, and keep the codec's
+/// error in their `cause` field.
+///
+/// ```
+/// use std::error::Error as _;
+/// use typed_ws::Error;
+///
+/// let error = Error::from(std::io::Error::other("boom"));
+/// assert_eq!(error.to_string(), "I/O error on the connection");
+/// assert_eq!(error.source().unwrap().to_string(), "boom");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A typed send or receive on a session set up without a converter. A typed receive
     /// gives back the frame it took.
     #[error("no converter installed: set one with Config::converter")]
+    #[non_exhaustive]
     NoConverter {
         /// The frame a typed receive took, untouched; `None` for a send.
         frame: Option<Frame>,
@@ -43,6 +62,7 @@ pub enum Error {
 
     /// A converter name that is not known (or whose cargo feature is off).
     #[error("unknown converter {name:?}: the known converters are {}", .known.join(", "))]
+    #[non_exhaustive]
     UnknownConverter {
         /// The name asked for.
         name: String,
@@ -53,6 +73,7 @@ pub enum Error {
     /// A data frame the converter does not read: a binary frame for a text converter, a
     /// text frame for a binary one, or a control frame where a message was expected.
     #[error("the {converter} converter does not read {} frames", .frame.kind())]
+    #[non_exhaustive]
     UnexpectedFrame {
         /// The converter's name.
         converter: &'static str,
@@ -65,29 +86,35 @@ pub enum Error {
         "could not decode a {}-byte {} frame with the {converter} converter: {}",
         .frame.payload().len(),
         .frame.kind(),
-        Truncated(.source)
+        Truncated(.cause)
     )]
+    #[non_exhaustive]
     Decode {
         /// The converter's name.
         converter: &'static str,
         /// The frame, untouched.
         frame: Frame,
-        /// What the codec said.
-        source: BoxError,
+        /// The codec's error (`serde_json::Error`, ...), whose text the message quotes.
+        cause: BoxError,
     },
 
     /// A value the converter could not encode (a map with non-string keys in JSON, a
     /// `Serialize` impl that fails, ...). Nothing was sent.
-    #[error("could not encode the value with the {converter} converter: {source}")]
+    #[error(
+        "could not encode the value with the {converter} converter: {}",
+        Truncated(.cause)
+    )]
+    #[non_exhaustive]
     Encode {
         /// The converter's name.
         converter: &'static str,
-        /// What the codec said.
-        source: BoxError,
+        /// The codec's error, whose text the message quotes.
+        cause: BoxError,
     },
 
     /// The peer sent a frame or message larger than the configured limit.
     #[error("message too big: {size} bytes exceeds the limit of {limit} bytes")]
+    #[non_exhaustive]
     TooBig {
         /// The size the peer announced or reached.
         size: usize,
@@ -100,9 +127,11 @@ pub enum Error {
     InvalidUtf8,
 
     /// The peer broke the WebSocket protocol (RFC 6455), or a frame we were asked to send
-    /// would break it.
-    #[error("WebSocket protocol violation: {0}")]
-    Protocol(String),
+    /// would break it. The source says how: for what the peer did, tungstenite's most precise
+    /// error (a [`ProtocolError`](tokio_tungstenite::tungstenite::error::ProtocolError) in most
+    /// cases), for a frame refused before sending, a message.
+    #[error("WebSocket protocol violation")]
+    Protocol(#[source] BoxError),
 
     /// The session's watchdog ended it: nothing arrived from the peer for the configured
     /// [`timeout`](crate::Config::timeout), or the peer did not take what we wrote for the
@@ -121,27 +150,35 @@ pub enum Error {
     #[error("the session is closed: {0}")]
     Closed(CloseReason),
 
-    /// An I/O error on the connection. The connection is gone (close reason 1006).
-    #[error("I/O error: {0}")]
+    /// An I/O error on the connection, its source. The connection is gone (close reason
+    /// 1006).
+    #[error("I/O error on the connection")]
     Io(#[from] std::io::Error),
 
-    /// The opening handshake failed; `status` is the HTTP status the server answered with,
-    /// when it answered.
+    /// The opening handshake failed: refused with an HTTP status, or broken off. A TLS
+    /// failure keeps rustls's error as the source (an unknown issuer, a name mismatch), a
+    /// malformed exchange tungstenite's.
     #[error("WebSocket handshake failed: {message}")]
+    #[non_exhaustive]
     Handshake {
-        /// The HTTP status of the refusal, if the server sent one.
-        status: Option<u16>,
-        /// What went wrong.
+        /// The HTTP status of the refusal, if there was one.
+        status: Option<StatusCode>,
+        /// What happened, in words; the source's text is not repeated here.
         message: String,
+        /// The underlying error, if another library reported it.
+        #[source]
+        source: Option<BoxError>,
     },
 
-    /// A URL that is not a `ws://` or `wss://` URL with a host.
-    #[error("invalid WebSocket URL {url:?}: {message}")]
+    /// A URL that is not a `ws://` or `wss://` URL with a host; the source says what is wrong.
+    #[error("invalid WebSocket URL {url:?}")]
+    #[non_exhaustive]
     InvalidUrl {
         /// The URL as given.
         url: String,
         /// What is wrong with it.
-        message: String,
+        #[source]
+        source: BoxError,
     },
 }
 
@@ -192,7 +229,7 @@ impl Error {
     }
 
     /// The HTTP status of a refused handshake.
-    pub fn status(&self) -> Option<u16> {
+    pub fn status(&self) -> Option<StatusCode> {
         match self {
             Error::Handshake { status, .. } => *status,
             _ => None,
@@ -213,21 +250,54 @@ impl Error {
     }
 
     /// Builds [`Error::Encode`]; for [`Converter`](crate::Converter) implementations.
-    pub fn encode(converter: &'static str, source: impl Into<BoxError>) -> Self {
+    pub fn encode(converter: &'static str, cause: impl Into<BoxError>) -> Self {
         Error::Encode {
             converter,
-            source: source.into(),
+            cause: cause.into(),
         }
     }
 
     /// Builds [`Error::Decode`]; for [`Converter`](crate::Converter) implementations. The
     /// frame is a cheap handle clone: the payload is shared, not copied.
-    pub fn decode(converter: &'static str, frame: &Frame, source: impl Into<BoxError>) -> Self {
+    pub fn decode(converter: &'static str, frame: &Frame, cause: impl Into<BoxError>) -> Self {
         Error::Decode {
             converter,
             frame: frame.clone(),
-            source: source.into(),
+            cause: cause.into(),
         }
+    }
+
+    /// Builds [`Error::Handshake`] without an underlying error.
+    pub(crate) fn handshake(status: Option<StatusCode>, message: impl Into<String>) -> Self {
+        Error::Handshake {
+            status,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Builds [`Error::Protocol`] for what tungstenite refused.
+    pub(crate) fn protocol(e: WsError) -> Self {
+        Error::Protocol(tungstenite_cause(e))
+    }
+
+    /// Builds [`Error::Protocol`] for a frame refused before sending.
+    pub(crate) fn refused_frame(why: String) -> Self {
+        Error::Protocol(why.into())
+    }
+}
+
+/// The error inside a tungstenite error, when it wraps one: tungstenite prints the inner
+/// error's text in its own and also gives it as the source, so the chain would say it twice.
+pub(crate) fn tungstenite_cause(e: WsError) -> BoxError {
+    match e {
+        WsError::Io(e) => e.into(),
+        WsError::Tls(e) => e.into(),
+        WsError::Capacity(e) => e.into(),
+        WsError::Protocol(e) => e.into(),
+        WsError::Url(e) => e.into(),
+        WsError::HttpFormat(e) => e.into(),
+        other => other.into(),
     }
 }
 
@@ -237,9 +307,9 @@ pub(crate) const MAX_QUOTED: usize = 200;
 
 /// Displays an error's text cut to [`MAX_QUOTED`] bytes (at a character boundary), saying how
 /// long it was.
-struct Truncated<'a>(&'a BoxError);
+struct Truncated<'a, E: ?Sized>(&'a E);
 
-impl std::fmt::Display for Truncated<'_> {
+impl<E: std::fmt::Display + ?Sized> std::fmt::Display for Truncated<'_, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let text = self.0.to_string();
         if text.len() <= MAX_QUOTED {
@@ -250,5 +320,21 @@ impl std::fmt::Display for Truncated<'_> {
             .find(|&i| text.is_char_boundary(i))
             .unwrap_or(0);
         write!(f, "{}... ({} bytes in all)", &text[..cut], text.len())
+    }
+}
+
+/// Displays an error and each of its sources, `error: cause: cause`, every part cut to
+/// [`MAX_QUOTED`] bytes: for reports whose sources may quote what a peer sent.
+pub(crate) struct Chain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", Truncated(self.0))?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {}", Truncated(cause))?;
+            source = cause.source();
+        }
+        Ok(())
     }
 }

@@ -13,8 +13,6 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsClos
 
 pub use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::error::Error;
-
 /// One WebSocket message or control frame.
 ///
 /// Fragmented data messages are delivered reassembled, as one `Text` or `Binary` frame.
@@ -167,25 +165,6 @@ impl From<Frame> for Message {
             Frame::Pong(data) => Message::Pong(data),
             Frame::Close(reason) => Message::Close(reason.map(CloseFrame::from)),
         }
-    }
-}
-
-impl TryFrom<Message> for Frame {
-    type Error = Error;
-
-    /// Fails only for `Message::Frame`, a raw frame that tungstenite never hands out when
-    /// reading.
-    fn try_from(message: Message) -> Result<Self, Error> {
-        Ok(match message {
-            Message::Text(text) => Frame::Text(text),
-            Message::Binary(data) => Frame::Binary(data),
-            Message::Ping(data) => Frame::Ping(data),
-            Message::Pong(data) => Frame::Pong(data),
-            Message::Close(close) => Frame::Close(close.map(CloseReason::from)),
-            Message::Frame(_) => {
-                return Err(Error::Protocol("a raw frame is not a message".to_owned()));
-            }
-        })
     }
 }
 
@@ -378,5 +357,49 @@ impl From<CloseReason> for CloseFrame {
             code: WsCloseCode::from(u16::from(reason.code)),
             reason: reason.reason,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A close frame's payload is at most 125 bytes (a control frame), 2 of them the code.
+    const MAX_REASON: usize = 123;
+
+    fn cut(reason: &str) -> String {
+        CloseReason::new(CloseCode::GoingAway, reason.to_owned())
+            .truncated()
+            .reason
+            .as_str()
+            .to_owned()
+    }
+
+    #[test]
+    fn a_reason_of_at_most_123_bytes_is_kept_whole() {
+        for reason in [String::new(), "bye".to_owned(), "a".repeat(MAX_REASON)] {
+            assert_eq!(cut(&reason), reason);
+        }
+    }
+
+    #[test]
+    fn a_reason_of_124_bytes_is_cut_to_123_and_keeps_its_code() {
+        let reason = "a".repeat(MAX_REASON + 1);
+        let cut = CloseReason::new(CloseCode::Application(4000), reason.clone()).truncated();
+        assert_eq!(cut.reason.as_str(), &reason[..MAX_REASON]);
+        assert_eq!(cut.code, CloseCode::Application(4000));
+    }
+
+    #[test]
+    fn a_character_across_byte_123_is_dropped_whole() {
+        let a = |n: usize| "a".repeat(n);
+        // Ends exactly at the limit: kept.
+        assert_eq!(cut(&format!("{}é", a(121))), format!("{}é", a(121)));
+        // Two, three and four bytes with the last one, two or three past the limit.
+        assert_eq!(cut(&format!("{}é", a(122))), a(122));
+        assert_eq!(cut(&format!("{}€", a(121))), a(121));
+        assert_eq!(cut(&format!("{}🦀", a(120))), a(120));
+        // Nothing but two-byte characters: 61 of them (122 bytes) fit.
+        assert_eq!(cut(&"é".repeat(100)), "é".repeat(61));
     }
 }

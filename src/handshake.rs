@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::http::HeaderMap;
 
-use crate::error::Error;
+use crate::error::{Error, tungstenite_cause};
 
 /// Runs a handshake within the configured deadline, if any. Past it the handshake's future,
 /// and with it the connection, is dropped.
@@ -45,15 +45,13 @@ pub(crate) fn failed(e: WsError, side: Side) -> Error {
                 Side::Client => format!("the server answered {status}{body}"),
                 Side::Server => format!("refused the client with {status}{body}"),
             };
-            Error::Handshake {
-                status: Some(status.as_u16()),
-                message,
-            }
+            Error::handshake(Some(status), message)
         }
         WsError::Io(e) => tls_failure(e),
         other => Error::Handshake {
             status: None,
-            message: other.to_string(),
+            message: "the handshake did not complete".to_owned(),
+            source: Some(tungstenite_cause(other)),
         },
     }
 }
@@ -62,10 +60,11 @@ pub(crate) fn failed(e: WsError, side: Side) -> Error {
 /// mismatch); other I/O errors stay I/O errors.
 pub(crate) fn tls_failure(e: std::io::Error) -> Error {
     #[cfg(feature = "tls")]
-    if let Some(tls) = crate::tls::rustls_error(&e) {
+    if crate::tls::rustls_error(&e).is_some() {
         return Error::Handshake {
             status: None,
-            message: format!("TLS handshake failed: {tls}"),
+            message: "the TLS handshake failed".to_owned(),
+            source: e.into_inner(),
         };
     }
     Error::Io(e)

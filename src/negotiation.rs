@@ -13,6 +13,7 @@ use crate::error::Error;
 /// and [`Session::subprotocol`](crate::Session::subprotocol) tell which it is. Without a
 /// common converter the server refuses the handshake with HTTP 400 and says why; a client
 /// that offers none gets the server's [fallback](Negotiation::fallback), or the same refusal.
+/// A client with a fallback also accepts a server that agrees on none of its converters.
 ///
 /// ```
 /// use typed_ws::{AnyConverter, CborConverter, Config, JsonConverter, MsgPackConverter, Negotiation};
@@ -57,8 +58,16 @@ impl<C: Converter> Negotiation<C> {
         self
     }
 
-    /// What a server uses with a client that offers no subprotocol at all (browsers and most
-    /// clients, unless told). Without a fallback such clients are refused.
+    /// What a session uses when the handshake agrees on none of the converters.
+    ///
+    /// A server uses it with a client that offers no subprotocol at all (browsers and most
+    /// clients, unless told); without a fallback such clients are refused.
+    ///
+    /// A client uses it with a server that answers with no subprotocol (a server that does
+    /// not negotiate, such as one with a single converter) or with one of the plain
+    /// [`Config::subprotocols`](crate::Config::subprotocols); without a fallback such a server
+    /// fails the connection with [`Error::Handshake`]. So a client that offers one converter
+    /// and falls back to it talks to negotiating servers and to plain ones alike.
     pub fn fallback(mut self, converter: C) -> Self {
         self.fallback = Some(converter);
         self
@@ -99,21 +108,91 @@ impl<C: Converter> Negotiation<C> {
                 return Ok((Some(name), converter.clone()));
             }
         }
-        let ours = self.subprotocols();
-        if offered.is_empty() {
-            if let Some(fallback) = &self.fallback {
-                return Ok((None, fallback.clone()));
-            }
-            return Err(format!(
-                "the client offered no converter; this server speaks {}",
-                ours.join(", ")
-            ));
+        if offered.is_empty()
+            && let Some(fallback) = &self.fallback
+        {
+            return Ok((None, fallback.clone()));
         }
-        Err(format!(
-            "no common converter: the client offered {}, this server speaks {}",
-            offered.join(", "),
+        Err(refusal("converter", offered, &self.subprotocols()))
+    }
+}
+
+/// Why a server refuses a client: `what` is "converter" or "subprotocol".
+fn refusal(what: &str, offered: &[&str], ours: &[String]) -> String {
+    if offered.is_empty() {
+        return format!(
+            "the client offered no {what}; this server speaks {}",
             ours.join(", ")
-        ))
+        );
+    }
+    format!(
+        "no common {what}: the client offered {}, this server speaks {}",
+        offered.join(", "),
+        ours.join(", ")
+    )
+}
+
+/// What a config's handshakes agree on: its [`Negotiation`], if it has one, else its one
+/// converter, with its plain subprotocols beside either. Both sides' decisions live here.
+pub(crate) struct Agreement<'a, C> {
+    pub(crate) negotiation: Option<&'a Negotiation<C>>,
+    pub(crate) converter: &'a C,
+    pub(crate) subprotocols: &'a [String],
+}
+
+impl<C: Converter> Agreement<'_, C> {
+    /// What a client offers: the negotiated converters, then the plain subprotocols.
+    pub(crate) fn offers(&self) -> Vec<String> {
+        let negotiated = self
+            .negotiation
+            .into_iter()
+            .flat_map(Negotiation::subprotocols);
+        negotiated
+            .chain(self.subprotocols.iter().cloned())
+            .collect()
+    }
+
+    /// Whether a client accepts a server that agrees on none of its converters.
+    pub(crate) fn has_fallback(&self) -> bool {
+        self.negotiation.is_some_and(|n| n.fallback.is_some())
+    }
+
+    /// The server's answer to what a client offered: the subprotocol to agree on and the
+    /// session's converter, or why the client is refused.
+    pub(crate) fn answer(&self, offered: &[&str]) -> Result<(Option<String>, C), String> {
+        if let Some(negotiation) = self.negotiation {
+            return negotiation.choose(offered);
+        }
+        if self.subprotocols.is_empty() || offered.is_empty() {
+            // RFC 6455 lets a server ignore subprotocols it was not told about.
+            return Ok((None, self.converter.clone()));
+        }
+        match self
+            .subprotocols
+            .iter()
+            .find(|name| offered.contains(&name.as_str()))
+        {
+            Some(chosen) => Ok((Some(chosen.clone()), self.converter.clone())),
+            None => Err(refusal("subprotocol", offered, self.subprotocols)),
+        }
+    }
+
+    /// The client's converter for the subprotocol the server agreed on: the converter it
+    /// names, else the fallback, else why the session cannot start.
+    pub(crate) fn converter_for(&self, agreed: Option<&str>) -> Result<C, String> {
+        let Some(negotiation) = self.negotiation else {
+            return Ok(self.converter.clone());
+        };
+        agreed
+            .and_then(|name| negotiation.find(name))
+            .or(negotiation.fallback.as_ref())
+            .cloned()
+            .ok_or_else(|| {
+                format!(
+                    "the server agreed on {agreed:?}, none of the offered converters ({})",
+                    negotiation.subprotocols().join(", ")
+                )
+            })
     }
 }
 
@@ -131,5 +210,107 @@ impl Negotiation<AnyConverter> {
             negotiation = negotiation.then(converter?);
         }
         Ok(negotiation)
+    }
+}
+
+#[cfg(all(test, feature = "json", feature = "cbor", feature = "msgpack"))]
+mod tests {
+    use super::*;
+    use crate::converter::{CborConverter, JsonConverter, MsgPackConverter};
+
+    /// WAMP's three subprotocols, MessagePack preferred.
+    fn wamp() -> Negotiation {
+        Negotiation::prefer(AnyConverter::from(MsgPackConverter::new()))
+            .then(CborConverter.into())
+            .then(JsonConverter.into())
+            .prefix("wamp.2")
+    }
+
+    /// The subprotocol answered and the chosen converter's name, or the refusal.
+    fn choice(
+        negotiation: &Negotiation,
+        offered: &[&str],
+    ) -> Result<(Option<String>, &'static str), String> {
+        negotiation
+            .choose(offered)
+            .map(|(subprotocol, converter)| (subprotocol, converter.name()))
+    }
+
+    fn agreed(
+        subprotocol: &str,
+        converter: &'static str,
+    ) -> Result<(Option<String>, &'static str), String> {
+        Ok((Some(subprotocol.to_owned()), converter))
+    }
+
+    #[test]
+    fn the_server_s_order_of_preference_wins_over_the_client_s() {
+        assert_eq!(
+            choice(&wamp(), &["wamp.2.json", "wamp.2.cbor"]),
+            agreed("wamp.2.cbor", "cbor")
+        );
+        assert_eq!(
+            choice(&wamp(), &["wamp.2.json", "wamp.2.cbor", "wamp.2.msgpack"]),
+            agreed("wamp.2.msgpack", "msgpack")
+        );
+        // Names the server does not know are passed over.
+        assert_eq!(
+            choice(&wamp(), &["graphql-ws", "wamp.2.json"]),
+            agreed("wamp.2.json", "json")
+        );
+    }
+
+    #[test]
+    fn the_prefix_is_part_of_every_name_and_matched_whole() {
+        assert_eq!(
+            wamp().subprotocols(),
+            ["wamp.2.msgpack", "wamp.2.cbor", "wamp.2.json"]
+        );
+        for offered in ["json", "wamp.2json", "wamp.2.json.v2", "wamp.1.json"] {
+            assert!(
+                choice(&wamp(), &[offered]).is_err(),
+                "{offered} must not match wamp.2.json"
+            );
+        }
+        let bare =
+            Negotiation::prefer(AnyConverter::from(JsonConverter)).then(CborConverter.into());
+        assert_eq!(bare.subprotocols(), ["json", "cbor"]);
+        assert_eq!(choice(&bare, &["cbor"]), agreed("cbor", "cbor"));
+        assert!(choice(&bare, &["wamp.2.json"]).is_err());
+    }
+
+    #[test]
+    fn a_client_that_offers_nothing_gets_the_fallback_and_no_subprotocol() {
+        let negotiation = wamp().fallback(JsonConverter.into());
+        assert_eq!(choice(&negotiation, &[]), Ok((None, "json")));
+    }
+
+    #[test]
+    fn without_a_fallback_a_client_that_offers_nothing_is_refused() {
+        assert_eq!(
+            choice(&wamp(), &[]),
+            Err(
+                "the client offered no converter; this server speaks wamp.2.msgpack, \
+                 wamp.2.cbor, wamp.2.json"
+                    .to_owned()
+            )
+        );
+    }
+
+    /// The fallback is for clients that do not negotiate; one that asked for converters the
+    /// server lacks would misread whatever the fallback sends.
+    #[test]
+    fn nothing_in_common_is_refused_fallback_or_not_naming_both_sides() {
+        let refusal = Err(
+            "no common converter: the client offered chat.v1, wamp.1.json, \
+                           this server speaks wamp.2.msgpack, wamp.2.cbor, wamp.2.json"
+                .to_owned(),
+        );
+        let offered = ["chat.v1", "wamp.1.json"];
+        assert_eq!(choice(&wamp(), &offered), refusal);
+        assert_eq!(
+            choice(&wamp().fallback(JsonConverter.into()), &offered),
+            refusal
+        );
     }
 }

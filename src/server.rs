@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 
 use crate::config::Config;
 use crate::converter::{Converter, NoConverter};
-use crate::error::Error;
+use crate::error::{Chain, Error};
 use crate::handshake::{self, Side};
 use crate::session::Session;
 use crate::session::link::Handshake;
@@ -102,7 +102,7 @@ impl fmt::Display for Failure {
             Stage::Handshake => "handshake failed",
             Stage::Session => "session failed",
         };
-        write!(f, "{}: {stage}: {}", self.peer, self.error)
+        write!(f, "{}: {stage}: {}", self.peer, Chain(&self.error))
     }
 }
 
@@ -172,7 +172,9 @@ impl<C: Converter> Server<C> {
         F: FnOnce(&Request) -> Result<(), StatusCode> + Unpin,
     {
         let deadline = self.config.settings.handshake_timeout;
-        handshake::bounded(deadline, self.upgrade(io, check)).await?
+        // On the heap, the handshake's state (kilobytes) is freed when it ends; inline, it
+        // would stay in the caller's future, and so in every session's task, for good.
+        Box::pin(handshake::bounded(deadline, self.upgrade(io, check))).await?
     }
 
     /// The server handshake of [`Server::accept_with`], without its deadline.
@@ -197,7 +199,8 @@ impl<C: Converter> Server<C> {
                 }
                 let offered = offered_subprotocols(request);
                 let (subprotocol, converter) = config
-                    .accept_offer(&offered)
+                    .agreement()
+                    .answer(&offered)
                     .map_err(|why| refusal(StatusCode::BAD_REQUEST, why))?;
                 if let Some(chosen) = &subprotocol {
                     let value = HeaderValue::from_str(chosen).map_err(|_| {
@@ -222,10 +225,8 @@ impl<C: Converter> Server<C> {
         .await
         .map_err(|e| handshake::failed(e, Side::Server))?;
         // tungstenite completes a handshake only after the callback accepted it.
-        let (subprotocol, converter) = agreed.ok_or_else(|| Error::Handshake {
-            status: None,
-            message: "the handshake completed without a decision".to_owned(),
-        })?;
+        let (subprotocol, converter) = agreed
+            .ok_or_else(|| Error::handshake(None, "the handshake completed without a decision"))?;
         let handshake = Handshake { path, subprotocol };
         Ok(Session::start(
             Box::new(ws),
@@ -319,7 +320,8 @@ impl<C: Converter> Server<C> {
             tokio::spawn(async move {
                 let check = move |request: &Request| check(request);
                 let deadline = server.config.settings.handshake_timeout;
-                let accepted = handshake::bounded(deadline, async {
+                // Boxed for the reason given in `accept_with`.
+                let accepted = Box::pin(handshake::bounded(deadline, async {
                     match server.tls_acceptor() {
                         #[cfg(feature = "tls")]
                         Some(tls) => {
@@ -328,7 +330,7 @@ impl<C: Converter> Server<C> {
                         }
                         _ => server.upgrade(tcp, check).await,
                     }
-                })
+                }))
                 .await
                 .and_then(|accepted| accepted);
                 match accepted {

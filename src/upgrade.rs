@@ -134,10 +134,10 @@ async fn refuse<S: AsyncWrite + Unpin>(io: &mut S, status: StatusCode, message: 
     // The client may be gone already; the refusal is the result either way.
     let _ = io.write_all(answer.as_bytes()).await;
     let _ = io.shutdown().await;
-    Error::Handshake {
-        status: Some(status.as_u16()),
-        message: format!("refused the client with {status}: {message}"),
-    }
+    Error::handshake(
+        Some(status),
+        format!("refused the client with {status}: {message}"),
+    )
 }
 
 #[cfg(test)]

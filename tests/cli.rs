@@ -6,6 +6,8 @@ use std::future::Future;
 use std::process::Stdio;
 use std::time::Duration;
 
+use futures_util::future::join_all;
+use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -107,9 +109,12 @@ async fn run(args: &[&str], input: &str, keep_stdin_open: bool) -> Run {
         .spawn()
         .expect("start typed-ws");
     let mut stdin = child.stdin.take().expect("piped stdin");
-    within("writing stdin", stdin.write_all(input.as_bytes()))
-        .await
-        .expect("write stdin");
+    match within("writing stdin", stdin.write_all(input.as_bytes())).await {
+        Ok(()) => {}
+        // A run that fails before it reads (a refused handshake) has closed its stdin.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => panic!("write stdin: {e}"),
+    }
     let held = if keep_stdin_open {
         Some(stdin)
     } else {
@@ -291,6 +296,216 @@ async fn connect_uses_the_codec_the_server_chose() {
     assert_eq!(run.stdout_lines(), [r#"["json","v1.json"]"#]);
 }
 
+/// The README's example message.
+const EXAMPLE: &str = r#"{"id":1,"tags":["a"]}"#;
+
+#[tokio::test]
+async fn every_client_codec_gets_its_echo_or_one_error_line_from_every_server() {
+    let clients = ["json", "cbor", "msgpack", "msgpack,json", "cbor,msgpack"];
+    let server_lists = [
+        "json",
+        "cbor",
+        "msgpack",
+        "msgpack,cbor,json",
+        "json,cbor",
+        "cbor,msgpack",
+    ];
+    let servers =
+        join_all(server_lists.map(|codecs| async move { serve(&["--codec", codecs]).await })).await;
+    let pairs = servers
+        .iter()
+        .zip(server_lists)
+        .flat_map(|(server, server_codecs)| {
+            clients.map(|client_codecs| async move {
+                let url = format!("{}/", server.base);
+                let input = format!("{EXAMPLE}\n");
+                let run = connect(&url, &["--codec", client_codecs], &input).await;
+                (client_codecs, server_codecs, run)
+            })
+        });
+    let runs = join_all(pairs).await;
+    assert_eq!(runs.len(), clients.len() * server_lists.len());
+    for (client_codecs, server_codecs, run) in runs {
+        let pair = format!("connect --codec {client_codecs} against serve --codec {server_codecs}");
+        let offered: Vec<&str> = client_codecs.split(',').collect();
+        let common = server_codecs
+            .split(',')
+            .any(|codec| offered.contains(&codec));
+        if common {
+            assert_eq!(run.code, Some(0), "{pair}: {run:#?}");
+            assert_eq!(run.stdout_lines(), [EXAMPLE], "{pair}: {run:#?}");
+            assert_eq!(run.stderr, "", "{pair}");
+        } else {
+            assert_eq!(run.code, Some(1), "{pair}: {run:#?}");
+            assert_eq!(run.stdout, "", "{pair}");
+            let error = run.one_error_line();
+            for needle in [
+                "400",
+                "no common converter",
+                client_codecs.split(',').next().unwrap_or_default(),
+            ] {
+                assert!(
+                    error.contains(needle),
+                    "{pair}: {needle:?} missing from {error}"
+                );
+            }
+        }
+    }
+}
+
+/// A tokio-tungstenite echo server that knows nothing of subprotocols and takes one
+/// connection; gives its URL and a task that ends with the subprotocols the client offered.
+async fn plain_echo_once() -> (String, JoinHandle<Option<String>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("ws://{}/", listener.local_addr().expect("local addr"));
+    let task = tokio::spawn(async move {
+        let (tcp, _) = within("a connection", listener.accept())
+            .await
+            .expect("accept");
+        let mut offered = None;
+        #[expect(
+            clippy::result_large_err,
+            reason = "the signature of tungstenite's handshake callback"
+        )]
+        let record_offer =
+            |request: &tokio_tungstenite::tungstenite::handshake::server::Request, response| {
+                offered = request
+                    .headers()
+                    .get("sec-websocket-protocol")
+                    .and_then(|value| value.to_str().ok())
+                    .map(str::to_owned);
+                Ok(response)
+            };
+        let mut ws = within(
+            "the handshake",
+            tokio_tungstenite::accept_hdr_async(tcp, record_offer),
+        )
+        .await
+        .expect("handshake");
+        // Until the stream ends: after the client's close is answered, or at once when the
+        // client refuses the handshake's answer and drops the connection.
+        while let Some(Ok(message)) = within("a message", ws.next()).await {
+            if message.is_text() || message.is_binary() {
+                within("the echo", ws.send(message)).await.expect("echo");
+            }
+        }
+        offered
+    });
+    (url, task)
+}
+
+#[tokio::test]
+async fn one_codec_talks_to_a_server_without_subprotocols_over_one_connection() {
+    let cases: [(&[&str], &str); 4] = [
+        (&[], "json"),
+        (&["--codec", "cbor"], "cbor"),
+        (&["--codec", "msgpack"], "msgpack"),
+        (
+            &["--codec", "cbor", "--subprotocol-prefix", "v1"],
+            "v1.cbor",
+        ),
+    ];
+    for (options, offer) in cases {
+        let (url, server) = plain_echo_once().await;
+        let run = connect(&url, options, &format!("{EXAMPLE}\n")).await;
+        let offered = within("the test server", server)
+            .await
+            .expect("the test server failed");
+        assert_eq!(run.code, Some(0), "{options:?}: {run:#?}");
+        assert_eq!(run.stdout_lines(), [EXAMPLE], "{options:?}");
+        assert_eq!(run.stderr, "", "{options:?}");
+        // Offered, answered with no subprotocol, and used all the same.
+        assert_eq!(offered.as_deref(), Some(offer), "{options:?}");
+    }
+}
+
+/// The fallback that lets one codec talk to plain servers runs typed-ws's own opening
+/// handshake, over TLS too.
+#[tokio::test]
+async fn a_client_with_a_fallback_talks_to_a_plain_server_over_tls() {
+    use std::sync::Arc;
+    use typed_ws::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use typed_ws::rustls::{ClientConfig, RootCertStore, ServerConfig};
+    use typed_ws::{AnyConverter, tokio_rustls};
+
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let der = certified.cert.der().clone();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        certified.signing_key.serialize_der(),
+    ));
+    let server_tls = ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![der.clone()], key)
+        .expect("server config");
+    let mut roots = RootCertStore::empty();
+    roots.add(der).expect("root");
+    let client_tls = ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("local addr").port();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = within("a connection", listener.accept())
+            .await
+            .expect("accept");
+        let tls = within(
+            "the TLS handshake",
+            tokio_rustls::TlsAcceptor::from(Arc::new(server_tls)).accept(tcp),
+        )
+        .await
+        .expect("TLS");
+        let plain = Config::new().converter(CborConverter);
+        let mut session = within("the handshake", Server::new(plain).accept(tls))
+            .await
+            .expect("handshake");
+        let message = within("a message", session.receive())
+            .await
+            .expect("receive");
+        session.send(message).await.expect("echo");
+    });
+
+    let falls_back =
+        Negotiation::prefer(AnyConverter::from(CborConverter)).fallback(CborConverter.into());
+    let config = Config::new()
+        .negotiate(falls_back)
+        .tls_client(Arc::new(client_tls));
+    let url = format!("wss://localhost:{port}/");
+    let mut session = within(
+        "connect",
+        Client::new(config).web_socket_session(url.as_str()),
+    )
+    .await
+    .expect("connect");
+    assert_eq!(session.subprotocol(), None);
+    assert_eq!(session.converter().name(), "cbor");
+    session.send_serialized(&("over", 1)).await.expect("send");
+    let echoed: (String, u8) = within("echo", session.receive_deserialized())
+        .await
+        .expect("echo");
+    assert_eq!(echoed, ("over".to_owned(), 1));
+    within("the test server", server)
+        .await
+        .expect("the test server failed");
+}
+
+#[tokio::test]
+async fn a_codec_list_against_a_server_without_subprotocols_exits_1_with_one_line() {
+    let (url, server) = plain_echo_once().await;
+    let run = connect(&url, &["--codec", "msgpack,json"], &format!("{EXAMPLE}\n")).await;
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert_eq!(run.stdout, "");
+    let error = run.one_error_line();
+    assert!(error.contains("subprotocol negotiation failed"), "{error}");
+    assert!(error.contains("msgpack, json"), "{error}");
+    // The server saw the offer before the client gave up on its answer.
+    let offered = within("the test server", server)
+        .await
+        .expect("the test server failed");
+    assert_eq!(offered.as_deref(), Some("msgpack, json"));
+}
+
 #[tokio::test]
 async fn a_refused_handshake_exits_1_with_one_line_naming_the_status() {
     let server = serve(&["--path", "/a"]).await;
@@ -429,6 +644,65 @@ async fn the_echo_server_sends_bytes_tags_and_extensions_back_as_they_came() {
             .await
             .expect("connect");
         assert_eq!(session.subprotocol(), Some(codec));
+        session.send(frame.clone()).await.expect("send");
+        let echoed = within("echo", session.receive()).await.expect("echo");
+        assert_eq!(echoed, frame, "{codec}: the echo is byte for byte the same");
+    }
+}
+
+#[tokio::test]
+async fn cbor_bignums_and_non_finite_floats_print_in_the_documented_json_form() {
+    let (url, server) = serve_once(
+        Config::new().converter(CborConverter),
+        |mut session| async move {
+            // Bignum tags on 16 bytes, positive and negative, and a plain CBOR integer below
+            // i64::MIN.
+            let integers = (u128::MAX, i128::MIN, -(1i128 << 64));
+            session.send_serialized(&integers).await.expect("send");
+            // Past 16 bytes ciborium no longer reads a bignum as an integer.
+            let long = ciborium::tag::Captured(Some(2), serde_bytes::Bytes::new(&[1; 17]));
+            session.send_serialized(&long).await.expect("send");
+            let floats = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.1];
+            session.send_serialized(&floats).await.expect("send");
+            session
+                .close(CloseReason::new(CloseCode::Normal, ""))
+                .await
+                .expect("close");
+        },
+    )
+    .await;
+    let run = connect_until_server_closes(&url, &["--codec", "cbor"]).await;
+    finish(server).await;
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert_eq!(
+        run.stdout_lines(),
+        [
+            "[340282366920938463463374607431768211455,\
+             -170141183460469231731687303715884105728,-18446744073709551616]",
+            r#"{"$tag":2,"$value":{"$bytes":"AQEBAQEBAQEBAQEBAQEBAQE="}}"#,
+            "[null,null,null,0.1]",
+        ]
+    );
+    assert_eq!(run.stderr, "");
+}
+
+#[tokio::test]
+async fn the_echo_server_sends_float32_integer_keys_and_bignums_back_as_they_came() {
+    let server = serve(&["--codec", "msgpack,cbor"]).await;
+    let url = format!("{}/", server.base);
+    let keys = BTreeMap::from([(-2, "minus two"), (1, "one")]);
+    let msgpack = MsgPackConverter::new()
+        .serialize(&(1.1f32, &keys, u64::MAX, i64::MIN))
+        .expect("encode");
+    let cbor = CborConverter
+        .serialize(&(1.1f32, &keys, u128::MAX, i128::MIN, f64::NAN))
+        .expect("encode");
+    for (codec, frame) in [("msgpack", msgpack), ("cbor", cbor)] {
+        let client = Client::new(Config::new());
+        let request = client.request(url.as_str()).subprotocol(codec);
+        let mut session = within("connect", request.web_socket_session())
+            .await
+            .expect("connect");
         session.send(frame.clone()).await.expect("send");
         let echoed = within("echo", session.receive()).await.expect("echo");
         assert_eq!(echoed, frame, "{codec}: the echo is byte for byte the same");

@@ -120,7 +120,7 @@ async fn any_converter_chosen_by_name_matches_the_typed_codecs() {
 fn unknown_converter_name_lists_the_known_ones() {
     let err = AnyConverter::from_name("yaml").unwrap_err();
     match &err {
-        Error::UnknownConverter { name, known } => {
+        Error::UnknownConverter { name, known, .. } => {
             assert_eq!(name, "yaml");
             assert_eq!(known, &["json", "cbor", "msgpack"]);
         }
@@ -305,7 +305,9 @@ async fn wrong_frame_type<C: Converter>(converter: C, wrong: Frame) {
         .await
         .unwrap_err();
     match &err {
-        Error::UnexpectedFrame { converter, frame } => {
+        Error::UnexpectedFrame {
+            converter, frame, ..
+        } => {
             assert_eq!(*converter, name);
             assert_eq!(frame, &wrong);
         }
@@ -372,10 +374,15 @@ async fn undecodable<C: Converter>(converter: C, bad: Frame) {
     }
     assert_eq!(err.close_code(), Some(CloseCode::InvalidPayload));
     assert_eq!(err.frame(), Some(&bad));
+    // The codec's error is kept, and quoted once: in the message, not again as a source.
+    let Error::Decode { cause, .. } = &err else {
+        unreachable!()
+    };
     assert!(
-        std::error::Error::source(&err).is_some(),
-        "{name}: codec error kept"
+        err.to_string().ends_with(&cause.to_string()),
+        "{name}: {err}"
     );
+    assert!(std::error::Error::source(&err).is_none(), "{name}: {err:?}");
 
     let good = converter.serialize(&Point { x: 7, y: 8 }).unwrap();
     within("raw send good", raw.send(good)).await.unwrap();
@@ -426,7 +433,10 @@ async fn no_converter_gives_no_converter_with_the_frame_back() {
     let err = within("typed send", c.send_serialized(&Point { x: 1, y: 1 }))
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::NoConverter { frame: None }), "{err:?}");
+    assert!(
+        matches!(err, Error::NoConverter { frame: None, .. }),
+        "{err:?}"
+    );
     assert_eq!(err.close_code(), None);
 
     within("raw send", raw.send_text("raw text")).await.unwrap();
@@ -434,7 +444,7 @@ async fn no_converter_gives_no_converter_with_the_frame_back() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, Error::NoConverter { frame: Some(f) } if *f == Frame::text("raw text")),
+        matches!(&err, Error::NoConverter { frame: Some(f), .. } if *f == Frame::text("raw text")),
         "{err:?}"
     );
     assert_eq!(err.into_frame(), Some(Frame::text("raw text")));

@@ -360,7 +360,7 @@ async fn an_oversized_request_line_gets_414() {
     let status = status_of(addr, request.as_bytes()).await;
     assert!(status.starts_with("HTTP/1.1 414"), "{status}");
     let failure = within("report", failures.recv()).await.expect("reported");
-    assert_eq!(failure.error.status(), Some(414));
+    assert_eq!(failure.error.status().map(u16::from), Some(414));
 }
 
 #[tokio::test]
@@ -466,4 +466,94 @@ fn a_decode_error_quotes_at_most_200_bytes_of_the_payload() {
     let text = error.to_string();
     assert!(text.len() < 400, "{} bytes: {text}", text.len());
     assert!(text.contains("bytes in all"), "{text}");
+}
+
+// ---- running out of file descriptors ----
+
+/// Clock ticks of CPU time (user + system) a process has used so far.
+#[cfg(all(feature = "cli", target_os = "linux"))]
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
+    // The command name in parentheses may hold spaces; the fields after it do not.
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("comm") + 2..]
+        .split(' ')
+        .collect();
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+}
+
+#[cfg(all(feature = "cli", target_os = "linux"))]
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
+}
+
+/// A `typed-ws serve` limited to 32 file descriptors, flooded with more silent connections
+/// than it can accept: while `accept` fails with EMFILE the loop must neither spin nor stop,
+/// and once connections end a well-behaved client is served.
+#[cfg(all(feature = "cli", target_os = "linux"))]
+#[tokio::test]
+async fn running_out_of_file_descriptors_neither_spins_nor_stalls_the_accept_loop() {
+    use tokio::io::AsyncBufReadExt;
+    const FD_LIMIT: usize = 32;
+
+    let mut child = tokio::process::Command::new("sh")
+        .args(["-c", &format!("ulimit -n {FD_LIMIT} && exec \"$0\" \"$@\"")])
+        .arg(env!("CARGO_BIN_EXE_typed-ws"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start typed-ws serve");
+    let pid = child.id().expect("pid");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let line = within(
+        "the listening line",
+        tokio::io::BufReader::new(stdout).lines().next_line(),
+    )
+    .await
+    .expect("read stdout")
+    .expect("serve ended before it was ready");
+    let url = line.strip_prefix("listening on ").expect("listening line");
+    let addr: std::net::SocketAddr = url["ws://".len()..].trim_end_matches('/').parse().unwrap();
+
+    let mut silent = Vec::new();
+    for _ in 0..2 * FD_LIMIT {
+        silent.push(within("connect", TcpStream::connect(addr)).await.unwrap());
+    }
+    within("the server to run out of descriptors", async {
+        while open_fds(pid) < FD_LIMIT {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+
+    let before = cpu_ticks(pid);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let used = cpu_ticks(pid) - before;
+    // A loop that retries `accept` at once would use the whole second (100 ticks).
+    assert!(used < 30, "{used} ticks of CPU in one second at EMFILE");
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the server exited"
+    );
+
+    drop(silent);
+    let (mut ws, _) = within(
+        "a handshake once descriptors are free",
+        tokio_tungstenite::connect_async(url),
+    )
+    .await
+    .expect("handshake");
+    use futures_util::SinkExt;
+    within(
+        "send",
+        ws.send(tokio_tungstenite::tungstenite::Message::text("{\"n\":1}")),
+    )
+    .await
+    .expect("send");
+    let echo = within("the echo", ws.next())
+        .await
+        .expect("a message")
+        .expect("ok");
+    assert_eq!(echo.into_text().expect("text").as_str(), "{\"n\":1}");
 }

@@ -10,6 +10,8 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use common::ChatMessage;
+use common::rng::Rng;
 use serde::{Deserialize, Serialize};
 use typed_ws::{AnyConverter, Converter, Error, Frame};
 
@@ -52,31 +54,6 @@ const CODECS: [&str; 3] = ["json", "cbor", "msgpack"];
 
 /// Inputs per converter: three converters make the 1,000,000 per run the project promises.
 const INPUTS_PER_CODEC: usize = 340_000;
-
-/// xorshift64*: deterministic, so a failure reproduces from the seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
-struct ChatMessage {
-    id: u64,
-    author: String,
-    text: String,
-    tags: Vec<String>,
-    reply_to: Option<u64>,
-}
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 enum Shape {

@@ -34,7 +34,7 @@ async fn message_over_the_limit_gives_too_big_and_the_peer_sees_1009() {
         .await
         .unwrap_err();
     match err {
-        Error::TooBig { size, limit } => {
+        Error::TooBig { size, limit, .. } => {
             assert_eq!(size, 2000);
             assert_eq!(limit, LIMIT_BYTES);
         }
@@ -77,7 +77,7 @@ async fn fragmented_message_over_the_limit_gives_too_big_and_the_peer_sees_1009(
     .unwrap();
     let err = within("receive", server.receive()).await.unwrap_err();
     match err {
-        Error::TooBig { size, limit } => {
+        Error::TooBig { size, limit, .. } => {
             assert_eq!(size, 1200);
             assert_eq!(limit, LIMIT_BYTES);
         }
@@ -388,7 +388,7 @@ async fn frame_limit_applies_per_frame_not_per_message() {
         .await
         .unwrap();
     match within("receive", server.receive()).await {
-        Err(Error::TooBig { size, limit }) => assert_eq!((size, limit), (600, 512)),
+        Err(Error::TooBig { size, limit, .. }) => assert_eq!((size, limit), (600, 512)),
         other => panic!("expected TooBig, got {other:?}"),
     }
     let close = within("raw close", peer.expect_frame()).await;

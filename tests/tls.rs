@@ -10,6 +10,7 @@ use std::sync::Arc;
 use common::tls::{certificate_for, trusting};
 use common::*;
 use tokio::net::TcpListener;
+use typed_ws::rustls;
 use typed_ws::rustls::ServerConfig;
 use typed_ws::*;
 
@@ -63,8 +64,9 @@ fn trusting_client(
     )
 }
 
-/// The error a client gets from `url`, which must be a refused TLS handshake.
-async fn refused(client: Client<JsonConverter>, url: String) -> String {
+/// The rustls error a client gets from `url`, which must be a refused TLS handshake: the
+/// source of an `Error::Handshake`, typed, and named once in the printed chain.
+async fn refused(client: Client<JsonConverter>, url: String) -> rustls::Error {
     let err = within("connect", client.web_socket_session(url))
         .await
         .unwrap_err();
@@ -72,33 +74,53 @@ async fn refused(client: Client<JsonConverter>, url: String) -> String {
         matches!(err, Error::Handshake { status: None, .. }),
         "{err:?}"
     );
-    let text = err.to_string();
-    assert!(text.contains("TLS handshake failed"), "{text}");
-    text
+    assert!(err.to_string().contains("TLS handshake failed"), "{err}");
+    let chain = error_chain(&err);
+    let source = std::error::Error::source(&err).expect("a source");
+    let tls = source
+        .downcast_ref::<rustls::Error>()
+        .unwrap_or_else(|| panic!("not a rustls error: {source:?}"))
+        .clone();
+    assert_eq!(chain.matches(&tls.to_string()).count(), 1, "{chain}");
+    tls
 }
 
 #[tokio::test]
 async fn an_unknown_issuer_is_refused_with_the_default_roots() {
     let server = certificate_for(&["localhost"]).server;
     let url = tls_server(server).await;
-    let text = refused(Client::new(Config::new().converter(JsonConverter)), url).await;
-    assert!(text.contains("UnknownIssuer"), "{text}");
+    let tls = refused(Client::new(Config::new().converter(JsonConverter)), url).await;
+    assert_eq!(
+        tls,
+        rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
+    );
 }
 
 #[tokio::test]
 async fn a_certificate_from_another_root_is_refused() {
     let server = certificate_for(&["localhost"]).server;
     let other = certificate_for(&["localhost"]).der;
-    let text = refused(trusting_client(other), tls_server(server).await).await;
-    assert!(text.contains("invalid peer certificate"), "{text}");
+    let tls = refused(trusting_client(other), tls_server(server).await).await;
+    assert!(
+        matches!(tls, rustls::Error::InvalidCertificate(_)),
+        "{tls:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_certificate_for_another_name_is_refused() {
     let certificate = certificate_for(&["example.com"]);
     let url = tls_server(certificate.server).await;
-    let text = refused(trusting_client(certificate.der), url).await;
-    assert!(text.contains("not valid for name"), "{text}");
+    let tls = refused(trusting_client(certificate.der), url).await;
+    assert!(
+        matches!(
+            tls,
+            rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForNameContext { .. }
+            ) | rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName)
+        ),
+        "{tls:?}"
+    );
 }
 
 #[tokio::test]

@@ -3,12 +3,20 @@
 //! short criterion configuration.
 #![allow(dead_code)]
 
+// One definition with the tests: the benches measure the message and the generator the tests
+// check.
+#[path = "../../tests/common/chat_message.rs"]
+mod chat_message;
 pub mod echo;
+#[path = "../../tests/common/rng.rs"]
+mod rng;
 pub mod transfer;
 
 use std::time::Duration;
 
+pub use chat_message::ChatMessage;
 use criterion::Criterion;
+pub use rng::Rng;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use typed_ws::tokio_tungstenite::tungstenite::Message;
@@ -34,16 +42,7 @@ pub fn runtime() -> tokio::runtime::Runtime {
 
 // ---- payloads ----
 
-/// The small message of the issue: about 100 bytes in every codec.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ChatMessage {
-    pub id: u64,
-    pub author: String,
-    pub text: String,
-    pub tags: Vec<String>,
-    pub reply_to: Option<u64>,
-}
-
+/// The small message of the issue, numbered `id`.
 pub fn chat(id: u64) -> ChatMessage {
     ChatMessage {
         id,
@@ -131,7 +130,7 @@ pub fn logs(count: usize) -> Logs {
             date: format!(
                 "{:02}/{}/{}:{:02}:{:02}:{:02} -0700",
                 1 + rng.below(28),
-                MONTHS[rng.below(12) as usize],
+                MONTHS[rng.below(12)],
                 1995 + rng.below(30),
                 rng.below(24),
                 rng.below(60),
@@ -139,12 +138,12 @@ pub fn logs(count: usize) -> Logs {
             ),
             request: format!(
                 "{} /{}/{}.html HTTP/1.1",
-                METHODS[rng.below(4) as usize],
+                METHODS[rng.below(4)],
                 rng.word(3, 12),
                 rng.word(3, 12),
             ),
-            code: CODES[rng.below(8) as usize],
-            size: rng.below(100_000_000),
+            code: CODES[rng.below(8)],
+            size: rng.below(100_000_000) as u64,
         })
         .collect();
     Logs { logs }
@@ -173,34 +172,6 @@ pub fn text(len: usize, seed: u64) -> String {
     }
     out.truncate(len);
     out
-}
-
-/// xorshift64*: a few lines, deterministic, good enough for test data.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    /// A lowercase word of `min..=max` letters.
-    pub fn word(&mut self, min: u64, max: u64) -> String {
-        let len = min + self.below(max - min + 1);
-        (0..len)
-            .map(|_| (b'a' + self.below(26) as u8) as char)
-            .collect()
-    }
 }
 
 // ---- codecs ----

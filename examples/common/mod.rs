@@ -62,6 +62,19 @@ pub async fn serve_echo(listener: TcpListener, codecs: Negotiation) {
         .await
 }
 
+/// An error and its causes on one line, `error: cause: cause`, as `anyhow` prints `{:#}`:
+/// typed-ws errors keep the error they wrap (I/O, TLS, tungstenite) as their source.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}
+
 /// Writes `line` to stderr from a thread of its own, so that a slow or stalled stderr never
 /// blocks a runtime thread; when 1,024 lines are already waiting, the line is dropped.
 pub fn log(line: String) {

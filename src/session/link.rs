@@ -222,7 +222,7 @@ impl Link {
                 if self.settings.timeout.is_some() {
                     st.last_seen = Instant::now();
                 }
-                let frame = Frame::try_from(message)?;
+                let frame = frame_of(message)?;
                 match &frame {
                     Frame::Close(reason) => {
                         self.record_close(
@@ -282,11 +282,7 @@ impl Link {
             }
             other => {
                 let text = other.to_string();
-                (
-                    Error::Protocol(text.clone()),
-                    CloseCode::ProtocolError,
-                    text,
-                )
+                (Error::protocol(other), CloseCode::ProtocolError, text)
             }
         };
         self.send_close_now(st, CloseReason::new(code, reason));
@@ -415,7 +411,7 @@ impl Link {
                 Message::Close(reason.map(Into::into))
             }
             Frame::Ping(data) | Frame::Pong(data) if data.len() > 125 => {
-                return Err(Error::Protocol(format!(
+                return Err(Error::refused_frame(format!(
                     "a control frame carries at most 125 bytes, not {}",
                     data.len()
                 )));
@@ -471,7 +467,7 @@ impl Link {
                 self.record_close(Self::abnormal());
                 Error::Io(e)
             }
-            other => Error::Protocol(other.to_string()),
+            other => Error::protocol(other),
         }
     }
 
@@ -707,10 +703,27 @@ impl Sink<Message> for Ended {
     }
 }
 
+/// The frame a read gave. Fails only for `Message::Frame`, a raw frame that tungstenite never
+/// hands out when reading.
+fn frame_of(message: Message) -> Result<Frame, Error> {
+    Ok(match message {
+        Message::Text(text) => Frame::Text(text),
+        Message::Binary(data) => Frame::Binary(data),
+        Message::Ping(data) => Frame::Ping(data),
+        Message::Pong(data) => Frame::Pong(data),
+        Message::Close(close) => Frame::Close(close.map(CloseReason::from)),
+        Message::Frame(_) => {
+            return Err(Error::refused_frame(
+                "a raw frame is not a message".to_owned(),
+            ));
+        }
+    })
+}
+
 /// Validates a close frame the caller asked to send.
 fn check_close(reason: CloseReason) -> Result<CloseReason, Error> {
     if !reason.code.is_sendable() {
-        return Err(Error::Protocol(format!(
+        return Err(Error::refused_frame(format!(
             "close code {} may not be sent",
             reason.code
         )));

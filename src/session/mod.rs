@@ -176,6 +176,9 @@ impl<C> Session<C> {
     /// Closes the session: sends a close frame with `reason`, then waits for the peer's close
     /// frame (discarding data that arrives first) until the connection ends, for at most
     /// 5 seconds (or the configured timeout, if shorter). Closing a closed session does nothing.
+    ///
+    /// [`SendHalf::close`] differs: it only sends the close frame and returns, because the
+    /// receiving half, perhaps in another task, is the one that reads the peer's answer.
     pub async fn close(&mut self, reason: CloseReason) -> Result<(), Error> {
         self.tx.link.close(reason).await
     }
@@ -280,8 +283,10 @@ impl<C> SendHalf<C> {
         std::future::poll_fn(|cx| self.link.poll_flush(cx)).await
     }
 
-    /// Sends a close frame with `reason`. The receiving half then gets the peer's close frame
-    /// and the end of the session.
+    /// Sends a close frame with `reason` and returns without waiting for the peer's answer,
+    /// unlike [`Session::close`]: the receiving half keeps receiving what the peer sent
+    /// before it answered, then its close frame, then [`Error::Closed`]. Keep receiving on
+    /// the other half until then, or data the peer sent is lost with the connection.
     pub async fn close(&mut self, reason: CloseReason) -> Result<(), Error> {
         self.send(Frame::Close(Some(reason))).await
     }

@@ -1,19 +1,30 @@
-//! Helpers shared by the integration tests: a loopback server and time bounds.
+//! Helpers shared by the integration tests: a loopback server, server handlers, time bounds
+//! and the chat message; in submodules, raw frames, hostile peers and openings, TLS, and a
+//! seeded RNG.
+// Every test file compiles this module as its own and uses only part of it.
 #![allow(dead_code)]
 
+mod chat_message;
+#[cfg(feature = "json")]
+pub mod hostile;
+pub mod openings;
 #[cfg(feature = "json")]
 pub mod peers;
 pub mod raw;
+pub mod rng;
 #[cfg(feature = "tls")]
 pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-use typed_ws::{Client, Config, Converter, Server, Session};
+use tokio::sync::mpsc;
+use typed_ws::{Client, CloseReason, Config, Converter, Error, Frame, Server, Session};
+
+pub use chat_message::ChatMessage;
 
 /// Every network await in a test is bounded by this, so a hang fails fast.
 pub const LIMIT: Duration = Duration::from_secs(10);
@@ -24,16 +35,6 @@ pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
         Ok(value) => value,
         Err(_) => panic!("timed out after {LIMIT:?}: {what}"),
     }
-}
-
-/// The message the examples exchange.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ChatMessage {
-    pub id: u64,
-    pub author: String,
-    pub text: String,
-    pub tags: Vec<String>,
-    pub reply_to: Option<u64>,
 }
 
 pub fn chat(id: u64) -> ChatMessage {
@@ -76,6 +77,39 @@ pub async fn echo<C: Converter>(mut session: Session<C>) {
         if frame.is_data() && session.send(frame).await.is_err() {
             break;
         }
+    }
+}
+
+/// A server handler that reports every frame and the final error of each session, and
+/// echoes data frames back.
+pub fn recording_echo(
+    tx: mpsc::UnboundedSender<Result<Frame, Error>>,
+) -> impl Fn(Session) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync + 'static {
+    move |mut session: Session| {
+        let tx = tx.clone();
+        Box::pin(async move {
+            loop {
+                match session.receive().await {
+                    Ok(frame) => {
+                        let _ = tx.send(Ok(frame.clone()));
+                        if frame.is_data() && session.send(frame).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        break;
+                    }
+                }
+            }
+        })
+    }
+}
+
+pub fn assert_closed_with(result: Result<Frame, Error>, expected: &CloseReason) {
+    match result {
+        Err(Error::Closed(reason)) => assert_eq!(&reason, expected),
+        other => panic!("expected Error::Closed({expected}), got {other:?}"),
     }
 }
 
@@ -127,4 +161,16 @@ pub async fn accept_one<C: Converter>(
         server.accept(tcp).await
     });
     (addr, handle)
+}
+
+/// An error and its sources on one line, `error: cause: cause`, as `anyhow` prints `{:#}`.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
 }

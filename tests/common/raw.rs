@@ -316,27 +316,48 @@ impl RawPeer {
 
 /// One frame as bytes on the wire, masked (as a client's) or not.
 pub fn encode_frame(fin: bool, opcode: u8, payload: &[u8], mask: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + 14);
-    out.push(if fin { 0x80 } else { 0 } | (opcode & 0x0f));
+    frame(if fin { 0x80 } else { 0 } | (opcode & 0x0f), payload, mask)
+}
+
+/// A masked client frame with any first byte: reserved bits and opcodes beyond 0xf that
+/// [`encode_frame`] keeps out, for frames that break the protocol.
+pub fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    frame(first, payload, true)
+}
+
+/// The header of a masked client frame claiming `len` payload bytes, none of which need
+/// follow: a length bomb is judged by its header.
+pub fn client_header(first: u8, len: u64) -> Vec<u8> {
+    header(first, len, true)
+}
+
+fn frame(first: u8, payload: &[u8], mask: bool) -> Vec<u8> {
+    let mut out = header(first, payload.len() as u64, mask);
+    let start = out.len();
+    out.extend_from_slice(payload);
+    if mask {
+        apply_mask(&mut out[start..], MASK);
+    }
+    out
+}
+
+fn header(first: u8, len: u64, mask: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(14);
+    out.push(first);
     let mask_bit = if mask { 0x80 } else { 0 };
-    match payload.len() {
-        len @ 0..=125 => out.push(mask_bit | len as u8),
-        len @ 126..=0xffff => {
+    match len {
+        0..=125 => out.push(mask_bit | len as u8),
+        126..=0xffff => {
             out.push(mask_bit | 126);
             out.extend_from_slice(&(len as u16).to_be_bytes());
         }
-        len => {
+        _ => {
             out.push(mask_bit | 127);
-            out.extend_from_slice(&(len as u64).to_be_bytes());
+            out.extend_from_slice(&len.to_be_bytes());
         }
     }
-    let start = out.len();
     if mask {
         out.extend_from_slice(&MASK);
-    }
-    out.extend_from_slice(payload);
-    if mask {
-        apply_mask(&mut out[start + 4..], MASK);
     }
     out
 }

@@ -92,15 +92,14 @@ pub struct ConnectArgs {
 
     /// Codec: json, cbor or msgpack, or a list to negotiate (msgpack,cbor,json)
     ///
-    /// One codec is used as it is and offers no subprotocol, so it works with any server. A
-    /// list is offered as subprotocols (Sec-WebSocket-Protocol) in that order, and the
-    /// server's choice decides which codec the session uses.
+    /// The codecs are offered as subprotocols (Sec-WebSocket-Protocol) in that order, and the
+    /// server's choice decides which codec the session uses; a server that speaks none of them
+    /// is a connection failure. One codec is also used with a server that answers with no
+    /// subprotocol (one that does not negotiate), so it works with any server that speaks it.
     #[arg(long, value_name = "CODEC[,...]", default_value = "json", value_parser = parse_codecs)]
     pub codec: Codecs,
 
     /// Offer the codecs as subprotocols PREFIX.json, PREFIX.cbor, ...
-    ///
-    /// With a prefix even a single codec is negotiated.
     #[arg(long, value_name = "PREFIX")]
     pub subprotocol_prefix: Option<String>,
 
@@ -194,9 +193,15 @@ impl Codecs {
         self.0[0]
     }
 
-    /// Whether more than one codec was named.
-    pub fn is_list(&self) -> bool {
-        self.0.len() > 1
+    /// The codecs to negotiate, in order, named with the prefix if one is given; a single
+    /// codec is also the fallback of a client whose server answers with no subprotocol.
+    pub fn client_negotiation(&self, prefix: Option<&str>) -> Negotiation {
+        let negotiation = self.negotiation(prefix);
+        match self.0.as_slice() {
+            // Which one of a list a plain server speaks is anyone's guess.
+            [single] => negotiation.fallback(*single),
+            _ => negotiation,
+        }
     }
 
     /// The codecs to negotiate, in order, named with the prefix if one is given.

@@ -8,8 +8,8 @@ use tokio::sync::mpsc;
 use typed_ws::{AnyConverter, Client, CloseCode, CloseReason, Config, Error, RecvHalf};
 
 use crate::cli::ConnectArgs;
-use crate::value::{Value, to_json};
-use crate::{Failure, report};
+use crate::value::Value;
+use crate::{Failure, report, with_causes};
 
 /// How long to wait for the server to answer our close when no `--timeout` is set.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
@@ -18,13 +18,12 @@ const CLOSE_WAIT: Duration = Duration::from_secs(5);
 type Line = std::io::Result<(u64, Vec<u8>)>;
 
 pub async fn run(args: ConnectArgs) -> Result<(), Failure> {
-    let prefix = args.subprotocol_prefix.as_deref();
-    let config = if args.codec.is_list() || prefix.is_some() {
-        Config::new().negotiate(args.codec.negotiation(prefix))
-    } else {
-        Config::new().converter(args.codec.first())
-    };
-    let config = args.session.apply(config);
+    // Even one codec is offered: a negotiating server would otherwise pick its own first
+    // codec, and the session would misread every message.
+    let negotiation = args
+        .codec
+        .client_negotiation(args.subprotocol_prefix.as_deref());
+    let config = args.session.apply(Config::new().negotiate(negotiation));
     let close_wait = args.session.timeout.unwrap_or(CLOSE_WAIT);
 
     let client = Client::new(config);
@@ -38,10 +37,13 @@ pub async fn run(args: ConnectArgs) -> Result<(), Failure> {
 
     // Lines typed or piped while the handshake runs wait in the channel.
     let mut lines = read_stdin();
-    let session = request
-        .web_socket_session()
-        .await
-        .map_err(|e| Failure::io(format!("cannot connect to {}: {e}", args.url)))?;
+    let session = request.web_socket_session().await.map_err(|e| {
+        Failure::io(format!(
+            "cannot connect to {}: {}",
+            args.url,
+            with_causes(&e)
+        ))
+    })?;
     let (mut tx, rx) = session.split();
     let mut receiver = tokio::spawn(print_messages(rx));
 
@@ -62,7 +64,7 @@ pub async fn run(args: ConnectArgs) -> Result<(), Failure> {
                     };
                     match tx.send_serialized(&value).await {
                         Ok(()) => {}
-                        Err(e @ Error::Encode { .. }) => report(&format!("stdin line {number}: {e}; skipped")),
+                        Err(e @ Error::Encode { .. }) => report(&format!("stdin line {number}: {}; skipped", with_causes(&e))),
                         // The session is over; the receiver tells how it ended.
                         Err(_) => break,
                     }
@@ -90,7 +92,7 @@ pub async fn run(args: ConnectArgs) -> Result<(), Failure> {
 
 /// Parses one stdin line; an empty line is skipped silently, one that is not JSON with a
 /// message on stderr.
-fn parse_line(number: u64, line: &[u8]) -> Option<Value> {
+fn parse_line(number: u64, line: &[u8]) -> Option<serde_json::Value> {
     if line.iter().all(u8::is_ascii_whitespace) {
         return None;
     }
@@ -114,15 +116,19 @@ fn parse_line(number: u64, line: &[u8]) -> Option<Value> {
 /// close frame without a code).
 async fn print_messages(mut rx: RecvHalf<AnyConverter>) -> Result<(), Failure> {
     loop {
-        match rx.receive_deserialized::<Value>().await {
+        let decoded = rx
+            .receive_message()
+            .await
+            .and_then(|frame| Value::decode(rx.converter(), &frame));
+        match decoded {
             Ok(value) => {
                 let mut stdout = std::io::stdout().lock();
-                writeln!(stdout, "{}", to_json(&value))
+                writeln!(stdout, "{}", value.to_json())
                     .and_then(|()| stdout.flush())
                     .map_err(|e| Failure::io(format!("cannot write to stdout: {e}")))?;
             }
             Err(e @ (Error::Decode { .. } | Error::UnexpectedFrame { .. })) => {
-                report(&format!("{e}; skipped"));
+                report(&format!("{}; skipped", with_causes(&e)));
             }
             Err(Error::Closed(reason)) => {
                 return match reason.code {
@@ -135,7 +141,7 @@ async fn print_messages(mut rx: RecvHalf<AnyConverter>) -> Result<(), Failure> {
                     ))),
                 };
             }
-            Err(e) => return Err(Failure::session(e.to_string())),
+            Err(e) => return Err(Failure::session(with_causes(&e))),
         }
     }
 }

@@ -8,7 +8,7 @@ use typed_ws::{AnyConverter, CloseReason, Config, Server, Session};
 
 use crate::cli::ServeArgs;
 use crate::value::Value;
-use crate::{Failure, report};
+use crate::{Failure, report, with_causes};
 
 pub async fn run(args: ServeArgs) -> Result<(), Failure> {
     // Clients that offer no subprotocol at all (most of them) get the first codec.
@@ -45,11 +45,16 @@ pub async fn run(args: ServeArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Sends every message back until the session ends. One that does not decode closes the
-/// session with 1007, one of the wrong frame type with 1003 ([`typed_ws::Error::close_code`]).
+/// Sends every message back, decoded into its codec's value type and re-encoded, until the
+/// session ends. One that does not decode closes the session with 1007, one of the wrong frame
+/// type with 1003 ([`typed_ws::Error::close_code`]).
 async fn echo(mut session: Session<AnyConverter>) {
     let error = loop {
-        match session.receive_deserialized::<Value>().await {
+        let decoded = session
+            .receive_message()
+            .await
+            .and_then(|frame| Value::decode(session.converter(), &frame));
+        match decoded {
             Ok(value) => {
                 if let Err(e) = session.send_serialized(&value).await {
                     break e;
@@ -62,7 +67,10 @@ async fn echo(mut session: Session<AnyConverter>) {
     // protocol violations have already been answered with a close, and closing again does
     // nothing.
     if let Some(code) = error.close_code() {
-        report(&format!("closing a session with {code}: {error}"));
+        report(&format!(
+            "closing a session with {code}: {}",
+            with_causes(&error)
+        ));
         let _ = session
             .close(CloseReason::new(code, error.to_string()))
             .await;

@@ -1,0 +1,104 @@
+//! The tables that README.md and the rustdoc both show must say the same: each is written in
+//! two places (GitHub readers and docs.rs readers), so this test is what keeps them together.
+
+use std::collections::BTreeMap;
+
+const README: &str = include_str!("../README.md");
+const ERROR_RS: &str = include_str!("../src/error.rs");
+const CONFIG_RS: &str = include_str!("../src/config.rs");
+
+/// The rows of the first table after `heading` in markdown `text` (doc-comment prefixes
+/// removed), as cells.
+fn table_after(text: &str, heading: &str) -> Vec<Vec<String>> {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(|line| line.trim_start().trim_start_matches("///").trim())
+        .collect();
+    let start = lines
+        .iter()
+        .position(|line| line.contains(heading))
+        .unwrap_or_else(|| panic!("no {heading:?}"));
+    lines[start..]
+        .iter()
+        .skip_while(|line| !line.starts_with('|'))
+        .take_while(|line| line.starts_with('|'))
+        .skip(2)
+        .map(|line| {
+            line.trim_matches('|')
+                .split('|')
+                .map(|cell| cell.trim().to_owned())
+                .collect()
+        })
+        .collect()
+}
+
+/// The backquoted names at the start of a first cell: "`Handshake` (...), `InvalidUrl`".
+fn names(cell: &str) -> Vec<String> {
+    cell.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .filter(|name| name.chars().next().is_some_and(char::is_alphabetic))
+        .collect()
+}
+
+/// Variant → close code digits ("1009" or "" for none), from a table's first and last cells.
+fn close_codes(rows: Vec<Vec<String>>) -> BTreeMap<String, String> {
+    let mut codes = BTreeMap::new();
+    for row in rows {
+        let code: String = row[row.len() - 1]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        for name in names(&row[0])
+            .into_iter()
+            .filter(|n| n.starts_with(char::is_uppercase) && n.chars().all(char::is_alphanumeric))
+        {
+            codes.insert(name, code.clone());
+        }
+    }
+    codes
+}
+
+#[test]
+fn the_error_tables_agree() {
+    let readme = close_codes(table_after(README, "## Errors and close codes"));
+    let rustdoc = close_codes(table_after(ERROR_RS, "| variant | session afterwards |"));
+    assert!(readme.len() >= 14, "{readme:?}");
+    assert_eq!(readme, rustdoc);
+}
+
+/// The value a default starts with, and its unit: "16 MiB (`DEFAULT_...`)" → "16 MiB",
+/// "10,000 connections" → "10,000", "`webpki-roots`: ..." → "webpki-roots".
+fn default_value(cell: &str) -> String {
+    let mut words = cell
+        .split_whitespace()
+        .map(|w| w.trim_matches(['`', ':', ',']));
+    let first = words.next().unwrap_or_default();
+    match words.next() {
+        Some(unit @ ("s" | "KiB" | "MiB")) => format!("{first} {unit}"),
+        _ => first.to_owned(),
+    }
+}
+
+#[test]
+fn the_defaults_tables_agree() {
+    let setting = |cell: &str| {
+        cell.trim_start_matches('[')
+            .split(['`', ']'])
+            .find(|part| !part.is_empty())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let rows = |text, heading| -> BTreeMap<String, String> {
+        table_after(text, heading)
+            .into_iter()
+            .filter(|row| row[0].starts_with(['`', '[']))
+            .map(|row| (setting(&row[0]), default_value(&row[1])))
+            .collect()
+    };
+    let readme = rows(README, "## Limits and defaults");
+    let rustdoc = rows(CONFIG_RS, "| setting | default |");
+    assert!(rustdoc.len() >= 14, "{rustdoc:?}");
+    assert_eq!(readme, rustdoc);
+}
