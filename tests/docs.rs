@@ -1,5 +1,6 @@
-//! The tables that README.md and the rustdoc both show must say the same: each is written in
-//! two places (GitHub readers and docs.rs readers), so this test is what keeps them together.
+//! The tables that README.md shows beside the rustdoc or `typed-ws --help` must say the same:
+//! each is written in two places (GitHub readers, docs.rs readers, shell users), so these tests
+//! are what keep them together.
 
 use std::collections::BTreeMap;
 
@@ -101,4 +102,65 @@ fn the_defaults_tables_agree() {
     let rustdoc = rows(CONFIG_RS, "| setting | default |");
     assert!(rustdoc.len() >= 14, "{rustdoc:?}");
     assert_eq!(readme, rustdoc);
+}
+
+/// The lines of `help` indented under the line `heading`, as (first column, rest), with a
+/// row's continuation lines joined to it.
+#[cfg(feature = "cli")]
+fn help_rows(help: &str, heading: &str) -> Vec<Vec<String>> {
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for line in help
+        .lines()
+        .skip_while(|line| line.trim() != heading)
+        .skip(1)
+        .take_while(|line| line.starts_with("  "))
+    {
+        let text = line.trim();
+        match text.split_once("  ") {
+            Some((first, rest)) if !line.starts_with("     ") => {
+                rows.push(vec![first.trim().to_owned(), rest.trim().to_owned()]);
+            }
+            _ => {
+                let row = rows.last_mut().expect("a continued row");
+                row[1] = format!("{} {text}", row[1]);
+            }
+        }
+    }
+    rows
+}
+
+/// What `typed-ws ARGS` prints on stdout.
+#[cfg(feature = "cli")]
+fn help(args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_typed-ws"))
+        .args(args)
+        .output()
+        .expect("run typed-ws");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout).expect("UTF-8 help")
+}
+
+/// README's rows with their backquotes removed, as the help text has none.
+#[cfg(feature = "cli")]
+fn unquoted(rows: Vec<Vec<String>>) -> Vec<Vec<String>> {
+    rows.into_iter()
+        .map(|row| row.into_iter().map(|cell| cell.replace('`', "")).collect())
+        .collect()
+}
+
+#[cfg(feature = "cli")]
+#[test]
+fn the_cli_tables_in_the_readme_are_the_ones_help_prints() {
+    let forms = help_rows(&help(&["connect", "--help"]), "What JSON lacks prints as:");
+    assert!(forms.len() >= 6, "{forms:?}");
+    assert_eq!(
+        unquoted(table_after(README, "Values JSON cannot hold print as")),
+        forms
+    );
+    let codes = help_rows(&help(&["--help"]), "Exit codes:");
+    assert_eq!(codes.len(), 4, "{codes:?}");
+    assert_eq!(
+        unquoted(table_after(README, "Errors go to stderr as one line")),
+        codes
+    );
 }

@@ -5,7 +5,7 @@
 
 // One definition with the tests: the benches measure the message and the generator the tests
 // check.
-#[path = "../../tests/common/chat_message.rs"]
+#[path = "../../examples/common/chat_message.rs"]
 mod chat_message;
 pub mod echo;
 #[path = "../../tests/common/rng.rs"]

@@ -6,24 +6,21 @@
 // Each example uses only part of this module.
 #![allow(dead_code)]
 
+mod chat_message;
+mod report;
+
+pub use chat_message::ChatMessage;
+// Not every example prints an error chain.
+#[allow(unused_imports)]
+pub use report::chain;
+
 use std::process::ExitCode;
 use std::sync::OnceLock;
 use std::sync::mpsc::{SyncSender, sync_channel};
 
-use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use typed_ws::http::{Request, StatusCode};
 use typed_ws::{AnyConverter, CloseReason, Config, Converter, Negotiation, Server, Session};
-
-/// The message every example sends and the echo server sends back.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ChatMessage {
-    pub id: u64,
-    pub author: String,
-    pub text: String,
-    pub tags: Vec<String>,
-    pub reply_to: Option<u64>,
-}
 
 /// The only path the echo server accepts sessions on.
 pub const ECHO_PATH: &str = "/echo";
@@ -60,19 +57,6 @@ pub async fn serve_echo(listener: TcpListener, codecs: Negotiation) {
         .on_failure(|failure| log(failure.to_string()))
         .serve_with(listener, only_echo, echo_chat)
         .await
-}
-
-/// An error and its causes on one line, `error: cause: cause`, as `anyhow` prints `{:#}`:
-/// typed-ws errors keep the error they wrap (I/O, TLS, tungstenite) as their source.
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    line
 }
 
 /// Writes `line` to stderr from a thread of its own, so that a slow or stalled stderr never

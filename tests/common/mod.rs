@@ -4,6 +4,7 @@
 // Every test file compiles this module as its own and uses only part of it.
 #![allow(dead_code)]
 
+#[path = "../../examples/common/chat_message.rs"]
 mod chat_message;
 #[cfg(feature = "json")]
 pub mod hostile;
@@ -25,6 +26,10 @@ use tokio::sync::mpsc;
 use typed_ws::{Client, CloseReason, Config, Converter, Error, Frame, Server, Session};
 
 pub use chat_message::ChatMessage;
+#[path = "../../examples/common/report.rs"]
+mod report;
+#[allow(unused_imports)] // like the rest of this module, used by some test files only
+pub use report::chain as error_chain;
 
 /// Every network await in a test is bounded by this, so a hang fails fast.
 pub const LIMIT: Duration = Duration::from_secs(10);
@@ -161,16 +166,4 @@ pub async fn accept_one<C: Converter>(
         server.accept(tcp).await
     });
     (addr, handle)
-}
-
-/// An error and its sources on one line, `error: cause: cause`, as `anyhow` prints `{:#}`.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    line
 }

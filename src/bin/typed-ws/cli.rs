@@ -32,6 +32,7 @@ What JSON lacks prints as:
   CBOR tag                  {\"$tag\":N,\"$value\":V}
   MessagePack extension     {\"$ext\":TYPE,\"$bytes\":\"<base64>\"}
   NaN, infinity             null
+  integer beyond 64 bits    its digits (CBOR)
 At the end of stdin the session closes with 1000; messages the server sends
 before it answers the close are still printed.
 

@@ -3,15 +3,7 @@
 //! Each codec decodes into its crate's value type, which holds all the codec can say, so that
 //! the echo server sends back what it received. `serde_json::Value` cannot hold what the
 //! binary codecs can, so [`Value::to_json`] maps each of those to JSON in one documented way:
-//!
-//! | received | printed |
-//! |---|---|
-//! | byte string | `{"$bytes":"<base64>"}` (standard alphabet, padded) |
-//! | map key that is not a string | its JSON text as the key: `1` → `"1"`, `[1,2]` → `"[1,2]"` |
-//! | CBOR tag (other than bignums) | `{"$tag":N,"$value":V}` |
-//! | MessagePack extension | `{"$ext":TYPE,"$bytes":"<base64>"}` |
-//! | NaN, infinity | `null` (JSON has no such numbers) |
-//! | integer beyond 64 bits | the integer, digits as they are |
+//! the table in `connect --help` (`cli.rs`) and README.md, which a test keeps equal.
 
 use std::borrow::Cow;
 
