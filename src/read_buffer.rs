@@ -8,7 +8,8 @@
 //! ([`Config::read_buffer_size`](crate::Config::read_buffer_size)) and reads the socket
 //! through [`Elastic`]: while reads come back short, each goes straight into tungstenite's
 //! buffer; once one fills it (a bulk transfer), the socket is read [`BULK`] bytes at a time
-//! into a buffer of its own, handed over in pieces, and freed as soon as the socket has no more.
+//! into a buffer of its own, handed over in pieces, and freed as soon as the socket has nothing
+//! more to read.
 
 use std::io;
 use std::pin::Pin;
@@ -94,7 +95,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Elastic<S> {
             Poll::Ready(result) => result?,
         }
         this.end = bulk.filled().len();
-        this.bulk = this.end == BULK;
+        // Bulk reads go on until the socket has nothing more (`Pending` above) or ends: a short
+        // read in the middle of a transfer only means the peer's data came in pieces, and
+        // going back to small reads there would cost a syscall per small read.
+        this.bulk = this.end > 0;
         this.hand_over(out);
         Poll::Ready(Ok(()))
     }
@@ -165,7 +169,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_short_read_frees_the_bulk_buffer() {
+    async fn bulk_reads_go_on_through_short_reads_until_the_socket_has_nothing_more() {
         let (mut tx, rx) = tokio::io::duplex(1 << 20);
         tx.write_all(&[7; 4096]).await.unwrap();
         let mut elastic = Elastic::new(rx);
@@ -174,7 +178,21 @@ mod tests {
         assert!(elastic.bulk, "a full read means bulk");
         tx.write_all(&[8; 100]).await.unwrap();
         assert_eq!(elastic.read(&mut chunk).await.unwrap(), 100);
+        assert!(elastic.bulk, "a short read in a burst keeps bulk reads");
+        assert_eq!(chunk[..100], [8; 100]);
+
+        // Nothing to read: the read waits, and the burst is over.
+        let mut buf = ReadBuf::new(&mut chunk);
+        let waiting = std::future::poll_fn(|cx| {
+            Poll::Ready(Pin::new(&mut elastic).poll_read(cx, &mut buf).is_pending())
+        })
+        .await;
+        assert!(waiting, "a read with nothing sent completed");
         assert!(!elastic.bulk);
-        assert_eq!(elastic.buf.capacity(), 0);
+        assert_eq!(
+            elastic.buf.capacity(),
+            0,
+            "the bulk buffer outlived the burst"
+        );
     }
 }

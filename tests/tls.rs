@@ -150,3 +150,38 @@ async fn a_plain_client_cannot_talk_to_a_tls_server_and_the_server_keeps_serving
         chat(9)
     );
 }
+
+/// A client whose negotiation has a fallback runs typed-ws's own opening handshake, so that it
+/// can accept a server that answers with no subprotocol: over TLS too.
+#[cfg(feature = "cbor")]
+#[tokio::test]
+async fn a_client_with_a_fallback_talks_to_a_plain_server_over_tls() {
+    let certificate = certificate_for(&["localhost"]);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("local addr").port();
+    let plain = Server::new(
+        Config::new()
+            .converter(CborConverter)
+            .tls_server(certificate.server),
+    );
+    tokio::spawn(async move { plain.serve(listener, echo).await });
+
+    let falls_back =
+        Negotiation::prefer(AnyConverter::from(CborConverter)).fallback(CborConverter.into());
+    let config = Config::new()
+        .negotiate(falls_back)
+        .tls_client(trusting(certificate.der));
+    let url = format!("wss://localhost:{port}/");
+    let mut session = within("connect", Client::new(config).web_socket_session(url))
+        .await
+        .expect("connect");
+    assert_eq!(session.subprotocol(), None);
+    assert_eq!(session.converter().name(), "cbor");
+    within("send", session.send_serialized(&("over", 1)))
+        .await
+        .expect("send");
+    let echoed: (String, u8) = within("echo", session.receive_deserialized())
+        .await
+        .expect("echo");
+    assert_eq!(echoed, ("over".to_owned(), 1));
+}
