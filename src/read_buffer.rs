@@ -15,7 +15,8 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
 /// How much a bulk read asks of the socket.
 pub(crate) const BULK: usize = 64 << 10;
@@ -24,10 +25,10 @@ pub(crate) const BULK: usize = 64 << 10;
 /// puts back in front bytes that were read before the stream was handed over (a request head).
 pub(crate) struct Elastic<S> {
     io: S,
-    /// Read from the socket, not yet handed over: `buf[start..end]`.
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
+    /// Read from the socket, not yet handed over. A `BytesMut` so that bulk reads go into
+    /// its spare capacity: a zero-filled buffer would cost a 64 KiB memset per burst, and a
+    /// peer sending small frames starts a burst every few kilobytes.
+    buf: BytesMut,
     /// The last read filled what was asked: the peer is sending in bulk.
     bulk: bool,
 }
@@ -41,24 +42,18 @@ impl<S> Elastic<S> {
     pub(crate) fn with_head(io: S, head: Vec<u8>) -> Self {
         Elastic {
             io,
-            start: 0,
-            end: head.len(),
-            buf: head,
+            buf: BytesMut::from(&head[..]),
             bulk: false,
         }
     }
 
     /// Hands over what is buffered; frees the buffer once it is empty, unless bulk reads go on.
     fn hand_over(&mut self, out: &mut ReadBuf<'_>) {
-        let n = (self.end - self.start).min(out.remaining());
-        out.put_slice(&self.buf[self.start..self.start + n]);
-        self.start += n;
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-            if !self.bulk {
-                self.buf = Vec::new();
-            }
+        let n = self.buf.len().min(out.remaining());
+        out.put_slice(&self.buf[..n]);
+        self.buf.advance(n);
+        if self.buf.is_empty() && !self.bulk {
+            self.buf = BytesMut::new();
         }
     }
 }
@@ -70,7 +65,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Elastic<S> {
         out: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.start < this.end {
+        if !this.buf.is_empty() {
             this.hand_over(out);
             return Poll::Ready(Ok(()));
         }
@@ -81,24 +76,22 @@ impl<S: AsyncRead + Unpin> AsyncRead for Elastic<S> {
             this.bulk = asked > 0 && out.filled().len() - before == asked;
             return Poll::Ready(Ok(()));
         }
-        if this.buf.len() < BULK {
-            this.buf = vec![0; BULK];
-        }
-        let mut bulk = ReadBuf::new(&mut this.buf);
-        match Pin::new(&mut this.io).poll_read(cx, &mut bulk) {
+        this.buf.reserve(BULK);
+        // `read_buf` reads into the spare capacity without initialising it; a future made for
+        // one poll and dropped when pending reads nothing.
+        let read = std::pin::pin!(this.io.read_buf(&mut this.buf));
+        match read.poll(cx) {
             Poll::Pending => {
                 // The burst is over: back to small reads, and to no buffer of our own.
                 this.bulk = false;
-                this.buf = Vec::new();
+                this.buf = BytesMut::new();
                 return Poll::Pending;
             }
-            Poll::Ready(result) => result?,
+            // Bulk reads go on until the socket has nothing more (`Pending` above) or ends: a
+            // short read in the middle of a transfer only means the peer's data came in
+            // pieces, and going back to small reads there would cost a syscall per small read.
+            Poll::Ready(read) => this.bulk = read? > 0,
         }
-        this.end = bulk.filled().len();
-        // Bulk reads go on until the socket has nothing more (`Pending` above) or ends: a short
-        // read in the middle of a transfer only means the peer's data came in pieces, and
-        // going back to small reads there would cost a syscall per small read.
-        this.bulk = this.end > 0;
         this.hand_over(out);
         Poll::Ready(Ok(()))
     }
@@ -155,7 +148,7 @@ mod tests {
             if n == 0 {
                 break;
             }
-            bulk_seen |= elastic.buf.len() == BULK;
+            bulk_seen |= elastic.bulk;
             got.extend_from_slice(&chunk[..n]);
         }
         assert_eq!(&got[..4], b"head");
