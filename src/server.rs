@@ -92,7 +92,10 @@ pub enum Stage {
     /// The opening handshake (TLS included): the handler never saw the connection.
     Handshake,
     /// The session, after the handler had it: it ended with a close code other than 1000,
-    /// 1001 or none, without a close frame (1006), or by a timeout.
+    /// 1001 or none, or by a timeout. A connection that merely drops without a close frame
+    /// (1006) is not reported: on the internet that is how many clients leave (a closed
+    /// laptop, a lost mobile network), and one log line per departure would drown the
+    /// failures; a peer that vanishes silently is reported when its timeout ends it.
     Session,
 }
 

@@ -417,6 +417,7 @@ async fn max_connections_holds_further_clients_in_the_accept_queue() {
 #[tokio::test]
 async fn a_failed_session_is_reported_with_the_peer_and_a_short_reason() {
     let (tx, mut failures) = mpsc::unbounded_channel();
+    let (ended_tx, mut ended) = mpsc::unbounded_channel();
     let server =
         Server::new(Config::new().converter(typed_ws::JsonConverter)).on_failure(move |failure| {
             let _ = tx.send(failure);
@@ -425,16 +426,31 @@ async fn a_failed_session_is_reported_with_the_peer_and_a_short_reason() {
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         server
-            .serve(listener, |mut session| async move {
-                if let Err(e) = session.receive_deserialized::<common::ChatMessage>().await {
-                    let code = e.close_code().expect("a decode error has a code");
-                    let _ = session
-                        .close(typed_ws::CloseReason::new(code, e.to_string()))
-                        .await;
+            .serve(listener, move |mut session| {
+                let ended = ended_tx.clone();
+                async move {
+                    let received = session.receive_deserialized::<common::ChatMessage>().await;
+                    if let Err(e) = &received
+                        && let Some(code) = e.close_code()
+                    {
+                        let _ = session
+                            .close(typed_ws::CloseReason::new(code, e.to_string()))
+                            .await;
+                    }
+                    let _ = ended.send(received.err());
                 }
             })
             .await
     });
+    // A client that leaves without a close frame is not a failure. Its report, had there been
+    // one, would be made as its handler returns: before the next client has even connected.
+    let leaving = common::raw::RawPeer::connect(addr, "/").await;
+    leaving.reset_connection();
+    let gone = within("the session of the client that left", ended.recv()).await;
+    assert!(
+        matches!(gone, Some(Some(ref e)) if e.close_code().is_none()),
+        "{gone:?}"
+    );
     let mut peer = common::raw::RawPeer::connect(addr, "/").await;
     // serde_json quotes the string it could not take: 60 KiB of the peer's choosing.
     let payload = format!(r#"{{"id":"{}"}}"#, "z".repeat(60 << 10));

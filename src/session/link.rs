@@ -590,15 +590,19 @@ impl Link {
     }
 
     /// What made the session fail, once it has ended: a timeout, or a close frame (from
-    /// either side) with a code other than 1000, 1001 or none, or none at all (1006). `None`
-    /// for a session that is open or ended well.
+    /// either side) with a code other than 1000, 1001 or none. `None` for a session that is
+    /// open, ended well, or whose connection dropped without a close frame (1006; see
+    /// [`Stage::Session`](crate::Stage::Session) for why).
     pub(crate) fn failure(&self) -> Option<Error> {
         if let Some(End::TimedOut(after)) = self.lock().end {
             return Some(Error::Timeout(after));
         }
         let reason = self.close_reason()?;
         match reason.code {
-            CloseCode::Normal | CloseCode::GoingAway | CloseCode::NoStatus => None,
+            CloseCode::Normal
+            | CloseCode::GoingAway
+            | CloseCode::NoStatus
+            | CloseCode::Abnormal => None,
             _ => Some(Error::Closed(reason)),
         }
     }
