@@ -21,6 +21,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 /// How much a bulk read asks of the socket.
 pub(crate) const BULK: usize = 64 << 10;
 
+/// What a bulk hand-over leaves free in tungstenite's buffer: room for a small frame.
+const HEADROOM: usize = 512;
+
 /// A byte stream whose reads grow and shrink with the traffic; see the module docs. It also
 /// puts back in front bytes that were read before the stream was handed over (a request head).
 pub(crate) struct Elastic<S> {
@@ -49,7 +52,16 @@ impl<S> Elastic<S> {
 
     /// Hands over what is buffered; frees the buffer once it is empty, unless bulk reads go on.
     fn hand_over(&mut self, out: &mut ReadBuf<'_>) {
-        let n = self.buf.len().min(out.remaining());
+        // Leave tungstenite's buffer some room: it reserves room for every frame it parses,
+        // and a full buffer moves its contents to the front for each one, which for a stream of
+        // small frames copies the data several times over.
+        let room = out.remaining();
+        let room = if room > 2 * HEADROOM {
+            room - HEADROOM
+        } else {
+            room
+        };
+        let n = self.buf.len().min(room);
         out.put_slice(&self.buf[..n]);
         self.buf.advance(n);
         if self.buf.is_empty() && !self.bulk {
@@ -173,6 +185,13 @@ mod tests {
         assert_eq!(elastic.read(&mut chunk).await.unwrap(), 100);
         assert!(elastic.bulk, "a short read in a burst keeps bulk reads");
         assert_eq!(chunk[..100], [8; 100]);
+        // A bulk hand-over leaves room in a large read, fills a small one.
+        tx.write_all(&[9; 8192]).await.unwrap();
+        assert_eq!(elastic.read(&mut chunk).await.unwrap(), 4096 - HEADROOM);
+        assert_eq!(elastic.read(&mut chunk[..600]).await.unwrap(), 600);
+        assert_eq!(elastic.read(&mut chunk).await.unwrap(), 4096 - HEADROOM);
+        let rest = 8192 - 2 * (4096 - HEADROOM) - 600;
+        assert_eq!(elastic.read(&mut chunk).await.unwrap(), rest);
 
         // Nothing to read: the read waits, and the burst is over.
         let mut buf = ReadBuf::new(&mut chunk);
