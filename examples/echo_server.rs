@@ -28,12 +28,9 @@
 
 mod common;
 
-use std::io::Write;
 use std::process::ExitCode;
 
-use tokio::net::TcpListener;
-
-use common::{ECHO_PATH, parse_codecs, parse_flags, serve_echo, usage_error};
+use common::{EchoSetup, announce, echo_setup, serve_echo};
 
 const USAGE: &str = "usage: echo_server [--addr IP:PORT] [--codec json|cbor|msgpack[,...]]
   --addr   the address to listen on (default 127.0.0.1:8080; port 0 picks a free one)
@@ -43,43 +40,16 @@ const USAGE: &str = "usage: echo_server [--addr IP:PORT] [--codec json|cbor|msgp
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let [addr, codec] =
-        match parse_flags(USAGE, [("--addr", "127.0.0.1:8080"), ("--codec", "json")]) {
-            Ok(values) => values,
-            Err(code) => return code,
-        };
-    let addr: std::net::SocketAddr = match addr.parse() {
-        Ok(addr) => addr,
-        Err(_) => return usage_error(USAGE, &format!("--addr {addr:?} is not an IP:PORT address")),
-    };
-    let codecs = match parse_codecs(&codec, USAGE) {
-        Ok(codecs) => codecs,
+    let EchoSetup {
+        listener,
+        bound,
+        codecs,
+    } = match echo_setup(USAGE).await {
+        Ok(setup) => setup,
         Err(code) => return code,
     };
-
-    let listener = match TcpListener::bind(addr).await {
-        Ok(listener) => listener,
-        Err(e) => {
-            eprintln!("error: cannot listen on {addr}: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    // Port 0 means the system chose; whoever reads this line needs the real port.
-    let bound = match listener.local_addr() {
-        Ok(bound) => bound,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    // Scripts wait for this line before connecting, so it must not sit in a buffer.
-    let mut stdout = std::io::stdout().lock();
-    let announced =
-        writeln!(stdout, "listening on ws://{bound}{ECHO_PATH}").and_then(|()| stdout.flush());
-    drop(stdout);
-    if let Err(e) = announced {
-        eprintln!("error: cannot write to stdout: {e}");
-        return ExitCode::FAILURE;
+    if let Err(code) = announce(bound) {
+        return code;
     }
 
     // Serves until the process is stopped (Ctrl-C).

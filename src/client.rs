@@ -29,6 +29,7 @@ use crate::handshake::{self, Side};
 use crate::read_buffer::Elastic;
 use crate::session::Session;
 use crate::session::link::{Handshake, Transport};
+use crate::trace;
 
 /// A WebSocket client: a [`Config`] installed once, shared by every session it opens. Cheap
 /// to clone.
@@ -190,6 +191,12 @@ impl<C: Converter> ClientRequest<C> {
 
     /// Connects; see [`Client::web_socket_session`].
     pub async fn web_socket_session(self) -> Result<Session<C>, Error> {
+        let span = trace::client_handshake(self.url.as_str());
+        trace::handshake(span, self.open()).await
+    }
+
+    /// The handshake of [`ClientRequest::web_socket_session`].
+    async fn open(self) -> Result<Session<C>, Error> {
         let config = &self.client.config;
         let invalid_url = |source: BoxError| Error::InvalidUrl {
             url: self.url.clone(),

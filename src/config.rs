@@ -83,6 +83,8 @@ pub(crate) struct Settings {
     pub(crate) fragment_size: Option<usize>,
     pub(crate) read_buffer_size: usize,
     pub(crate) subprotocols: Vec<String>,
+    // Empty and unread without the `tls` feature; kept so that the settings have one shape.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub(crate) tls: TlsSettings,
 }
 
@@ -256,6 +258,7 @@ impl<C> Config<C> {
     /// this, `wss://` trusts the Mozilla roots of `webpki-roots`; certificates are always
     /// verified.
     #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn tls_client(self, config: Arc<rustls::ClientConfig>) -> Self {
         self.set(|s| s.tls.client = Some(config))
     }
@@ -265,6 +268,7 @@ impl<C> Config<C> {
     /// configuration before the WebSocket one. (For [`Server::accept`](crate::Server::accept),
     /// pass it a `tokio_rustls` stream.)
     #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn tls_server(self, config: Arc<rustls::ServerConfig>) -> Self {
         self.set(|s| s.tls.server = Some(config))
     }

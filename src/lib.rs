@@ -47,6 +47,8 @@
 //!
 //! [tokio-tungstenite]: https://docs.rs/tokio-tungstenite
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
 mod config;
@@ -59,7 +61,15 @@ mod read_buffer;
 mod server;
 mod session;
 mod tls;
+mod trace;
 mod upgrade;
+
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod http_upgrade;
 
 pub use bytes::Bytes;
 pub use client::{Client, ClientRequest, Endpoint};
@@ -69,10 +79,13 @@ pub use config::{
     DEFAULT_SEND_TIMEOUT, DEFAULT_TIMEOUT,
 };
 #[cfg(feature = "cbor")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cbor")))]
 pub use converter::CborConverter;
 #[cfg(feature = "json")]
+#[cfg_attr(docsrs, doc(cfg(feature = "json")))]
 pub use converter::JsonConverter;
 #[cfg(feature = "msgpack")]
+#[cfg_attr(docsrs, doc(cfg(feature = "msgpack")))]
 pub use converter::MsgPackConverter;
 pub use converter::{AnyConverter, BorrowingConverter, Converter, NoConverter};
 pub use error::{BoxError, Error};
@@ -81,14 +94,41 @@ pub use negotiation::Negotiation;
 /// The rustls crate behind the `tls` feature, for `Config::tls_client` and
 /// `Config::tls_server`.
 #[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use rustls;
 pub use server::{Failure, Server, Stage};
 pub use session::{Deserialized, RecvHalf, SendHalf, Session};
 /// tokio-rustls, for TLS on streams given to [`Server::accept`].
 #[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use tokio_rustls;
 /// The tokio-tungstenite crate this library builds on, for [`Session::from_stream`].
 pub use tokio_tungstenite;
 /// The `http` crate, as tungstenite uses it: requests seen by [`Server::accept_with`] and
 /// the statuses it refuses with.
 pub use tokio_tungstenite::tungstenite::http;
+
+/// What typed-ws code needs in scope besides the types it names: the [`Converter`] and
+/// [`BorrowingConverter`] traits, to call a converter's own methods (encode once, send to
+/// many; decode borrowing from a frame), and futures' [`StreamExt`](prelude::StreamExt) and
+/// [`SinkExt`](prelude::SinkExt), for [`Session::incoming_deserialized`] and for sessions and
+/// their halves as a `Stream` and a `Sink` of frames.
+///
+/// ```
+/// use typed_ws::prelude::*;
+///
+/// # async fn first(
+/// #     session: &mut typed_ws::Session<typed_ws::AnyConverter>,
+/// # ) -> Option<Result<String, typed_ws::Error>> {
+/// session.incoming_deserialized::<String>().next().await
+/// # }
+/// ```
+pub mod prelude {
+    pub use crate::converter::{BorrowingConverter, Converter};
+    pub use futures_util::{SinkExt, StreamExt};
+}
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

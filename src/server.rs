@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::http::{self, HeaderValue, StatusCode};
 
 use crate::config::Config;
 use crate::converter::{Converter, NoConverter};
@@ -19,6 +19,7 @@ use crate::error::{Chain, Error};
 use crate::handshake::{self, Side};
 use crate::session::Session;
 use crate::session::link::Handshake;
+use crate::trace;
 use crate::upgrade;
 
 /// A WebSocket server: a [`Config`] installed once, shared by every session it accepts. Cheap
@@ -177,7 +178,8 @@ impl<C: Converter> Server<C> {
         let deadline = self.config.settings.handshake_timeout;
         // On the heap, the handshake's state (kilobytes) is freed when it ends; inline, it
         // would stay in the caller's future, and so in every session's task, for good.
-        Box::pin(handshake::bounded(deadline, self.upgrade(io, check))).await?
+        let upgrade = Box::pin(handshake::bounded(deadline, self.upgrade(io, check)));
+        trace::handshake(trace::server_handshake(None), async { upgrade.await? }).await
     }
 
     /// The server handshake of [`Server::accept_with`], without its deadline.
@@ -194,6 +196,7 @@ impl<C: Converter> Server<C> {
         let callback =
             |request: &Request, mut response: Response| -> Result<Response, ErrorResponse> {
                 path = Some(request.uri().path().to_owned());
+                trace::record_path(request.uri().path());
                 if let Err(status) = check(request) {
                     return Err(refusal(
                         status,
@@ -323,6 +326,7 @@ impl<C: Converter> Server<C> {
             tokio::spawn(async move {
                 let check = move |request: &Request| check(request);
                 let deadline = server.config.settings.handshake_timeout;
+                let span = trace::server_handshake(Some(peer));
                 // Boxed for the reason given in `accept_with`.
                 let accepted = Box::pin(handshake::bounded(deadline, async {
                     match server.tls_acceptor() {
@@ -333,9 +337,8 @@ impl<C: Converter> Server<C> {
                         }
                         _ => server.upgrade(tcp, check).await,
                     }
-                }))
-                .await
-                .and_then(|accepted| accepted);
+                }));
+                let accepted = trace::handshake(span, async { accepted.await? }).await;
                 match accepted {
                     Ok(session) => {
                         let link = session.link();
@@ -360,7 +363,7 @@ impl<C: Converter> Server<C> {
 }
 
 /// The subprotocols a client offered, in its order.
-fn offered_subprotocols(request: &Request) -> Vec<&str> {
+pub(crate) fn offered_subprotocols<B>(request: &http::Request<B>) -> Vec<&str> {
     request
         .headers()
         .get_all("sec-websocket-protocol")

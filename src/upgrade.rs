@@ -6,8 +6,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::handshake::machine::TryParse;
-use tokio_tungstenite::tungstenite::handshake::server::{Request, create_response};
-use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::handshake::server::{
+    Request, Response, create_response_with_body,
+};
+use tokio_tungstenite::tungstenite::http::{self, StatusCode};
 
 use crate::error::Error;
 use crate::read_buffer::Elastic;
@@ -87,9 +89,9 @@ fn screen_head(head: &[u8], seen: usize) -> Screened {
             let why = format!("the request head is over {MAX_HEAD} bytes");
             Screened::Refused(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, why)
         }
-        Ok(Some((_, request))) => match create_response(&request) {
+        Ok(Some((_, request))) => match check(&request) {
             Ok(_) => Screened::Complete,
-            Err(e) => refusal(&e),
+            Err((status, why)) => Screened::Refused(status, why),
         },
         Err(WsError::Capacity(CapacityError::TooManyHeaders)) => {
             let why = "too many header fields".to_owned();
@@ -98,13 +100,22 @@ fn screen_head(head: &[u8], seen: usize) -> Screened {
         // Not HTTP at all: tungstenite says so precisely.
         Err(WsError::Protocol(ProtocolError::HttparseError(_))) => Screened::Complete,
         // HTTP, but no GET of HTTP/1.1.
-        Err(e @ WsError::Protocol(_)) => refusal(&e),
+        Err(e @ WsError::Protocol(_)) => {
+            let (status, why) = refusal(&e);
+            Screened::Refused(status, why)
+        }
         _ => Screened::Complete,
     }
 }
 
-/// The answer to a request that is HTTP but no valid upgrade.
-fn refusal(e: &WsError) -> Screened {
+/// Checks a parsed request (by us, or by hyper) for a WebSocket upgrade: the 101 answer to
+/// it, or the status and reason to refuse it with.
+pub(crate) fn check<B>(request: &http::Request<B>) -> Result<Response, (StatusCode, String)> {
+    create_response_with_body(request, || ()).map_err(|e| refusal(&e))
+}
+
+/// The status and reason for a request that is HTTP but no valid upgrade.
+fn refusal(e: &WsError) -> (StatusCode, String) {
     let status = match e {
         WsError::Protocol(ProtocolError::WrongHttpMethod) => StatusCode::METHOD_NOT_ALLOWED,
         WsError::Protocol(ProtocolError::MissingSecWebSocketVersionHeader) => {
@@ -116,7 +127,7 @@ fn refusal(e: &WsError) -> Screened {
         WsError::Protocol(p) => format!("not a WebSocket upgrade: {p}"),
         other => format!("not a WebSocket upgrade: {other}"),
     };
-    Screened::Refused(status, why)
+    (status, why)
 }
 
 /// Answers a request with an HTTP error, and closes.

@@ -10,8 +10,8 @@
 //! Over a second connection, with `fragment_size(16)`, we send ours in fragments and close
 //! with 4002, and the peer prints the close frame it received.
 //!
-//! The peers come from `bash tests/peers/install.sh`. A test whose peer is not installed is
-//! skipped with a note on stderr, or fails when `TYPED_WS_REQUIRE_PEERS=1`.
+//! The peers come from `bash tests/peers/install.sh`. A test whose peer is not installed
+//! fails and says so: a test that did not run never counts as passed.
 #![cfg(all(feature = "json", feature = "cbor", feature = "msgpack"))]
 
 mod common;
@@ -19,7 +19,7 @@ mod common;
 use std::collections::HashMap;
 use std::fmt;
 
-use common::peers::{Lang, Peer, installed};
+use common::peers::{Lang, Peer, require};
 use common::{accept_one, within};
 use serde::de::{IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -264,9 +264,7 @@ async fn fragments_and_our_close(peer: &mut Peer, mut session: Session<AnyConver
 
 /// Our client against the peer's server.
 async fn our_client(lang: Lang, codec: &str) {
-    if !installed(lang) {
-        return;
-    }
+    require(lang);
     let mut peer = Peer::start(lang, &["server", "--codec", codec]);
     let url = format!("{}/interop", peer.listening().await);
 
@@ -290,9 +288,7 @@ async fn our_client(lang: Lang, codec: &str) {
 
 /// The peer's client against our server.
 async fn our_server(lang: Lang, codec: &str) {
-    if !installed(lang) {
-        return;
-    }
+    require(lang);
     let (addr, accepted) = accept_one(config(codec)).await;
     let url = format!("ws://{addr}/interop");
     let mut peer = Peer::start(lang, &["client", "--url", &url, "--codec", codec]);
@@ -313,14 +309,68 @@ async fn our_server(lang: Lang, codec: &str) {
     fragments_and_our_close(&mut peer, session).await;
 }
 
+/// An axum router, served as `examples/axum_echo` serves its own: one route whose handler
+/// takes the config from the route state and answers with the `WebSocketUpgrade` extractor,
+/// handing the session to the test.
+#[cfg(feature = "axum")]
+async fn axum_accept_one(
+    config: Config<AnyConverter>,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<Session<AnyConverter>>,
+) {
+    use ::axum::extract::State;
+    use ::axum::routing::get;
+    use typed_ws::axum::WebSocketUpgrade;
+
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let handler = move |State(config): State<Config<AnyConverter>>, upgrade: WebSocketUpgrade| {
+        let tx = tx.clone();
+        async move {
+            upgrade.on_upgrade(&config, move |session| async move {
+                let _ = tx.send(session);
+            })
+        }
+    };
+    let app = ::axum::Router::new()
+        .route("/interop", get(handler))
+        .with_state(config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move { ::axum::serve(listener, app).await });
+    (addr, rx)
+}
+
+/// The peer's client against our server inside an axum router.
+#[cfg(feature = "axum")]
+async fn axum_server(lang: Lang, codec: &str) {
+    require(lang);
+    let (addr, mut sessions) = axum_accept_one(config(codec)).await;
+    let url = format!("ws://{addr}/interop");
+    let mut peer = Peer::start(lang, &["client", "--url", &url, "--codec", codec]);
+    let session = within("the peer connecting", sessions.recv())
+        .await
+        .expect("a session");
+    exchange(lang, codec, session).await;
+    assert_eq!(peer.closed().await, (4001, "bye ✓".to_owned()));
+
+    let (addr, mut sessions) = axum_accept_one(config(codec).fragment_size(16)).await;
+    let url = format!("ws://{addr}/interop");
+    let mut peer = Peer::start(lang, &["client", "--url", &url, "--codec", codec]);
+    let session = within("the peer connecting again", sessions.recv())
+        .await
+        .expect("a session");
+    fragments_and_our_close(&mut peer, session).await;
+}
+
 /// Our client, trusting a certificate made for the test, against a Python `websockets` server
 /// over TLS.
 #[cfg(feature = "tls")]
 #[tokio::test]
 async fn our_client_python_tls_server() {
-    if !installed(Lang::Python) {
-        return;
-    }
+    require(Lang::Python);
     let certificate = common::tls::certificate_for(&["localhost"]);
     let (cert_file, key_file) = certificate.pem_files();
     let (cert_file, key_file) = (cert_file.to_string_lossy(), key_file.to_string_lossy());
@@ -343,9 +393,7 @@ async fn our_client_python_tls_server() {
 #[cfg(feature = "tls")]
 #[tokio::test]
 async fn python_tls_client_our_server() {
-    if !installed(Lang::Python) {
-        return;
-    }
+    require(Lang::Python);
     let certificate = common::tls::certificate_for(&["localhost"]);
     let (cert_file, _) = certificate.pem_files();
     let server_tls = certificate.server;
@@ -377,9 +425,7 @@ async fn python_tls_client_our_server() {
 /// then JSON, agrees on `wamp.2.json`, and the exchange runs in JSON on both sides.
 #[tokio::test]
 async fn python_client_negotiates_the_converter_by_subprotocol() {
-    if !installed(Lang::Python) {
-        return;
-    }
+    require(Lang::Python);
     let negotiation = Negotiation::from_names("cbor,json")
         .unwrap()
         .prefix("wamp.2");
@@ -462,14 +508,48 @@ async fn node_client_our_server_msgpack() {
     our_server(Lang::Node, "msgpack").await;
 }
 
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn python_client_axum_server_json() {
+    axum_server(Lang::Python, "json").await;
+}
+
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn python_client_axum_server_cbor() {
+    axum_server(Lang::Python, "cbor").await;
+}
+
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn python_client_axum_server_msgpack() {
+    axum_server(Lang::Python, "msgpack").await;
+}
+
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn node_client_axum_server_json() {
+    axum_server(Lang::Node, "json").await;
+}
+
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn node_client_axum_server_cbor() {
+    axum_server(Lang::Node, "cbor").await;
+}
+
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn node_client_axum_server_msgpack() {
+    axum_server(Lang::Node, "msgpack").await;
+}
+
 /// JavaScript has one number type, so cbor-x writes the float 2.0 as the CBOR integer 2, and
 /// ciborium refuses an integer where an `f64` is expected (serde_json and rmp-serde take it).
 #[tokio::test]
 #[ignore = "known incompatibility: ciborium refuses a CBOR integer for an f64 field"]
 async fn node_cbor_whole_float() {
-    if !installed(Lang::Node) {
-        return;
-    }
+    require(Lang::Node);
     let mut peer = Peer::start(Lang::Node, &["server", "--codec", "cbor"]);
     let url = peer.listening().await;
     let client = Client::new(config("cbor"));

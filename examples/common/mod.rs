@@ -157,3 +157,49 @@ pub fn usage_error(usage: &str, message: &str) -> ExitCode {
     eprintln!("error: {message}\n{usage}");
     ExitCode::from(2)
 }
+
+/// What an echo server example starts from, read from its command line: the listener bound to
+/// `--addr` (default 127.0.0.1:8080; port 0 picks a free one), the address it got, and the
+/// codecs of `--codec` (default json).
+pub struct EchoSetup {
+    pub listener: TcpListener,
+    pub bound: std::net::SocketAddr,
+    pub codecs: Negotiation,
+}
+
+/// Parses the flags and binds the listener; on a usage or bind error, says so on stderr and
+/// gives the exit code.
+pub async fn echo_setup(usage: &str) -> Result<EchoSetup, ExitCode> {
+    let [addr, codec] = parse_flags(usage, [("--addr", "127.0.0.1:8080"), ("--codec", "json")])?;
+    let addr: std::net::SocketAddr = addr
+        .parse()
+        .map_err(|_| usage_error(usage, &format!("--addr {addr:?} is not an IP:PORT address")))?;
+    let codecs = parse_codecs(&codec, usage)?;
+    let listener = TcpListener::bind(addr).await.map_err(|e| {
+        eprintln!("error: cannot listen on {addr}: {e}");
+        ExitCode::FAILURE
+    })?;
+    // Port 0 means the system chose; whoever reads the listening line needs the real port.
+    let bound = listener.local_addr().map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    })?;
+    Ok(EchoSetup {
+        listener,
+        bound,
+        codecs,
+    })
+}
+
+/// Prints `listening on ws://ADDR/echo`, flushed: scripts wait for this line before they
+/// connect, so it must not sit in a buffer.
+pub fn announce(bound: std::net::SocketAddr) -> Result<(), ExitCode> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on ws://{bound}{ECHO_PATH}")
+        .and_then(|()| stdout.flush())
+        .map_err(|e| {
+            eprintln!("error: cannot write to stdout: {e}");
+            ExitCode::FAILURE
+        })
+}

@@ -18,6 +18,7 @@ use crate::frame::Frame;
 /// assert_eq!(frame, Frame::binary(vec![0x82, 0x01, 0x02]));
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(docsrs, doc(cfg(feature = "cbor")))]
 pub struct CborConverter;
 
 /// Why a CBOR payload did not decode or a value did not encode, in words: ciborium's own

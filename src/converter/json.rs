@@ -17,6 +17,7 @@ use crate::frame::Frame;
 /// assert_eq!(frame, Frame::text(r#"["a","b"]"#));
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(docsrs, doc(cfg(feature = "json")))]
 pub struct JsonConverter;
 
 impl Converter for JsonConverter {

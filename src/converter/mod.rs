@@ -159,12 +159,15 @@ impl Converter for NoConverter {
 pub enum AnyConverter {
     /// JSON in text frames.
     #[cfg(feature = "json")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
     Json(JsonConverter),
     /// CBOR in binary frames.
     #[cfg(feature = "cbor")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cbor")))]
     Cbor(CborConverter),
     /// MessagePack in binary frames.
     #[cfg(feature = "msgpack")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "msgpack")))]
     MsgPack(MsgPackConverter),
 }
 
@@ -276,6 +279,7 @@ impl BorrowingConverter for AnyConverter {
 }
 
 #[cfg(feature = "json")]
+#[cfg_attr(docsrs, doc(cfg(feature = "json")))]
 impl From<JsonConverter> for AnyConverter {
     fn from(converter: JsonConverter) -> Self {
         AnyConverter::Json(converter)
@@ -283,6 +287,7 @@ impl From<JsonConverter> for AnyConverter {
 }
 
 #[cfg(feature = "cbor")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cbor")))]
 impl From<CborConverter> for AnyConverter {
     fn from(converter: CborConverter) -> Self {
         AnyConverter::Cbor(converter)
@@ -290,6 +295,7 @@ impl From<CborConverter> for AnyConverter {
 }
 
 #[cfg(feature = "msgpack")]
+#[cfg_attr(docsrs, doc(cfg(feature = "msgpack")))]
 impl From<MsgPackConverter> for AnyConverter {
     fn from(converter: MsgPackConverter) -> Self {
         AnyConverter::MsgPack(converter)

@@ -35,6 +35,7 @@ use crate::frame::Frame;
 /// assert!(err.to_string().ends_with("2 bytes after the end of the MessagePack value"));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(docsrs, doc(cfg(feature = "msgpack")))]
 pub struct MsgPackConverter {
     named: bool,
 }

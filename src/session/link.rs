@@ -34,8 +34,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::config::Settings;
-use crate::error::Error;
+use crate::error::{Chain, Error};
 use crate::frame::{CloseCode, CloseReason, Frame};
+use crate::trace::{self, Span};
 
 /// A tungstenite WebSocket stream of any transport (TCP, TLS, in-memory), type-erased so that
 /// client and server sessions are one type.
@@ -89,6 +90,8 @@ pub(crate) struct Link {
     /// Wakes the watchdog early: when writing becomes blocked (a new deadline) or the link
     /// is dropped.
     pub(crate) watchdog: Arc<Notify>,
+    /// The session's span, which its events and its watchdog are recorded in.
+    pub(crate) span: Span,
 }
 
 struct State {
@@ -122,6 +125,9 @@ impl Drop for Link {
     fn drop(&mut self) {
         // The watchdog may be asleep until its next tick; it has nothing left to watch.
         self.watchdog.notify_one();
+        if trace::ENABLED && self.close_reason.get().is_none() {
+            trace::event!(debug, &self.span, "session dropped without a close frame");
+        }
     }
 }
 
@@ -132,6 +138,7 @@ impl Link {
         ws: Box<dyn Transport>,
         settings: Arc<Settings>,
         handshake: Handshake,
+        span: Span,
     ) -> Arc<Link> {
         Arc::new(Link {
             state: Mutex::new(State {
@@ -149,6 +156,7 @@ impl Link {
             settings,
             handshake,
             watchdog: Arc::new(Notify::new()),
+            span,
         })
     }
 
@@ -163,9 +171,20 @@ impl Link {
         self.close_reason.get().cloned()
     }
 
-    /// Records the reason the session is closing; the first one wins.
-    fn record_close(&self, reason: CloseReason) {
-        let _ = self.close_reason.set(reason);
+    /// Records the reason the session is closing and who started the close (`"local"`,
+    /// `"peer"`, or `"connection"` when it dropped); the first one wins.
+    fn record_close(&self, reason: CloseReason, by: &'static str) {
+        if self.close_reason.set(reason).is_ok() {
+            let recorded = || self.close_reason.get().into_iter();
+            trace::event!(
+                debug,
+                &self.span,
+                "session closed",
+                code = recorded().map(|r| u16::from(r.code)).next(),
+                reason = recorded().map(|r| trace::display(&r.reason)).next(),
+                by = by,
+            );
+        }
     }
 
     fn abnormal() -> CloseReason {
@@ -229,6 +248,7 @@ impl Link {
                             reason
                                 .clone()
                                 .unwrap_or_else(|| CloseReason::new(CloseCode::NoStatus, "")),
+                            "peer",
                         );
                         // tungstenite queued the reply; send it now rather than with the next
                         // write, which may never come.
@@ -245,11 +265,17 @@ impl Link {
             Some(Err(e)) => {
                 // tokio-tungstenite yields nothing more after an error.
                 let error = self.read_failed(st, e);
+                trace::event!(
+                    debug,
+                    &self.span,
+                    "session failed",
+                    error = trace::display(Chain(&error))
+                );
                 finish(st);
                 Err(error)
             }
             None => {
-                self.record_close(Self::abnormal());
+                self.record_close(Self::abnormal(), "connection");
                 finish(st);
                 Err(self.end_error(End::Closed))
             }
@@ -273,11 +299,11 @@ impl Link {
                 "invalid UTF-8 in a text message".to_owned(),
             ),
             WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
-                self.record_close(Self::abnormal());
+                self.record_close(Self::abnormal(), "connection");
                 return self.end_error(End::Closed);
             }
             WsError::Io(e) => {
-                self.record_close(Self::abnormal());
+                self.record_close(Self::abnormal(), "connection");
                 return Error::Io(e);
             }
             other => {
@@ -407,6 +433,7 @@ impl Link {
                     reason
                         .clone()
                         .unwrap_or_else(|| CloseReason::new(CloseCode::NoStatus, "")),
+                    "local",
                 );
                 Message::Close(reason.map(Into::into))
             }
@@ -464,7 +491,7 @@ impl Link {
                 Error::Closed(self.close_reason().unwrap_or_else(Self::abnormal))
             }
             WsError::Io(e) => {
-                self.record_close(Self::abnormal());
+                self.record_close(Self::abnormal(), "connection");
                 Error::Io(e)
             }
             other => Error::protocol(other),
@@ -476,7 +503,7 @@ impl Link {
     /// flush, if any.
     fn send_close_now(&self, st: &mut State, reason: CloseReason) {
         let reason = reason.truncated();
-        self.record_close(reason.clone());
+        self.record_close(reason.clone(), "local");
         if Pin::new(&mut *st.ws)
             .start_send(Message::Close(Some(reason.into())))
             .is_ok()
@@ -560,6 +587,13 @@ impl Link {
     /// Ends the session for a deadline: a 1011 close frame is attempted, the connection
     /// dropped, and both halves woken to see [`Error::Timeout`].
     fn time_out(&self, st: &mut State, after: Duration, reason: String) {
+        trace::event!(
+            debug,
+            &self.span,
+            "session timed out",
+            after = trace::debug(after),
+            reason = trace::display(&reason)
+        );
         self.send_close_now(st, CloseReason::new(CloseCode::InternalError, reason));
         st.end = Some(End::TimedOut(after));
         finish(st);
@@ -633,7 +667,7 @@ impl Link {
         });
         if drained.await.is_err() {
             // The peer never answered; stop waiting for it and drop the connection.
-            self.record_close(Self::abnormal());
+            self.record_close(Self::abnormal(), "connection");
             finish(&mut self.lock());
         }
         Ok(())
@@ -647,10 +681,10 @@ impl Link {
 fn finish(st: &mut State) {
     st.end.get_or_insert(End::Closed);
     let mut ws = std::mem::replace(&mut st.ws, Box::new(Ended));
-    if ws.io().is_some() {
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(linger(ws));
-        }
+    if ws.io().is_some()
+        && let Ok(runtime) = tokio::runtime::Handle::try_current()
+    {
+        runtime.spawn(linger(ws));
     }
 }
 

@@ -18,6 +18,7 @@ use crate::config::{Config, Settings};
 use crate::converter::{Converter, NoConverter};
 use crate::error::Error;
 use crate::frame::{CloseCode, CloseReason, Frame, Utf8Bytes};
+use crate::trace;
 
 pub(crate) mod link;
 mod watchdog;
@@ -99,9 +100,12 @@ impl<C: Clone> Session<C> {
         converter: C,
     ) -> Self {
         let watchdog = settings.needs_watchdog();
-        let link = Link::new(ws, settings, handshake);
+        let span = trace::session(handshake.path.as_deref(), handshake.subprotocol.as_deref());
+        trace::event!(debug, &span, "session started");
+        let link = Link::new(ws, settings, handshake, span);
         if watchdog {
-            tokio::spawn(watchdog::run(Arc::downgrade(&link), link.watchdog.clone()));
+            let run = watchdog::run(Arc::downgrade(&link), link.watchdog.clone());
+            tokio::spawn(trace::instrument(run, link.span.clone()));
         }
         Session {
             tx: SendHalf {
@@ -337,7 +341,9 @@ impl<C: Converter> RecvHalf<C> {
     /// See [`Session::receive_deserialized`].
     pub async fn receive_deserialized<T: DeserializeOwned>(&mut self) -> Result<T, Error> {
         let frame = self.receive_message().await?;
-        self.converter.deserialize(&frame)
+        self.converter
+            .deserialize(&frame)
+            .inspect_err(|error| self.trace_decode(error))
     }
 
     /// See [`Session::receive_message`].
@@ -386,6 +392,17 @@ fn decode<C: Converter, T: DeserializeOwned>(
 }
 
 impl<C> RecvHalf<C> {
+    /// Records a message that did not decode, at `trace` level: one event per message.
+    fn trace_decode(&self, error: &Error) {
+        let error = crate::error::Chain(error);
+        trace::event!(
+            trace,
+            &self.link.span,
+            "message did not decode",
+            error = trace::display(error)
+        );
+    }
+
     /// The last item of a stream: nothing after a clean close, the error once otherwise.
     fn end_stream<T>(&mut self, error: Error) -> Option<Result<T, Error>> {
         self.stream_done = true;
@@ -416,7 +433,7 @@ impl<C: Converter, T: DeserializeOwned> Stream for Deserialized<'_, C, T> {
                 Ok(Frame::Close(_)) => continue,
                 Ok(frame) => {
                     if let Some(item) = decode(&rx.converter, frame) {
-                        return Poll::Ready(Some(item));
+                        return Poll::Ready(Some(item.inspect_err(|error| rx.trace_decode(error))));
                     }
                 }
                 Err(error) => return Poll::Ready(rx.end_stream(error)),

@@ -6,17 +6,23 @@
 #
 #   bash tests/autobahn/run.sh            # check
 #   bash tests/autobahn/run.sh --record   # record the runs as the new expectations
+#
+# Builds, peers and reports go under $CARGO_TARGET_DIR (a relative one from the repository
+# root), or target/ without it, where cargo and tests/peers/install.sh put them.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-kosoku="$root/target/peers/venv/bin/kosoku"
-out="$root/target/autobahn"
+cd "$root"
+target="${CARGO_TARGET_DIR:-$root/target}"
+case "$target" in /*) ;; *) target="$root/$target" ;; esac
+kosoku="$target/peers/venv/bin/kosoku"
+out="$target/autobahn"
 compare=(python3 "$here/compare.py")
 [ "${1:-}" = "--record" ] && compare+=(--write)
 
 if [ ! -x "$kosoku" ]; then
-    echo "kosoku is not installed: run tests/peers/install.sh first" >&2
+    echo "kosoku is not installed ($kosoku): run bash tests/peers/install.sh first" >&2
     exit 1
 fi
 
@@ -24,7 +30,7 @@ cases=()
 for group in 1 2 3 4 5 6 7 9 10; do cases+=(-i "$group.*"); done
 
 cargo build --release --quiet --all-features --example autobahn_server --example autobahn_client
-bin="$root/target/release/examples"
+bin="$target/release/examples"
 rm -rf "$out"
 mkdir -p "$out"
 

@@ -1,5 +1,6 @@
-//! Independent peers (Python and Node), installed by `tests/peers/install.sh`: whether they
-//! are there, and running one as a child process.
+//! Independent peers (Python and Node), installed by `tests/peers/install.sh` under
+//! `$CARGO_TARGET_DIR/peers` (`target/peers` without the variable): whether they are there,
+//! and running one as a child process.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -20,21 +21,31 @@ pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Where install.sh put the peers: under `CARGO_TARGET_DIR` (a relative one taken from the
+/// repository root, where install.sh resolves it too), else under `target/`.
+pub fn peers_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root().join("target"), |dir| root().join(dir));
+    target.join("peers")
+}
+
 impl Lang {
     /// What the peer needs that is not there.
     pub fn missing(self) -> Vec<String> {
         let files: &[&str] = match self {
-            Lang::Python => &["target/peers/venv/bin/python"],
+            Lang::Python => &["venv/bin/python"],
             Lang::Node => &[
-                "target/peers/node/node_modules/ws",
-                "target/peers/node/node_modules/cbor-x",
-                "target/peers/node/node_modules/@msgpack/msgpack",
+                "node/node_modules/ws",
+                "node/node_modules/cbor-x",
+                "node/node_modules/@msgpack/msgpack",
             ],
         };
+        let peers = peers_dir();
         let mut missing: Vec<String> = files
             .iter()
-            .filter(|file| !root().join(file).exists())
-            .map(|file| file.to_string())
+            .map(|file| peers.join(file))
+            .filter(|path| !path.exists())
+            .map(|path| path.display().to_string())
             .collect();
         if self == Lang::Node && !on_path("node") {
             missing.push("node on the PATH".to_owned());
@@ -44,12 +55,19 @@ impl Lang {
 
     pub fn command(self) -> Command {
         let (program, script): (PathBuf, _) = match self {
-            Lang::Python => (root().join("target/peers/venv/bin/python"), "peer.py"),
+            Lang::Python => (peers_dir().join("venv/bin/python"), "peer.py"),
             Lang::Node => ("node".into(), "peer.mjs"),
         };
         let mut command = Command::new(program);
-        if self == Lang::Python {
-            command.arg("-u");
+        match self {
+            Lang::Python => {
+                command.arg("-u");
+            }
+            // peer.mjs looks for its packages under target/peers; NODE_PATH is where node
+            // looks next, which finds them under CARGO_TARGET_DIR too.
+            Lang::Node => {
+                command.env("NODE_PATH", peers_dir().join("node/node_modules"));
+            }
         }
         command.arg(root().join("tests/peers").join(script));
         command
@@ -61,22 +79,16 @@ fn on_path(program: &str) -> bool {
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
-/// Whether `lang`'s peer is installed. When it is not, this fails the test under
-/// `TYPED_WS_REQUIRE_PEERS=1`, and otherwise says on stderr that the test is skipped.
-pub fn installed(lang: Lang) -> bool {
+/// Fails the test, saying how to install it, when `lang`'s peer is not installed: a test that
+/// did not run must not count as passed.
+pub fn require(lang: Lang) {
     let missing = lang.missing();
-    if missing.is_empty() {
-        return true;
-    }
-    let why = format!(
-        "the {lang:?} peer is not installed (missing: {}); run `bash tests/peers/install.sh`",
+    assert!(
+        missing.is_empty(),
+        "the {lang:?} peer is not installed (missing: {}); install the peers with \
+         `bash tests/peers/install.sh` (with the same CARGO_TARGET_DIR as the tests, if set)",
         missing.join(", ")
     );
-    if std::env::var("TYPED_WS_REQUIRE_PEERS").as_deref() == Ok("1") {
-        panic!("{why}");
-    }
-    eprintln!("skipped: {why}");
-    false
 }
 
 /// A running peer process, killed when dropped.

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Installs the independent peers the interop and conformance tests talk to, under
-# target/peers/: a Python venv (websockets, cbor2, msgpack, kosoku) and the npm packages ws,
-# cbor-x and @msgpack/msgpack. Safe to run again; it only installs what is missing or changed.
+# Installs the independent peers the interop and conformance tests talk to: a Python venv
+# (websockets, cbor2, msgpack, kosoku) and the npm packages ws, cbor-x and @msgpack/msgpack.
+# Safe to run again; it only installs what is missing or changed. They go under
+# $CARGO_TARGET_DIR/peers/ (a relative CARGO_TARGET_DIR is taken from the repository root), or
+# target/peers/ without the variable; the tests and tests/autobahn/run.sh look there the same
+# way, so run all of them with the same CARGO_TARGET_DIR.
 #
 #   bash tests/peers/install.sh
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-peers="$root/target/peers"
+target="${CARGO_TARGET_DIR:-$root/target}"
+case "$target" in /*) ;; *) target="$root/$target" ;; esac
+peers="$target/peers"
 mkdir -p "$peers"
 
 if [ ! -x "$peers/venv/bin/python" ]; then
