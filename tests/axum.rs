@@ -31,10 +31,6 @@ use tokio::sync::mpsc;
 use typed_ws::axum::WebSocketUpgrade;
 use typed_ws::*;
 
-fn negotiating(names: &str) -> Config<AnyConverter> {
-    Config::new().negotiate(Negotiation::from_names(names).unwrap())
-}
-
 /// Serves `app` on a free loopback port.
 async fn serve_app(app: Router) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0")
@@ -140,12 +136,7 @@ async fn no_common_converter_is_http_400_with_the_reason() {
     )
     .await
     .unwrap_err();
-    assert_eq!(err.status().map(u16::from), Some(400), "{err}");
-    let text = err.to_string();
-    assert!(
-        text.contains("no common converter") && text.contains("json, msgpack"),
-        "{text}"
-    );
+    assert_refused_json_msgpack(&err);
 }
 
 #[derive(Clone)]

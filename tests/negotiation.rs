@@ -6,10 +6,6 @@ mod common;
 use common::*;
 use typed_ws::*;
 
-fn negotiating(names: &str) -> Config<AnyConverter> {
-    Config::new().negotiate(Negotiation::from_names(names).unwrap())
-}
-
 #[tokio::test]
 async fn the_server_picks_by_its_own_preference_among_the_offered_converters() {
     let (addr, accepted) = accept_one(negotiating("cbor,json")).await;
@@ -75,12 +71,7 @@ async fn no_common_converter_is_refused_on_both_sides() {
     )
     .await
     .unwrap_err();
-    assert_eq!(err.status().map(u16::from), Some(400), "{err}");
-    let text = err.to_string();
-    assert!(
-        text.contains("no common converter") && text.contains("json, msgpack"),
-        "{text}"
-    );
+    assert_refused_json_msgpack(&err);
     let server_err = within("accept", accepted).await.unwrap().unwrap_err();
     assert_eq!(
         server_err.status().map(u16::from),

@@ -23,7 +23,10 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use typed_ws::{Client, CloseReason, Config, Converter, Error, Frame, Server, Session};
+use typed_ws::{
+    AnyConverter, Client, CloseReason, Config, Converter, Error, Frame, Negotiation, Server,
+    Session,
+};
 
 pub use chat_message::ChatMessage;
 #[path = "../../examples/common/report.rs"]
@@ -166,4 +169,20 @@ pub async fn accept_one<C: Converter>(
         server.accept(tcp).await
     });
     (addr, handle)
+}
+
+/// A config that negotiates the converters `names` names (`"msgpack,json"`), in that order.
+pub fn negotiating(names: &str) -> Config<AnyConverter> {
+    Config::new().negotiate(Negotiation::from_names(names).unwrap())
+}
+
+/// Asserts that a client offering `json` and `msgpack` was refused with 400 for want of a
+/// common converter, and that the refusal names what it offered.
+pub fn assert_refused_json_msgpack(err: &Error) {
+    assert_eq!(err.status().map(u16::from), Some(400), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("no common converter") && text.contains("json, msgpack"),
+        "{text}"
+    );
 }
