@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the independent peers the interop and conformance tests talk to: a Python venv
-# (websockets, cbor2, msgpack, kosoku) and the npm packages ws, cbor-x and @msgpack/msgpack.
+# (websockets, cbor2, msgpack, kosoku), the npm packages ws, cbor-x and @msgpack/msgpack, and
+# Debian's chromium for tests/browser.rs (system-wide, with apt-get, unless it is on the PATH).
 # Safe to run again; it only installs what is missing or changed. They go under
 # $CARGO_TARGET_DIR/peers/ (a relative CARGO_TARGET_DIR is taken from the repository root), or
 # target/peers/ without the variable; the tests and tests/autobahn/run.sh look there the same
@@ -25,5 +26,15 @@ mkdir -p "$peers/node"
 cp "$here/package.json" "$peers/node/package.json"
 (cd "$peers/node" && npm install --no-audit --no-fund --loglevel=error)
 
+if ! command -v chromium >/dev/null 2>&1; then
+    as_root=()
+    [ "$(id -u)" -eq 0 ] || as_root=(sudo)
+    "${as_root[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq chromium >/dev/null
+fi
+
 "$peers/venv/bin/python" -c 'import websockets, cbor2, msgpack, kosoku; print("python peers:", websockets.__version__, cbor2.__name__, msgpack.version)'
 (cd "$peers/node" && node -e 'require("ws"); require("cbor-x"); require("@msgpack/msgpack"); console.log("node peers: ws, cbor-x, @msgpack/msgpack")')
+# Debian's launcher script prints a shell warning of its own on some machines; the version line
+# is what matters.
+echo "browser: $(chromium --version 2>/dev/null)"
