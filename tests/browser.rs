@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod common;
+
 /// What a page showed, as `chromium.py` read it from the DOM.
 #[derive(Debug, Deserialize)]
 struct Shown {
@@ -41,61 +43,6 @@ struct Report {
     alice_after_restart: Shown,
 }
 
-fn target_dir() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir))
-}
-
-/// The chat example, built now with this test's features and profile: `cargo test --test
-/// browser` does not build examples, and a stale one would be tested in its place. When
-/// `cargo test` has already built it, this only checks that it is fresh.
-fn chat_example() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("tests run from <target>/<profile>/deps");
-    let features: Vec<&str> = [
-        ("json", cfg!(feature = "json")),
-        ("cbor", cfg!(feature = "cbor")),
-        ("msgpack", cfg!(feature = "msgpack")),
-        ("cli", cfg!(feature = "cli")),
-        ("tls", cfg!(feature = "tls")),
-        ("tracing", cfg!(feature = "tracing")),
-        ("axum", cfg!(feature = "axum")),
-    ]
-    .into_iter()
-    .filter_map(|(feature, on)| on.then_some(feature))
-    .collect();
-    let mut build = Command::new(env!("CARGO"));
-    build
-        .args([
-            "build",
-            "--quiet",
-            "--example",
-            "chat",
-            "--no-default-features",
-        ])
-        .args(["--features", &features.join(",")])
-        .arg("--manifest-path")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
-    if profile_dir.ends_with("release") {
-        build.arg("--release");
-    }
-    let status = build.status().expect("run cargo build --example chat");
-    assert!(
-        status.success(),
-        "cargo build --example chat failed: {status}"
-    );
-    let chat = profile_dir.join("examples/chat");
-    assert!(
-        chat.is_file(),
-        "{} is missing after the build",
-        chat.display()
-    );
-    chat
-}
-
 fn chromium() -> PathBuf {
     let found = std::env::var_os("PATH").and_then(|path| {
         std::env::split_paths(&path)
@@ -112,14 +59,14 @@ fn chromium() -> PathBuf {
 
 /// Runs the driver, killing it if it outlives `limit`; gives its report.
 fn drive(limit: Duration) -> Report {
-    let screenshots = target_dir().join("browser");
+    let screenshots = common::peers::target_dir().join("browser");
     let mut child = Command::new("python3")
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/peers/chromium.py"
         ))
         .arg("--chat")
-        .arg(chat_example())
+        .arg(common::examples::build("chat"))
         .arg("--screenshots")
         .arg(&screenshots)
         .arg("--chromium")

@@ -6,6 +6,7 @@
 
 #[path = "../../examples/common/chat_message.rs"]
 mod chat_message;
+pub mod examples;
 #[cfg(feature = "json")]
 pub mod hostile;
 pub mod openings;

@@ -21,12 +21,16 @@ pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Where install.sh put the peers: under `CARGO_TARGET_DIR` (a relative one taken from the
-/// repository root, where install.sh resolves it too), else under `target/`.
+/// `CARGO_TARGET_DIR` (a relative one taken from the repository root, where install.sh
+/// resolves it too), else `target/`.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root().join("target"), |dir| root().join(dir))
+}
+
+/// Where install.sh put the peers.
 pub fn peers_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| root().join("target"), |dir| root().join(dir));
-    target.join("peers")
+    target_dir().join("peers")
 }
 
 impl Lang {

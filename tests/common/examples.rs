@@ -1,0 +1,94 @@
+//! The example programs, built and run as their users run them: from outside, by their
+//! command-line contract.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Child;
+
+use super::within;
+
+/// Builds the example `name` with this test's features and profile, and gives its path.
+/// `cargo test --test X` does not build examples, and a stale one would be tested in its
+/// place; when `cargo test` has already built it, this only checks that it is fresh.
+pub fn build(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("tests run from <target>/<profile>/deps");
+    let features: Vec<&str> = [
+        ("json", cfg!(feature = "json")),
+        ("cbor", cfg!(feature = "cbor")),
+        ("msgpack", cfg!(feature = "msgpack")),
+        ("cli", cfg!(feature = "cli")),
+        ("tls", cfg!(feature = "tls")),
+        ("tracing", cfg!(feature = "tracing")),
+        ("axum", cfg!(feature = "axum")),
+    ]
+    .into_iter()
+    .filter_map(|(feature, on)| on.then_some(feature))
+    .collect();
+    let mut build = Command::new(env!("CARGO"));
+    build
+        .args([
+            "build",
+            "--quiet",
+            "--example",
+            name,
+            "--no-default-features",
+        ])
+        .args(["--features", &features.join(",")])
+        .arg("--manifest-path")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
+    if profile_dir.ends_with("release") {
+        build.arg("--release");
+    }
+    let status = build.status().expect("run cargo build --example");
+    assert!(
+        status.success(),
+        "cargo build --example {name} failed: {status}"
+    );
+    let path = profile_dir.join("examples").join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing after the build",
+        path.display()
+    );
+    path
+}
+
+/// A server example running in a child process, killed when dropped.
+pub struct Running {
+    /// What it printed first: `listening on URL`, without the prefix.
+    pub url: String,
+    _child: Child,
+}
+
+impl Running {
+    /// Builds and starts the example `name` with `args`, and waits for its `listening on`
+    /// line.
+    pub async fn start(name: &str, args: &[&str]) -> Running {
+        let mut child = tokio::process::Command::new(build(name))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start the {name} example: {e}"));
+        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        let line = within("the example's listening line", lines.next_line())
+            .await
+            .expect("read the example's stdout")
+            .unwrap_or_else(|| panic!("{name} exited before saying where it listens"));
+        let url = line
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("{name} printed {line:?} instead of `listening on URL`"));
+        Running {
+            url: url.to_owned(),
+            _child: child,
+        }
+    }
+}
