@@ -202,11 +202,14 @@ impl<C: Converter> ClientRequest<C> {
             url: self.url.clone(),
             source,
         };
-        let mut request = self
-            .url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| invalid_url(e.into()))?;
+        let mut request = self.url.as_str().into_client_request().map_err(|e| {
+            // tungstenite's wrapper prints its source's text as well: keep what is wrong.
+            invalid_url(match e {
+                WsError::Url(e) => e.into(),
+                WsError::HttpFormat(e) => e.into(),
+                other => other.into(),
+            })
+        })?;
         for (name, value) in &self.headers {
             let name =
                 HeaderName::from_bytes(name.as_bytes()).map_err(|e| invalid_header(name, e))?;

@@ -97,3 +97,46 @@ async fn a_frame_refused_before_sending_says_why_in_its_source() {
         "WebSocket protocol violation: a control frame carries at most 125 bytes, not 126"
     );
 }
+
+#[tokio::test]
+async fn an_invalid_url_names_the_url_and_keeps_what_is_wrong_as_its_source() {
+    use tokio_tungstenite::tungstenite::{self, error::UrlError};
+    let client = Client::new(Config::new());
+    // Each URL with what its source says, in its `Debug` form: tungstenite's `UrlError`, or
+    // the `http` crate's error when the text does not even parse as a URI.
+    let cases = [
+        ("http://127.0.0.1:1/", "UnsupportedUrlScheme"),
+        ("ws:///chat", "InvalidUri"),
+        ("ws://", "InvalidUri"),
+        ("ws://:80/", "EmptyHostName"),
+        ("not a url", "InvalidUri"),
+    ];
+    for (url, expected) in cases {
+        // Refused before connecting: nothing listens on port 1 of loopback, and a connection
+        // attempt would show as Error::Io.
+        let error = within(url, client.web_socket_session(url))
+            .await
+            .expect_err(url);
+        let Error::InvalidUrl { url: given, .. } = &error else {
+            panic!("{url}: expected Error::InvalidUrl, got {error:?}");
+        };
+        assert_eq!(given, url);
+        assert_eq!(error.close_code(), None, "{url}: no session to close");
+        assert_eq!(error.status(), None, "{url}");
+        let source = error.source().expect("what is wrong with the URL");
+        let typed = match (
+            source.downcast_ref::<UrlError>(),
+            source.downcast_ref::<tungstenite::http::Error>(),
+        ) {
+            (Some(url_error), _) => format!("{url_error:?}"),
+            (None, Some(http_error)) => format!("{http_error:?}"),
+            (None, None) => panic!("{url}: the source is no URL error: {source:?}"),
+        };
+        assert!(typed.contains(expected), "{url}: {typed}");
+        let cause = source.to_string();
+        assert_eq!(
+            error_chain(&error),
+            format!("invalid WebSocket URL {url:?}: {cause}")
+        );
+    }
+}

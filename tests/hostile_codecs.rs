@@ -328,3 +328,50 @@ fn length_prefix_bombs_are_refused_without_a_large_allocation() {
         );
     }
 }
+
+/// The deepest nesting each codec decodes: the same in all three (serde_json's fixed limit
+/// sets it), so that a bomb one codec refuses is refused by every codec.
+const DEEPEST: usize = 127;
+
+/// What each codec's decoder says when it refuses nesting, as the `Decode` error quotes it.
+fn too_deep_text(codec: &str) -> &'static str {
+    match codec {
+        "json" => "recursion limit exceeded",
+        "cbor" => "nesting of 128 levels or more",
+        "msgpack" => "depth limit exceeded",
+        _ => unreachable!("the three codecs"),
+    }
+}
+
+#[test]
+fn the_deepest_nesting_decodes_and_one_level_more_is_refused_in_every_codec() {
+    for codec in CODECS {
+        let converter = AnyConverter::from_name(codec).expect("known codec");
+        let deepest = converter.deserialize::<serde_json::Value>(&nesting_bomb(codec, DEEPEST));
+        let mut value = deepest.unwrap_or_else(|e| panic!("{codec}: {DEEPEST} levels: {e}"));
+        // The value is all of it, not a prefix: DEEPEST arrays of one element each.
+        for level in 1..DEEPEST {
+            value = match value {
+                serde_json::Value::Array(mut items) if items.len() == 1 => items.remove(0),
+                other => panic!("{codec}: level {level} is {other}"),
+            };
+        }
+        assert!(value.is_array(), "{codec}: innermost {value}");
+        let bomb = nesting_bomb(codec, DEEPEST + 1);
+        for err in [
+            converter
+                .deserialize::<serde_json::Value>(&bomb)
+                .unwrap_err(),
+            converter
+                .deserialize::<Vec<serde_json::Value>>(&bomb)
+                .unwrap_err(),
+        ] {
+            assert!(
+                matches!(err, Error::Decode { .. })
+                    && err.to_string().contains(too_deep_text(codec)),
+                "{codec}: {} levels: {err}",
+                DEEPEST + 1
+            );
+        }
+    }
+}

@@ -200,9 +200,10 @@ async fn a_failed_session_closes_its_connection_even_while_still_held() {
         assert_eq!(close.close_code(), Some(code), "{name}");
         // The session is still held: the connection must end all the same.
         let outcome = match tokio::time::timeout(LIMIT, peer.read_to_end()).await {
-            Ok((rest, _)) => {
+            Ok((rest, end)) => {
                 assert!(rest.is_empty(), "{name}: {rest:?}");
-                None
+                end.err()
+                    .map(|e| format!("{name}: the connection ended with {e}, not a FIN"))
             }
             Err(_) => Some(format!(
                 "{name}: {code} sent, connection still open {LIMIT:?} later while the \

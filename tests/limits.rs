@@ -395,3 +395,122 @@ async fn frame_limit_applies_per_frame_not_per_message() {
     assert_eq!(close.close_code(), Some(1009));
     drop(server);
 }
+
+/// The defaults the README promises for `Config::new()`: a 16 MiB frame limit and a 64 MiB
+/// message limit.
+const DEFAULT_FRAME: usize = 16 << 20;
+const DEFAULT_MESSAGE: usize = 64 << 20;
+
+/// Writes `message` as fragments of at most [`DEFAULT_FRAME`] bytes, the last one final.
+async fn write_in_default_frames(peer: &mut RawPeer, message: &[u8]) {
+    let chunks = message.chunks(DEFAULT_FRAME).count();
+    for (i, chunk) in message.chunks(DEFAULT_FRAME).enumerate() {
+        let opcode = if i == 0 { raw::BINARY } else { raw::CONTINUE };
+        peer.write_frame(i + 1 == chunks, opcode, chunk)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn default_message_limit_takes_64_mib_and_refuses_one_byte_more_with_1009() {
+    let (mut session, mut peer, _) = raw::client_to_raw(Config::new(), "/default-message").await;
+    // Fragments of exactly the default frame limit, so the frame limit is met too.
+    let message = pattern(DEFAULT_MESSAGE);
+    let (received, ()) = within("a message of exactly the default limit", async {
+        tokio::join!(
+            session.receive(),
+            write_in_default_frames(&mut peer, &message)
+        )
+    })
+    .await;
+    assert!(
+        received.as_ref().unwrap() == &Frame::binary(message.clone()),
+        "the 64 MiB message did not come back intact: {:?}",
+        received.map(|f| f.payload().len())
+    );
+
+    let over = pattern(DEFAULT_MESSAGE + 1);
+    let (received, ()) = within("a message one byte over", async {
+        tokio::join!(session.receive(), write_in_default_frames(&mut peer, &over))
+    })
+    .await;
+    match received {
+        Err(Error::TooBig { size, limit, .. }) => {
+            assert_eq!((size, limit), (DEFAULT_MESSAGE + 1, DEFAULT_MESSAGE));
+        }
+        other => panic!(
+            "expected TooBig, got {:?}",
+            other.map(|f| f.payload().len())
+        ),
+    }
+    let close = within("the 1009", peer.expect_skipping_pings()).await;
+    assert_eq!(close.close_code(), Some(1009), "{close:?}");
+}
+
+#[tokio::test]
+async fn default_frame_limit_takes_16_mib_and_refuses_one_byte_more_with_1009() {
+    let (mut session, mut peer, _) = raw::client_to_raw(Config::new(), "/default-frame").await;
+    let frame = pattern(DEFAULT_FRAME);
+    let (received, written) = within("a frame of exactly the default limit", async {
+        tokio::join!(
+            session.receive(),
+            peer.write_frame(true, raw::BINARY, &frame)
+        )
+    })
+    .await;
+    written.unwrap();
+    assert!(
+        received.as_ref().unwrap() == &Frame::binary(frame),
+        "the 16 MiB frame did not come back intact: {:?}",
+        received.map(|f| f.payload().len())
+    );
+
+    // The header alone: a frame over the limit is refused before its payload is read.
+    let mut header = vec![0x80 | raw::BINARY, 127];
+    header.extend_from_slice(&(DEFAULT_FRAME as u64 + 1).to_be_bytes());
+    within(
+        "the header of a frame one byte over",
+        peer.write_raw(&header),
+    )
+    .await
+    .unwrap();
+    match within("receive", session.receive()).await {
+        Err(Error::TooBig { size, limit, .. }) => {
+            assert_eq!((size, limit), (DEFAULT_FRAME + 1, DEFAULT_FRAME));
+        }
+        other => panic!(
+            "expected TooBig, got {:?}",
+            other.map(|f| f.payload().len())
+        ),
+    }
+    let close = within("the 1009", peer.expect_skipping_pings()).await;
+    assert_eq!(close.close_code(), Some(1009), "{close:?}");
+}
+
+/// The README's promise for a failed session: its close frame, then a FIN, even when the
+/// peer is still sending what the session refused. Dropping the socket with that payload
+/// unread would reset the connection instead, and the reset could swallow the close frame.
+#[tokio::test]
+async fn a_peer_still_sending_an_oversized_frame_gets_1009_and_a_fin() {
+    let (addr, accepted) = accept_one(Config::new().max_frame_size(LIMIT_BYTES)).await;
+    let mut peer = within("raw connect", RawPeer::connect(addr, "/oversized")).await;
+    let mut server = within("accept", accepted).await.unwrap().unwrap();
+    // Far more than one read of the session's: most of it is still in the kernel when the
+    // header is refused.
+    let len = 1 << 20;
+    let mut bytes = raw::client_header(0x80 | raw::BINARY, len as u64);
+    bytes.resize(bytes.len() + len, 0x5a);
+    let (written, received) = within("the oversized frame", async {
+        tokio::join!(peer.write_raw(&bytes), server.receive())
+    })
+    .await;
+    written.expect("the session reads out what it refused");
+    match received {
+        Err(Error::TooBig { size, limit, .. }) => assert_eq!((size, limit), (len, LIMIT_BYTES)),
+        other => panic!("expected TooBig, got {other:?}"),
+    }
+    let close = within("the 1009", peer.expect_frame()).await;
+    assert_eq!(close.close_code(), Some(1009), "{close:?}");
+    within("the end", peer.expect_fin("after the 1009")).await;
+}

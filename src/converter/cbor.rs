@@ -9,8 +9,8 @@ use crate::frame::Frame;
 ///
 /// Structs are maps keyed by field name, as `cbor2` and `cbor-x` expect. Encodes into a
 /// `Vec<u8>` that becomes the frame payload without a copy; decodes straight from the
-/// received bytes. Bytes after the first CBOR item are an error, and so is nesting deeper than
-/// 128 levels.
+/// received bytes. Bytes after the first CBOR item are an error, and so is nesting of 128
+/// levels or more.
 ///
 /// ```
 /// use typed_ws::{CborConverter, Converter, Frame};
@@ -33,7 +33,7 @@ enum CborError {
     Semantic(String, usize),
     #[error("{0}")]
     Value(String),
-    #[error("nesting deeper than {MAX_NESTING} levels")]
+    #[error("nesting of {MAX_NESTING} levels or more")]
     TooDeep,
     #[error("{0} bytes after the end of the CBOR item")]
     TrailingBytes(usize),
@@ -80,7 +80,9 @@ impl Converter for CborConverter {
     #[inline]
     fn deserialize<T: DeserializeOwned>(&self, frame: &Frame) -> Result<T, Error> {
         let mut rest = frame.payload();
-        let value = ciborium::de::from_reader_with_recursion_limit(&mut rest, MAX_NESTING)
+        // ciborium's limit is how many levels it may enter, where serde_json and rmp-serde
+        // refuse the level that reaches theirs: one less refuses the same bombs they do.
+        let value = ciborium::de::from_reader_with_recursion_limit(&mut rest, MAX_NESTING - 1)
             .map_err(|e| {
                 Error::decode(self.name(), frame, CborError::decoding(e, frame.payload()))
             })?;

@@ -14,7 +14,7 @@ use crate::frame::Frame;
 /// instead (smaller, but both sides must agree on field order). Decoding accepts both forms.
 /// Encodes into a `Vec<u8>` that becomes the frame payload without a copy; decodes straight
 /// from the received bytes. Bytes after the end of the value are an error (`rmp-serde` alone
-/// would ignore them), and so is nesting deeper than 128 levels.
+/// would ignore them), and so is nesting of 128 levels or more.
 ///
 /// ```
 /// use serde::Serialize;

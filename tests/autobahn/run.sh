@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the Autobahn|Testsuite cases 1 to 10 (kosoku, installed by tests/peers/install.sh)
 # against typed-ws in both roles, each without and with --fragment-size 1000, and compares every
-# run with the expected results in tests/autobahn/expected/. Cases 12 and 13 need
+# run with the expected results in tests/autobahn/expected/ (any difference fails) and with the
+# fragment size it ran with (the reports' frame counts must show it). Cases 12 and 13 need
 # permessage-deflate, which tungstenite does not implement; Autobahn has no case group 8.
 #
 #   bash tests/autobahn/run.sh            # check
@@ -59,7 +60,7 @@ for fragments in 0 1000; do
     pids+=($!)
     url="$(address_from "$out/$name.log" listening)"
     timeout 600 "$kosoku" -m fuzzingclient "${url#ws://}" "${cases[@]}" -p 2 -o "$out/$name" >"$out/$name-kosoku.log" 2>&1 || true
-    "${compare[@]}" "$here/expected/$name.json" "$out/$name/index.json" || status=1
+    "${compare[@]}" --fragment-size "$fragments" "$here/expected/$name.json" "$out/$name/index.json" || status=1
 
     name=client; [ "$fragments" = 0 ] || name=client-fragmented
     timeout 600 "$kosoku" -m fuzzingserver 127.0.0.1:0 "${cases[@]}" -o "$out/$name" >"$out/$name-kosoku.log" 2>&1 &
@@ -68,6 +69,6 @@ for fragments in 0 1000; do
     url="$(address_from "$out/$name-kosoku.log" listening)"
     timeout 600 "$bin/autobahn_client" --url "$url" --fragment-size "$fragments" >"$out/$name.log" 2>&1 || status=1
     wait "$fuzzer" || true
-    "${compare[@]}" "$here/expected/$name.json" "$out/$name/index.json" || status=1
+    "${compare[@]}" --fragment-size "$fragments" "$here/expected/$name.json" "$out/$name/index.json" || status=1
 done
 exit $status

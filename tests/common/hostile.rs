@@ -141,17 +141,13 @@ impl Probed {
 }
 
 /// Reads the server's close frame and checks its code, then that the server ends the
-/// connection with nothing after it.
+/// connection with nothing after it, and with a FIN.
 pub async fn expect_close_then_end(peer: &mut RawPeer, code: u16, what: &str) {
     let close = within(what, peer.expect_frame()).await;
     assert_eq!(close.opcode, raw::CLOSE, "{what}: {close:?}");
     assert!(!close.masked, "{what}: server frames are not masked");
     assert_eq!(close.close_code(), Some(code), "{what}: {close:?}");
-    let (rest, _end) = within(what, peer.read_to_end()).await;
-    assert!(
-        rest.is_empty(),
-        "{what}: bytes after the close frame: {rest:?}"
-    );
+    within(what, peer.expect_fin(what)).await;
 }
 
 /// A header claiming 1000 payload bytes and the first 10 of them.

@@ -285,6 +285,23 @@ impl RawPeer {
         (std::mem::take(&mut self.buf), end)
     }
 
+    /// Reads until the connection ends and checks that nothing came after the last frame read
+    /// and that the other end closed with a FIN (a read gives 0 bytes), not a reset, which
+    /// could have swallowed what it sent last.
+    pub async fn expect_fin(&mut self, what: &str) {
+        let (rest, end) = self.read_to_end().await;
+        assert!(
+            rest.is_empty(),
+            "{what}: bytes after the last frame: {rest:?}"
+        );
+        if let Err(e) = end {
+            panic!(
+                "{what}: the connection ended with {e} ({:?}), not a FIN",
+                e.kind()
+            );
+        }
+    }
+
     /// How many bytes this peer has read from the connection but not yet handed out.
     pub fn buffered(&self) -> usize {
         self.buf.len()
