@@ -568,3 +568,41 @@ async fn a_full_read_ahead_buffer_keeps_a_silent_peer_alive() {
         .unwrap_err();
     assert!(matches!(err, Error::Timeout(d) if d == timeout), "{err:?}");
 }
+
+/// A session's keep-alive task ends with the session, not only when the session is dropped: a
+/// server that keeps its ended sessions (in a map, say) holds no task for them.
+#[tokio::test]
+async fn the_keepalive_task_ends_with_its_session_while_the_session_is_held() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+    // No ping and no timeout: nothing but the session's end can wake the task.
+    let quiet = || {
+        Config::new()
+            .ping_interval(Duration::ZERO)
+            .timeout(Duration::ZERO)
+    };
+    let (mut client, mut server) = pair(quiet(), quiet()).await;
+    assert_eq!(
+        metrics.num_alive_tasks(),
+        before + 2,
+        "one keep-alive task per session"
+    );
+    let (closed, (received, after)) = within("the closing handshake", async {
+        tokio::join!(
+            client.close(CloseReason::new(CloseCode::Normal, "bye")),
+            async { (server.receive().await, server.receive().await) }
+        )
+    })
+    .await;
+    closed.unwrap();
+    assert!(matches!(received, Ok(Frame::Close(_))), "{received:?}");
+    assert!(matches!(after, Err(Error::Closed(_))), "{after:?}");
+    within("both keep-alive tasks ending", async {
+        while metrics.num_alive_tasks() > before {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    // Held until here, so that only the sessions' end can have ended the tasks.
+    drop((client, server));
+}

@@ -271,12 +271,12 @@ impl Link {
                     "session failed",
                     error = trace::display(Chain(&error))
                 );
-                finish(st);
+                finish(st, &self.watchdog);
                 Err(error)
             }
             None => {
                 self.record_close(Self::abnormal(), "connection");
-                finish(st);
+                finish(st, &self.watchdog);
                 Err(self.end_error(End::Closed))
             }
         }
@@ -596,7 +596,7 @@ impl Link {
         );
         self.send_close_now(st, CloseReason::new(CloseCode::InternalError, reason));
         st.end = Some(End::TimedOut(after));
-        finish(st);
+        finish(st, &self.watchdog);
         for waker in [&st.recv_waker, &st.send_waker].into_iter().flatten() {
             waker.wake_by_ref();
         }
@@ -668,7 +668,7 @@ impl Link {
         if drained.await.is_err() {
             // The peer never answered; stop waiting for it and drop the connection.
             self.record_close(Self::abnormal(), "connection");
-            finish(&mut self.lock());
+            finish(&mut self.lock(), &self.watchdog);
         }
         Ok(())
     }
@@ -677,9 +677,11 @@ impl Link {
 /// Ends the session and lets the connection go. On the server this is what closes TCP after
 /// the closing handshake, as RFC 6455 wants; the client learns of it by the end of its stream.
 /// The connection lingers in the background (see [`linger`]) so that it ends with a FIN
-/// rather than a reset.
-fn finish(st: &mut State) {
+/// rather than a reset. The watchdog is woken to see the end: it may be waiting for nothing
+/// else (no ping, no timeout), and a session that is held after it ended must not keep it.
+fn finish(st: &mut State, watchdog: &Notify) {
     st.end.get_or_insert(End::Closed);
+    watchdog.notify_one();
     let mut ws = std::mem::replace(&mut st.ws, Box::new(Ended));
     if ws.io().is_some()
         && let Ok(runtime) = tokio::runtime::Handle::try_current()
