@@ -58,6 +58,7 @@ fn main() {
         "| case | RSS before (MiB) | peak RSS (MiB) | peak / message | (peak - before) / message |"
     );
     println!("|---|---|---|---|---|");
+    let mut growth = Vec::new();
     for case in CASES {
         let output = Command::new(&exe)
             .env(CASE_VAR, case)
@@ -85,8 +86,25 @@ fn main() {
             per_message(peak),
             per_message(peak - before)
         );
+        growth.push((case, per_message(peak - before)));
     }
     println!();
+    check(&growth);
+}
+
+/// The target: what receiving one message adds to the process is at most 3x the message,
+/// for every typed-ws case. Exits non-zero when it is missed, in `--test` runs too.
+fn check(growth: &[(&str, f64)]) {
+    const TARGET: f64 = 3.0;
+    let mut missed = false;
+    for &(case, ratio) in growth {
+        let verdict = if ratio <= TARGET { "met" } else { "MISSED" };
+        println!("target: {case} (peak - before) / message {ratio:.2} <= {TARGET}: {verdict}");
+        missed |= case != "handwritten" && ratio > TARGET;
+    }
+    if missed {
+        std::process::exit(1);
+    }
 }
 
 /// Receives one message of `size` bytes in this process; returns the peak RSS in KiB before

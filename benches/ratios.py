@@ -9,11 +9,12 @@ prints Markdown tables of ours / baseline, per bench family:
   fragmentation  frag_<size> over whole, and the per-frame overhead (t(N) - t(1)) / (N - 1)
   session        typed_ws and typed_ws_ping over handwritten
 
-    python3 benches/ratios.py [CRITERION_DIR] [--stat median|mean|slope|min]
+    python3 benches/ratios.py [CRITERION_DIR] [--stat median|mean]
 
-The statistic defaults to the median. `min` is the fastest sample's time per iteration (from
-sample.json): on a machine shared with other work it is the estimate least disturbed by the
-other work, since interference only ever adds time. Python 3 standard library only.
+The statistic defaults to the median. A group whose results were written more than 30 minutes
+apart (a bench rerun for some of its functions only) is left out, with a warning: its ratios
+would compare different runs. `benches/check.py time` gives the verdicts against the targets,
+with the spread. Python 3 standard library only.
 """
 
 import json
@@ -46,9 +47,12 @@ def parse_args(argv):
     return root, stat
 
 
+SAME_RUN = 30 * 60
+
+
 def load(root, stat):
     """{group_id: {function_id: seconds}} from criterion's `new` results."""
-    results = {}
+    results, written = {}, {}
     for bench in root.glob("**/new/benchmark.json"):
         estimates = bench.with_name("estimates.json")
         if not estimates.exists():
@@ -58,16 +62,16 @@ def load(root, stat):
         function = meta.get("function_id")
         if group is None or function is None:
             continue
-        if stat == "min":
-            sample = json.loads(bench.with_name("sample.json").read_text())
-            ns = min(t / n for t, n in zip(sample["times"], sample["iters"]))
-        else:
-            est = json.loads(estimates.read_text())
-            value = est.get(stat) or est.get("mean")
-            if value is None:
-                continue
-            ns = value["point_estimate"]
-        results.setdefault(group, {})[function] = ns * 1e-9
+        est = json.loads(estimates.read_text())
+        value = est.get(stat) or est.get("mean")
+        if value is None:
+            continue
+        results.setdefault(group, {})[function] = value["point_estimate"] * 1e-9
+        written.setdefault(group, []).append(estimates.stat().st_mtime)
+    for group, times in written.items():
+        if max(times) - min(times) > SAME_RUN:
+            print(f"warning: {group} holds results of different runs; left out", file=sys.stderr)
+            del results[group]
     return results
 
 
