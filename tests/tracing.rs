@@ -242,6 +242,11 @@ fn a_clean_close_gives_session_spans_and_an_end_event_with_1000() {
     let by: Vec<_> = closed.iter().filter_map(|e| e.field("by")).collect();
     assert!(by.contains(&"local") && by.contains(&"peer"), "{by:?}");
     assert!(
+        log.events("session dropped without a close frame")
+            .is_empty(),
+        "both sessions were closed before they were dropped"
+    );
+    assert!(
         log.events
             .iter()
             .all(|e| matches!(e.level, Level::DEBUG | Level::TRACE)),
@@ -366,5 +371,25 @@ fn a_huge_payload_that_does_not_decode_is_quoted_only_in_part() {
     assert_eq!(log.events("session closed")[0].field("code"), Some("1007"));
     for (name, value) in log.all_fields() {
         assert!(value.len() <= 400, "{name} has {} bytes", value.len());
+    }
+}
+
+#[test]
+fn a_session_dropped_without_a_close_frame_says_so() {
+    let recorder = traced(|| async {
+        let addr = serve(Server::new(json()), echo).await;
+        let url = format!("ws://{addr}/dropped");
+        let session = within("connect", Client::new(json()).web_socket_session(url))
+            .await
+            .expect("handshake");
+        drop(session);
+    });
+    let log = recorder.log();
+    let dropped = log.events("session dropped without a close frame");
+    // The client's, and the server's too if the runtime ends before it sees the connection go.
+    assert!(!dropped.is_empty());
+    for event in dropped {
+        assert_eq!(event.level, Level::DEBUG);
+        assert_eq!(log.span_of(event).name, "session");
     }
 }
