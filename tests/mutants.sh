@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# CI's share of the mutation testing (tests/README.md has the whole cargo-mutants run): the
+# one-line breaks of the library that issue 12 named, and those that cargo mutants found
+# surviving before a test was written for them. Each break is applied alone; the library and
+# the named test must still build, and the test must then fail. Every file is restored.
+#
+#   bash tests/mutants.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+survived=0
+
+# break FILE FROM TO TEST NAME: FROM must occur exactly once in FILE.
+break_and_test() {
+    local file=$1 from=$2 to=$3 test=$4 name=$5
+    local backup
+    backup="$(mktemp)"
+    cp "$file" "$backup"
+    # shellcheck disable=SC2064
+    trap "cp '$backup' '$file'" EXIT
+    python3 - "$file" "$from" "$to" <<'EOF'
+import sys
+path, old, new = sys.argv[1:]
+text = open(path).read()
+if text.count(old) != 1:
+    sys.exit(f"{path}: expected the text to break exactly once, found it {text.count(old)} times: {old!r}")
+open(path, "w").write(text.replace(old, new))
+EOF
+    echo "==> $file: $from  ->  $to"
+    local log
+    log="$(mktemp)"
+    if ! cargo test --quiet --all-features --test "$test" --no-run >"$log" 2>&1; then
+        cat "$log"
+        echo "the break does not build: fix the break, not the library"
+        exit 1
+    fi
+    rm -f "$log"
+    if cargo test --quiet --all-features --test "$test" -- --exact "$name" >/dev/null 2>&1; then
+        echo "SURVIVED: $test::$name passes with the break"
+        survived=$((survived + 1))
+    else
+        echo "killed by $test::$name"
+    fi
+    cp "$backup" "$file"
+    rm -f "$backup"
+    trap - EXIT
+}
+
+break_and_test src/session/link.rs \
+    'st.pending.push_back(item);' 'drop(item);' \
+    keepalive data_read_ahead_while_nobody_receives_comes_out_of_later_receives_in_order
+break_and_test src/session/link.rs \
+    'if st.pending.len() >= MAX_PENDING_FRAMES
+                ||' 'if st.pending.len() >= MAX_PENDING_FRAMES
+                &&' \
+    keepalive read_ahead_keeps_at_most_1024_frames
+break_and_test src/config.rs \
+    'pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;' \
+    'pub const DEFAULT_MAX_MESSAGE_SIZE: usize = usize::MAX;' \
+    limits default_message_limit_takes_64_mib_and_refuses_one_byte_more_with_1009
+break_and_test src/converter/mod.rs \
+    'const MAX_NESTING: usize = 128;' 'const MAX_NESTING: usize = 512;' \
+    hostile_codecs the_deepest_nesting_decodes_and_one_level_more_is_refused_in_every_codec
+break_and_test src/session/watchdog.rs \
+    'Some(link) if !link.has_ended() =>' 'Some(link) if true =>' \
+    keepalive the_keepalive_task_ends_with_its_session_while_the_session_is_held
+break_and_test src/session/link.rs \
+    'if trace::ENABLED && self.close_reason.get().is_none()' \
+    'if trace::ENABLED || self.close_reason.get().is_none()' \
+    tracing a_clean_close_gives_session_spans_and_an_end_event_with_1000
+
+if [ "$survived" -ne 0 ]; then
+    echo "$survived mutant(s) survived"
+    exit 1
+fi
+echo "every mutant was killed"
