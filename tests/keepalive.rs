@@ -606,3 +606,21 @@ async fn the_keepalive_task_ends_with_its_session_while_the_session_is_held() {
     // Held until here, so that only the sessions' end can have ended the tasks.
     drop((client, server));
 }
+
+/// Dropping a session ends its keep-alive task at once, not at its next tick: the task holds
+/// nothing of the session between ticks, and must not outlive it by a ping interval.
+#[tokio::test]
+async fn dropping_a_session_ends_its_keepalive_task_at_once() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+    // The defaults: the next tick is 20 s away, longer than the test may wait.
+    let (client, server) = pair(Config::new(), Config::new()).await;
+    assert_eq!(metrics.num_alive_tasks(), before + 2);
+    drop((client, server));
+    within("both keep-alive tasks ending", async {
+        while metrics.num_alive_tasks() > before {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+}

@@ -68,6 +68,11 @@ break_and_test src/session/link.rs \
     'if trace::ENABLED && self.close_reason.get().is_none()' \
     'if trace::ENABLED || self.close_reason.get().is_none()' \
     tracing a_clean_close_gives_session_spans_and_an_end_event_with_1000
+break_and_test src/session/link.rs \
+    '// The watchdog may be asleep until its next tick; it has nothing left to watch.
+        self.watchdog.notify_one();' \
+    '// The watchdog may be asleep until its next tick; it has nothing left to watch.' \
+    keepalive dropping_a_session_ends_its_keepalive_task_at_once
 
 if [ "$survived" -ne 0 ]; then
     echo "$survived mutant(s) survived"
