@@ -624,3 +624,63 @@ async fn dropping_a_session_ends_its_keepalive_task_at_once() {
     })
     .await;
 }
+
+/// The peer writes `frames` numbered binary frames of 1 KiB, then the marker ping, to a
+/// session with a 16 KiB message limit and short ticks; gives the session and the peer.
+async fn flood_of_kib(config: Config, frames: usize, path: &str) -> (Session, RawPeer) {
+    let config = config.ping_interval(TICK).max_message_size(16 << 10);
+    let (session, mut peer, _) = raw::client_to_raw(config, path).await;
+    let mut wire: Vec<_> = (0..frames)
+        .map(|i| (raw::BINARY, true, vec![i as u8; 1 << 10]))
+        .collect();
+    wire.push((raw::PING, true, MARKER.to_vec()));
+    within("the flood", peer.write_raw(&frames_on_the_wire(&wire)))
+        .await
+        .unwrap();
+    (session, peer)
+}
+
+async fn receive_kib(session: &mut Session, numbers: std::ops::Range<usize>) {
+    for i in numbers {
+        let frame = within("receive", session.receive()).await.unwrap();
+        assert_eq!(frame, Frame::binary(vec![i as u8; 1 << 10]), "frame {i}");
+    }
+}
+
+/// After the user takes some of a full read-ahead buffer, the keep-alive task reads only as
+/// much again as the user took: here 4 frames, and not the marker behind them.
+#[tokio::test]
+async fn read_ahead_refills_only_what_the_user_took() {
+    let (mut session, mut peer) = flood_of_kib(Config::new(), 20, "/refill").await;
+    wait_ticks(&mut peer, 3, "the session read past its 16 KiB").await;
+    receive_kib(&mut session, 0..4).await;
+    wait_ticks(
+        &mut peer,
+        3,
+        "the session read more than the 4 KiB the user took",
+    )
+    .await;
+    receive_kib(&mut session, 4..20).await;
+    let marker = within("receive the marker", session.receive()).await;
+    assert_eq!(marker.unwrap(), Frame::Ping(Bytes::from_static(MARKER)));
+    wait_marker_pong(&mut peer).await;
+}
+
+/// A full read-ahead buffer counts as a sign of life only while it is full: once the user
+/// has taken everything, a peer that says nothing more times out like any silent peer.
+#[tokio::test]
+async fn a_drained_read_ahead_buffer_no_longer_keeps_a_silent_peer_alive() {
+    let timeout = Duration::from_millis(200);
+    let config = Config::new().timeout(timeout);
+    // 16 frames fill the buffer; the marker stays unread until the user receives.
+    let (mut session, mut peer) = flood_of_kib(config, 16, "/drained").await;
+    wait_ticks(&mut peer, 3, "the session read past its 16 KiB").await;
+    receive_kib(&mut session, 0..16).await;
+    let marker = within("receive the marker", session.receive()).await;
+    assert_eq!(marker.unwrap(), Frame::Ping(Bytes::from_static(MARKER)));
+    let end = within("the timeout", session.receive()).await;
+    assert!(
+        matches!(end, Err(Error::Timeout(t)) if t == timeout),
+        "{end:?}"
+    );
+}

@@ -73,6 +73,12 @@ break_and_test src/session/link.rs \
         self.watchdog.notify_one();' \
     '// The watchdog may be asleep until its next tick; it has nothing left to watch.' \
     keepalive dropping_a_session_ends_its_keepalive_task_at_once
+break_and_test src/session/link.rs \
+    'st.pending_bytes -= frame.payload().len();' 'st.pending_bytes += frame.payload().len();' \
+    keepalive a_drained_read_ahead_buffer_no_longer_keeps_a_silent_peer_alive
+break_and_test src/session/link.rs \
+    'st.pending_bytes -= frame.payload().len();' 'st.pending_bytes /= frame.payload().len();' \
+    keepalive read_ahead_refills_only_what_the_user_took
 
 if [ "$survived" -ne 0 ]; then
     echo "$survived mutant(s) survived"
