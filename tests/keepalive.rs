@@ -387,6 +387,8 @@ const TICK: Duration = Duration::from_millis(20);
 /// The payload of the peer's ping that follows its data: the session answers it with a pong
 /// when it reads that far, which tells the peer what the session has read.
 const MARKER: &[u8] = b"marker";
+/// A ping among the frames that a bounded read-ahead does keep.
+const INSIDE: &[u8] = b"inside";
 
 /// Frames as a raw server writes them (unmasked), all in one write.
 fn frames_on_the_wire(frames: &[(u8, bool, Vec<u8>)]) -> Vec<u8> {
@@ -470,10 +472,13 @@ async fn data_read_ahead_while_nobody_receives_comes_out_of_later_receives_in_or
     assert_eq!(session.close_reason(), None);
 }
 
-/// The peer writes `count` binary frames of `len` bytes (each numbered) and then the marker
-/// ping, while the user does not receive; only after some ticks does the user receive them
-/// all, in order. The session may read the marker, and answer it, only once it has handed
-/// the user all but `most_pending` of the frames before it: what it keeps is bounded.
+/// The peer writes `count` binary frames of `len` bytes (each numbered), with a ping
+/// [`INSIDE`] among the first half of what the session may keep, and then the marker ping,
+/// while the user does not receive. The pong to `INSIDE` shows that the keep-alive task has
+/// read that far, whatever the machine's load; a few ticks later it must still not have read
+/// the marker. Then the user receives everything, in order, and the session may read the
+/// marker, and answer it, only once it has handed the user all but `most_pending` of the
+/// frames before it: what it keeps is bounded.
 async fn read_ahead_keeps_at_most(config: Config, count: usize, len: usize, most_pending: usize) {
     let (mut session, mut peer, _) = raw::client_to_raw(config, "/flood").await;
     let payload = move |i: usize| -> Vec<u8> {
@@ -481,13 +486,25 @@ async fn read_ahead_keeps_at_most(config: Config, count: usize, len: usize, most
         bytes[..4].copy_from_slice(&(i as u32).to_be_bytes());
         bytes
     };
+    let inside_at = most_pending / 2;
     let mut wire: Vec<_> = (0..count)
         .map(|i| (raw::BINARY, true, payload(i)))
         .collect();
+    wire.insert(inside_at, (raw::PING, true, INSIDE.to_vec()));
     wire.push((raw::PING, true, MARKER.to_vec()));
     within("the flood", peer.write_raw(&frames_on_the_wire(&wire)))
         .await
         .unwrap();
+    loop {
+        let frame = within("the pong to the ping inside the bound", peer.expect_frame()).await;
+        match frame.opcode {
+            raw::PING => {}
+            raw::PONG if frame.payload == INSIDE => break,
+            _ => panic!(
+                "the session read past its bound while the user was not receiving: {frame:?}"
+            ),
+        }
+    }
     wait_ticks(
         &mut peer,
         3,
@@ -500,6 +517,10 @@ async fn read_ahead_keeps_at_most(config: Config, count: usize, len: usize, most
         let received = Arc::clone(&received);
         async move {
             for i in 0..count {
+                if i == inside_at {
+                    let inside = within("receive the inside ping", session.receive()).await;
+                    assert_eq!(inside.unwrap(), Frame::Ping(Bytes::from_static(INSIDE)));
+                }
                 let frame = within("receive", session.receive()).await.unwrap();
                 assert_eq!(frame, Frame::binary(payload(i)), "frame {i}");
                 received.fetch_add(1, Ordering::SeqCst);
