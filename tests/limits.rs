@@ -288,6 +288,22 @@ async fn fragment_size_splits_outgoing_messages_on_the_wire() {
         [(raw::BINARY, false, 1000), (raw::CONTINUE, true, 1)]
     );
     assert_eq!(frames.concat_payload(), pattern(1001));
+
+    // Empty messages go out too, as one empty frame each.
+    within("send empty text", session.send_text(""))
+        .await
+        .unwrap();
+    within("send empty binary", session.send_binary(Vec::new()))
+        .await
+        .unwrap();
+    for opcode in [raw::TEXT, raw::BINARY] {
+        let frames = within("raw frames", frames_of_one_message(&mut peer)).await;
+        let shape: Vec<(u8, bool, usize)> = frames
+            .iter()
+            .map(|f| (f.opcode, f.fin, f.payload.len()))
+            .collect();
+        assert_eq!(shape, [(opcode, true, 0)]);
+    }
 }
 
 trait ConcatPayload {

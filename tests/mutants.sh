@@ -79,6 +79,12 @@ break_and_test src/session/link.rs \
 break_and_test src/session/link.rs \
     'st.pending_bytes -= frame.payload().len();' 'st.pending_bytes /= frame.payload().len();' \
     keepalive read_ahead_refills_only_what_the_user_took
+break_and_test src/session/link.rs \
+    'Some(size) if text.len() > size =>' 'Some(size) if true =>' \
+    limits fragment_size_splits_outgoing_messages_on_the_wire
+break_and_test src/session/link.rs \
+    'if data.len() > 125 =>' 'if data.len() >= 125 =>' \
+    session_frames invalid_outgoing_frames_are_refused_and_the_session_stays_usable
 
 if [ "$survived" -ne 0 ]; then
     echo "$survived mutant(s) survived"

@@ -156,13 +156,32 @@ async fn invalid_outgoing_frames_are_refused_and_the_session_stays_usable() {
     let (mut client, server) = pair(Config::new(), Config::new()).await;
     let echo_task = tokio::spawn(echo(server));
 
-    let err = within(
-        "oversized ping",
-        client.send(Frame::Ping(vec![0u8; 126].into())),
+    // 125 bytes is the most a control frame carries; the server answers the ping in kind.
+    within(
+        "a 125-byte ping",
+        client.send(Frame::Ping(vec![7u8; 125].into())),
     )
     .await
-    .unwrap_err();
-    assert!(matches!(err, Error::Protocol(_)), "{err:?}");
+    .unwrap();
+    assert_eq!(
+        within("the pong", client.receive()).await.unwrap(),
+        Frame::Pong(vec![7u8; 125].into())
+    );
+    within(
+        "a 125-byte pong",
+        client.send(Frame::Pong(vec![7u8; 125].into())),
+    )
+    .await
+    .unwrap();
+    for frame in [
+        Frame::Ping(vec![0u8; 126].into()),
+        Frame::Pong(vec![0u8; 126].into()),
+    ] {
+        let err = within("an oversized control frame", client.send(frame))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Protocol(_)), "{err:?}");
+    }
 
     for code in [
         CloseCode::Abnormal,
