@@ -83,6 +83,9 @@ break_and_test src/session/link.rs \
     'Some(size) if text.len() > size =>' 'Some(size) if true =>' \
     limits fragment_size_splits_outgoing_messages_on_the_wire
 break_and_test src/session/link.rs \
+    'Some(size) if text.len() > size =>' 'Some(size) if text.len() < size =>' \
+    limits fragment_size_splits_outgoing_messages_on_the_wire
+break_and_test src/session/link.rs \
     'if data.len() > 125 =>' 'if data.len() >= 125 =>' \
     session_frames invalid_outgoing_frames_are_refused_and_the_session_stays_usable
 
