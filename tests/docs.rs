@@ -104,6 +104,53 @@ fn the_defaults_tables_agree() {
     assert_eq!(readme, rustdoc);
 }
 
+/// A default as the README writes it, as a number: "16 MiB" → 16 << 20, "20 s" → 20,
+/// "10,000" → 10000.
+fn default_number(value: &str) -> u64 {
+    let (number, unit) = value.split_once(' ').unwrap_or((value, ""));
+    let number: u64 = number
+        .replace(',', "")
+        .parse()
+        .unwrap_or_else(|e| panic!("{value:?}: {e}"));
+    number
+        << match unit {
+            "KiB" => 10,
+            "MiB" => 20,
+            _ => 0,
+        }
+}
+
+/// The README's defaults are what `Config::new()` starts with: each row that names its
+/// constant shows the constant's value.
+#[test]
+fn the_readme_defaults_are_the_constants() {
+    use typed_ws::*;
+    let constants: BTreeMap<&str, u64> = BTreeMap::from([
+        ("DEFAULT_MAX_FRAME_SIZE", DEFAULT_MAX_FRAME_SIZE as u64),
+        ("DEFAULT_MAX_MESSAGE_SIZE", DEFAULT_MAX_MESSAGE_SIZE as u64),
+        ("DEFAULT_READ_BUFFER_SIZE", DEFAULT_READ_BUFFER_SIZE as u64),
+        ("DEFAULT_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS as u64),
+        ("DEFAULT_PING_INTERVAL", DEFAULT_PING_INTERVAL.as_secs()),
+        ("DEFAULT_TIMEOUT", DEFAULT_TIMEOUT.as_secs()),
+        (
+            "DEFAULT_HANDSHAKE_TIMEOUT",
+            DEFAULT_HANDSHAKE_TIMEOUT.as_secs(),
+        ),
+        ("DEFAULT_SEND_TIMEOUT", DEFAULT_SEND_TIMEOUT.as_secs()),
+    ]);
+    let shown: BTreeMap<&str, u64> = table_after(README, "## Limits and defaults")
+        .iter()
+        .filter_map(|row| {
+            let name = row[1]
+                .split('`')
+                .find(|part| part.starts_with("DEFAULT_"))?;
+            let name = *constants.keys().find(|known| **known == name)?;
+            Some((name, default_number(&default_value(&row[1]))))
+        })
+        .collect();
+    assert_eq!(shown, constants);
+}
+
 /// The lines of `help` indented under the line `heading`, as (first column, rest), with a
 /// row's continuation lines joined to it.
 #[cfg(feature = "cli")]

@@ -705,3 +705,32 @@ async fn a_drained_read_ahead_buffer_no_longer_keeps_a_silent_peer_alive() {
         "{end:?}"
     );
 }
+
+/// Every setting off: no ping, no timeout, no send deadline. Then the session has nothing to
+/// watch and runs no keep-alive task at all.
+#[tokio::test]
+async fn a_session_with_nothing_to_watch_runs_no_keepalive_task() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+    let off = || {
+        Config::new()
+            .ping_interval(Duration::ZERO)
+            .timeout(Duration::ZERO)
+            .send_timeout(Duration::ZERO)
+    };
+    let (client, server) = pair(off(), off()).await;
+    assert_eq!(metrics.num_alive_tasks(), before);
+    drop((client, server));
+}
+
+/// A ping interval alone, without a timeout or a send deadline, still gets its pings.
+#[tokio::test]
+async fn pings_alone_are_sent() {
+    let config = Config::new()
+        .ping_interval(PING)
+        .timeout(Duration::ZERO)
+        .send_timeout(Duration::ZERO);
+    let since = Instant::now();
+    let (_session, mut peer, _) = raw::client_to_raw(config, "/pings-alone").await;
+    expect_pings_at_interval(&mut peer, since, 2).await;
+}

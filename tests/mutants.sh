@@ -88,6 +88,18 @@ break_and_test src/session/link.rs \
 break_and_test src/session/link.rs \
     'if data.len() > 125 =>' 'if data.len() >= 125 =>' \
     session_frames invalid_outgoing_frames_are_refused_and_the_session_stays_usable
+break_and_test src/config.rs \
+    'pub const DEFAULT_READ_BUFFER_SIZE: usize = 4 << 10;' \
+    'pub const DEFAULT_READ_BUFFER_SIZE: usize = 4 >> 10;' \
+    docs the_readme_defaults_are_the_constants
+break_and_test src/config.rs \
+    'self.ping_interval.is_some() || self.timeout.is_some() || self.send_timeout.is_some()' \
+    'true' \
+    keepalive a_session_with_nothing_to_watch_runs_no_keepalive_task
+break_and_test src/config.rs \
+    'self.ping_interval.is_some() || self.timeout.is_some()' \
+    'self.ping_interval.is_some() && self.timeout.is_some()' \
+    keepalive pings_alone_are_sent
 
 if [ "$survived" -ne 0 ]; then
     echo "$survived mutant(s) survived"
