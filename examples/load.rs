@@ -6,13 +6,17 @@
 //! ```
 //!
 //! It runs the echo server of `echo_server` in the same process, opens every session at once,
-//! and prints the messages echoed per second and the peak resident memory of the process
-//! (server and clients together). Each session needs two file descriptors here (`ulimit -n`).
+//! and prints the messages echoed per second, the latency from a message's send to its echo
+//! (p50 and p99; every session sends as fast as it can, so this is mostly queueing) and the
+//! peak resident memory of the process (server and clients together). Each session needs two
+//! file descriptors here (`ulimit -n`). `cargo bench --bench load` measures the same echo
+//! server beside hand-written ones, from another process.
 
 mod common;
 
 use std::process::ExitCode;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use typed_ws::{AnyConverter, BoxError, Client, CloseCode, CloseReason, Config, Error};
@@ -92,6 +96,8 @@ async fn main() -> ExitCode {
         "messages/s       {:.0}",
         echoed as f64 / elapsed.as_secs_f64()
     );
+    println!("latency p50      {}", micros(LATENCY.percentile(0.50)));
+    println!("latency p99      {}", micros(LATENCY.percentile(0.99)));
     println!(
         "peak RSS         {}",
         peak_rss().unwrap_or_else(|| "unknown".into())
@@ -118,8 +124,10 @@ async fn run_session(
         tags: vec!["load".into()],
         reply_to: id.checked_sub(1),
     };
+    let (sent_at, mut echoed_at) = tokio::sync::mpsc::unbounded_channel();
     let sender = tokio::spawn(async move {
         for id in 0..messages {
+            let _ = sent_at.send(Instant::now());
             tx.send_serialized(&message(id)).await?;
         }
         Ok::<_, Error>(tx)
@@ -129,9 +137,61 @@ async fn run_session(
         if echo != message(id) {
             return Err(format!("session {n}: echo {id} lost or out of order: {echo:?}").into());
         }
+        if let Ok(sent) = echoed_at.try_recv() {
+            LATENCY.record(sent.elapsed());
+        }
     }
     let mut tx = sender.await??;
     Ok(tx.close(CloseReason::new(CloseCode::Normal, "")).await?)
+}
+
+/// Every echo's latency, in buckets of an eighth of a power of two of microseconds: a fixed
+/// 4 KiB, whatever the number of messages, so that it does not show in the peak RSS.
+static LATENCY: Histogram = Histogram([const { AtomicU64::new(0) }; 512]);
+
+struct Histogram([AtomicU64; 512]);
+
+impl Histogram {
+    fn bucket(micros: u64) -> usize {
+        if micros < 8 {
+            return micros as usize;
+        }
+        let power = 63 - micros.leading_zeros() as usize;
+        let eighth = (micros >> (power - 3)) as usize & 7;
+        ((power - 2) * 8 + eighth).min(511)
+    }
+
+    /// The smallest latency that falls in `bucket`.
+    fn floor(bucket: usize) -> u64 {
+        if bucket < 8 {
+            return bucket as u64;
+        }
+        let (power, eighth) = (bucket / 8 + 2, bucket as u64 % 8);
+        (8 + eighth) << (power - 3)
+    }
+
+    fn record(&self, latency: Duration) {
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.0[Self::bucket(micros)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The latency below which a fraction `p` of the echoes came, to within an eighth.
+    fn percentile(&self, p: f64) -> Duration {
+        let counts: Vec<u64> = self.0.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        let wanted = (counts.iter().sum::<u64>() as f64 * p).ceil() as u64;
+        let mut seen = 0;
+        for (bucket, count) in counts.iter().enumerate() {
+            seen += count;
+            if seen >= wanted.max(1) {
+                return Duration::from_micros(Self::floor(bucket));
+            }
+        }
+        Duration::ZERO
+    }
+}
+
+fn micros(latency: Duration) -> String {
+    format!("{} µs", latency.as_micros())
 }
 
 /// The process's peak resident set size, from Linux's /proc.

@@ -234,13 +234,17 @@ impl<C: Converter> ClientRequest<C> {
         let lenient = config.agreement().has_fallback();
         let connect = async move {
             let tcp = Elastic::new(connect_tcp(request.uri()).await?);
+            // Under TLS the stream counts encrypted bytes, not frames.
+            let arrivals = (request.uri().scheme_str() == Some("ws")).then(|| tcp.arrivals());
             if lenient {
                 #[cfg(feature = "tls")]
                 if request.uri().scheme_str() == Some("wss") {
                     let tls = connect_tls(tcp, request.uri(), tls_client).await?;
-                    return lenient_handshake(tls, request, websocket_config).await;
+                    let opened = lenient_handshake(tls, request, websocket_config).await;
+                    return opened.map(|(ws, response)| (ws, response, None));
                 }
-                return lenient_handshake(tcp, request, websocket_config).await;
+                let opened = lenient_handshake(tcp, request, websocket_config).await;
+                return opened.map(|(ws, response)| (ws, response, arrivals));
             }
             #[cfg(feature = "tls")]
             let opened = tokio_tungstenite::client_async_tls_with_config(
@@ -254,11 +258,11 @@ impl<C: Converter> ClientRequest<C> {
             let opened =
                 tokio_tungstenite::client_async_with_config(request, tcp, Some(websocket_config))
                     .await;
-            opened.map(|(ws, response)| (Box::new(ws) as Box<dyn Transport>, response))
+            opened.map(|(ws, response)| (Box::new(ws) as Box<dyn Transport>, response, arrivals))
         };
         // tokio-tungstenite's connect future is large (20 KiB with TLS), and debug builds copy
         // it into every frame of the futures that await it; on the heap it is copied nowhere.
-        let (ws, response) =
+        let (ws, response, arrivals) =
             handshake::bounded(config.settings.handshake_timeout, Box::pin(connect))
                 .await?
                 .map_err(|e| match e {
@@ -283,6 +287,7 @@ impl<C: Converter> ClientRequest<C> {
         };
         Ok(Session::start(
             ws,
+            arrivals,
             config.settings.clone(),
             handshake,
             converter,

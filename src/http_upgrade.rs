@@ -169,13 +169,20 @@ impl<C: Converter> IntoFuture for Upgrading<C> {
                     source: Some(Box::new(e)),
                 })?;
             let io = Elastic::new(TokioIo::new(upgraded));
+            let arrivals = io.arrivals();
             let ws = WebSocketStream::from_raw_socket(
                 io,
                 Role::Server,
                 Some(settings.websocket_config()),
             )
             .await;
-            Ok(Session::start(Box::new(ws), settings, handshake, converter))
+            Ok(Session::start(
+                Box::new(ws),
+                Some(arrivals),
+                settings,
+                handshake,
+                converter,
+            ))
         })
     }
 }

@@ -10,9 +10,14 @@
 //! buffer; once one fills it (a bulk transfer), the socket is read [`BULK`] bytes at a time
 //! into a buffer of its own, handed over in pieces, and freed as soon as the socket has nothing
 //! more to read.
+//!
+//! The same reads count the WebSocket messages that arrive ([`Arrivals`]), so that a session
+//! knows, without reading ahead through tungstenite, whether more input is already waiting.
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, BytesMut};
@@ -34,6 +39,124 @@ pub(crate) struct Elastic<S> {
     buf: BytesMut,
     /// The last read filled what was asked: the peer is sending in bulk.
     bulk: bool,
+    arrivals: Arc<Arrivals>,
+    scan: Scan,
+}
+
+/// How many complete WebSocket messages (control frames included) have been read from the
+/// socket since the session started: shared by the stream, which counts, and the session,
+/// which compares the count with the messages tungstenite has handed out. Both only touch it
+/// under the session's lock; atomics make that sharing safe, not fast.
+#[derive(Debug, Default)]
+pub(crate) struct Arrivals {
+    counting: AtomicBool,
+    count: AtomicU64,
+}
+
+impl Arrivals {
+    /// Starts counting, from the next byte read: the first byte of the first frame once the
+    /// opening handshake is done. Bytes read before, the handshake and anything that came with
+    /// it, are never counted.
+    pub(crate) fn start(&self) {
+        self.counting.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Counts the messages that `data`, just read, completes, once counting has started.
+    fn note(&self, scan: &mut Scan, data: &[u8]) {
+        if self.counting.load(Ordering::Relaxed) {
+            let messages = scan.feed(data);
+            if messages > 0 {
+                // One writer, under the session's lock: no read-modify-write needed.
+                let count = self.count.load(Ordering::Relaxed);
+                self.count.store(count + messages, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Follows frame boundaries through the bytes read, across reads, without validating
+/// anything: tungstenite does that, and a malformed frame ends the session anyway.
+#[derive(Debug, Default)]
+struct Scan {
+    header: [u8; 14],
+    /// Header bytes seen of the frame that starts next.
+    have: usize,
+    /// Payload bytes of the current frame still to come.
+    payload_left: u64,
+    /// The current frame completes a message: a final data frame or a control frame.
+    ends_message: bool,
+}
+
+impl Scan {
+    /// Walks `data` and returns how many messages it completed.
+    fn feed(&mut self, mut data: &[u8]) -> u64 {
+        let mut done = 0;
+        loop {
+            if self.payload_left > 0 {
+                let take = self.payload_left.min(data.len() as u64);
+                self.payload_left -= take;
+                data = &data[take as usize..];
+                if self.payload_left > 0 {
+                    return done;
+                }
+                done += u64::from(self.ends_message);
+            }
+            // Usually a frame's header is whole in one read; when a read splits it, its bytes
+            // are gathered first.
+            let whole = if self.have == 0 { header(data) } else { None };
+            let (ends_message, length) = match whole {
+                Some((ends_message, length, header_len)) => {
+                    data = &data[header_len..];
+                    (ends_message, length)
+                }
+                None => {
+                    let Some((&byte, rest)) = data.split_first() else {
+                        return done;
+                    };
+                    data = rest;
+                    self.header[self.have] = byte;
+                    self.have += 1;
+                    let Some((ends_message, length, _)) = header(&self.header[..self.have]) else {
+                        continue;
+                    };
+                    self.have = 0;
+                    (ends_message, length)
+                }
+            };
+            self.ends_message = ends_message;
+            self.payload_left = length;
+            if length == 0 {
+                done += u64::from(ends_message);
+            }
+        }
+    }
+}
+
+/// The frame header at the start of `bytes`, if it is all there: whether the frame ends a
+/// message (a final data frame or a control frame), its payload length, and the header's.
+fn header(bytes: &[u8]) -> Option<(bool, u64, usize)> {
+    let [first, second, ref rest @ ..] = *bytes else {
+        return None;
+    };
+    let length_bytes = match second & 0x7f {
+        126 => 2,
+        127 => 8,
+        _ => 0,
+    };
+    let header_len = 2 + length_bytes + if second & 0x80 != 0 { 4 } else { 0 };
+    if bytes.len() < header_len {
+        return None;
+    }
+    let length = match length_bytes {
+        0 => u64::from(second & 0x7f),
+        2 => u64::from(u16::from_be_bytes([rest[0], rest[1]])),
+        _ => u64::from_be_bytes(rest[..8].try_into().ok()?),
+    };
+    Some((first & 0x80 != 0 || first & 0x08 != 0, length, header_len))
 }
 
 impl<S> Elastic<S> {
@@ -47,7 +170,14 @@ impl<S> Elastic<S> {
             io,
             buf: BytesMut::from(&head[..]),
             bulk: false,
+            arrivals: Arc::default(),
+            scan: Scan::default(),
         }
+    }
+
+    /// The count of messages read from this stream, which starts when the session does.
+    pub(crate) fn arrivals(&self) -> Arc<Arrivals> {
+        self.arrivals.clone()
     }
 
     /// Hands over what is buffered; frees the buffer once it is empty, unless bulk reads go on.
@@ -86,9 +216,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for Elastic<S> {
             let before = out.filled().len();
             ready!(Pin::new(&mut this.io).poll_read(cx, out))?;
             this.bulk = asked > 0 && out.filled().len() - before == asked;
+            this.arrivals.note(&mut this.scan, &out.filled()[before..]);
             return Poll::Ready(Ok(()));
         }
         this.buf.reserve(BULK);
+        let before = this.buf.len();
         // `read_buf` reads into the spare capacity without initialising it; a future made for
         // one poll and dropped when pending reads nothing.
         let read = std::pin::pin!(this.io.read_buf(&mut this.buf));
@@ -104,6 +236,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Elastic<S> {
             // pieces, and going back to small reads there would cost a syscall per small read.
             Poll::Ready(read) => this.bulk = read? > 0,
         }
+        this.arrivals.note(&mut this.scan, &this.buf[before..]);
         this.hand_over(out);
         Poll::Ready(Ok(()))
     }
@@ -144,6 +277,83 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
+
+    /// A frame's bytes: `first` byte (FIN and opcode), then the length in its shortest form,
+    /// a mask when `masked`, and the payload.
+    fn frame(first: u8, payload_len: usize, masked: bool) -> Vec<u8> {
+        let mask_bit = if masked { 0x80 } else { 0 };
+        let mut bytes = vec![first];
+        match payload_len {
+            0..=125 => bytes.push(mask_bit | payload_len as u8),
+            126..=0xffff => {
+                bytes.push(mask_bit | 126);
+                bytes.extend((payload_len as u16).to_be_bytes());
+            }
+            _ => {
+                bytes.push(mask_bit | 127);
+                bytes.extend((payload_len as u64).to_be_bytes());
+            }
+        }
+        if masked {
+            bytes.extend([1, 2, 3, 4]);
+        }
+        bytes.extend(std::iter::repeat_n(0x5a, payload_len));
+        bytes
+    }
+
+    #[test]
+    fn scan_counts_messages_of_every_length_form_masked_or_not_however_the_reads_split() {
+        let mut stream = Vec::new();
+        stream.extend(frame(0x81, 0, true)); // empty text: 1
+        stream.extend(frame(0x82, 125, false)); // 2
+        stream.extend(frame(0x81, 126, true)); // 16-bit length: 3
+        stream.extend(frame(0x82, 70_000, true)); // 64-bit length: 4
+        stream.extend(frame(0x01, 10, true)); // first fragment: no message yet
+        stream.extend(frame(0x89, 4, true)); // a ping between fragments: 5
+        stream.extend(frame(0x00, 0, true)); // empty continuation: none yet
+        stream.extend(frame(0x80, 7, true)); // final fragment: 6
+        stream.extend(frame(0x88, 2, false)); // close: 7
+        let partial = frame(0x81, 300, true);
+        stream.extend(&partial[..partial.len() - 1]); // one byte short
+        for chunk in [1, 2, 3, 7, 64, 4096, stream.len()] {
+            let mut scan = Scan::default();
+            let counted: u64 = stream.chunks(chunk).map(|c| scan.feed(c)).sum();
+            assert_eq!(counted, 7, "reads of {chunk} bytes");
+            assert_eq!(scan.feed(&partial[partial.len() - 1..]), 1, "the last byte");
+        }
+    }
+
+    #[tokio::test]
+    async fn arrivals_are_counted_from_the_start_and_in_bulk_reads_too() {
+        let (mut tx, rx) = tokio::io::duplex(1 << 20);
+        tx.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let mut elastic = Elastic::new(rx);
+        let arrivals = elastic.arrivals();
+        let mut chunk = [0; 4096];
+        let n = elastic.read(&mut chunk).await.unwrap();
+        assert_eq!(n, 18);
+        arrivals.start();
+        // Small frames, read straight into the caller's buffer.
+        tx.write_all(&[frame(0x81, 5, true), frame(0x89, 0, true)].concat())
+            .await
+            .unwrap();
+        assert_eq!(elastic.read(&mut chunk).await.unwrap(), 17);
+        assert_eq!(
+            arrivals.count(),
+            2,
+            "the handshake counted, or frames missed"
+        );
+        // A bulk transfer: 40 frames of 4 KiB, read into the stream's own buffer.
+        let bulk: Vec<u8> = (0..40).flat_map(|_| frame(0x82, 4096, true)).collect();
+        tx.write_all(&bulk).await.unwrap();
+        let (mut read, mut bulk_seen) = (0, false);
+        while read < bulk.len() {
+            read += elastic.read(&mut chunk).await.unwrap();
+            bulk_seen |= elastic.bulk;
+        }
+        assert!(bulk_seen, "160 KiB never switched to bulk reads");
+        assert_eq!(arrivals.count(), 42);
+    }
 
     #[tokio::test]
     async fn small_reads_go_straight_through_and_bulk_reads_are_handed_over_in_order() {

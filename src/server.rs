@@ -223,6 +223,7 @@ impl<C: Converter> Server<C> {
                 Ok(response)
             };
         let io = upgrade::screen(io).await?;
+        let arrivals = io.arrivals();
         let ws = tokio_tungstenite::accept_hdr_async_with_config(
             io,
             callback,
@@ -236,6 +237,7 @@ impl<C: Converter> Server<C> {
         let handshake = Handshake { path, subprotocol };
         Ok(Session::start(
             Box::new(ws),
+            Some(arrivals),
             config.settings.clone(),
             handshake,
             converter,

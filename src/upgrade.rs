@@ -176,6 +176,20 @@ mod tests {
     }
 
     #[test]
+    fn a_head_is_parsed_once_a_later_read_ends_it_and_not_before() {
+        // Ended by a blank line, CRLF or bare LF, in a read after the first.
+        assert_eq!(screen_head(UPGRADE.as_bytes(), 40), Screened::Complete);
+        let bare = UPGRADE.replace("\r\n", "\n");
+        assert_eq!(screen_head(bare.as_bytes(), 40), Screened::Complete);
+        // Until then it is not parsed again: too many header fields are told only at the end.
+        let many: String = (0..200).map(|i| format!("X-{i}: a\r\n")).collect();
+        let crowded = format!("GET /chat HTTP/1.1\r\n{many}");
+        assert_eq!(screen_head(crowded.as_bytes(), 20), Screened::Incomplete);
+        let ended = format!("{crowded}\r\n");
+        assert_eq!(status(screen_head(ended.as_bytes(), 20)), Some(431));
+    }
+
+    #[test]
     fn the_request_line_limit_is_8_kib() {
         let line = |len: usize| format!("GET /{} HTTP/1.1", "a".repeat(len - 14)).into_bytes();
         assert_eq!(line(MAX_REQUEST_LINE).len(), MAX_REQUEST_LINE);

@@ -58,29 +58,35 @@ pub fn config<C: Codec>(ping: bool) -> Config<C::Conv> {
 pub async fn handwritten_server<C: Codec, T: Payload>() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
-            };
+    tokio::spawn(handwritten_echo::<C, T>(listener, true));
+    addr
+}
+
+/// The loop of tokio-tungstenite's README, with serde: every connection accepted, with
+/// `TCP_NODELAY` set or the socket as accepted, echoes what it decodes.
+pub async fn handwritten_echo<C: Codec, T: Payload>(listener: TcpListener, nodelay: bool) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        if nodelay {
             tcp.set_nodelay(true).expect("nodelay");
-            tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
-                    return;
-                };
-                while let Some(Ok(message)) = ws.next().await {
-                    if let Some(value) = C::from_message::<T>(&message) {
-                        if ws.send(C::to_message(&value)).await.is_err() {
-                            break;
-                        }
-                    } else if message.is_close() {
+        }
+        tokio::spawn(async move {
+            let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                return;
+            };
+            while let Some(Ok(message)) = ws.next().await {
+                if let Some(value) = C::from_message::<T>(&message) {
+                    if ws.send(C::to_message(&value)).await.is_err() {
                         break;
                     }
+                } else if message.is_close() {
+                    break;
                 }
-            });
-        }
-    });
-    addr
+            }
+        });
+    }
 }
 
 /// The same echo server with typed-ws.

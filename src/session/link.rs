@@ -15,6 +15,16 @@
 //! [`MAX_UNSENT_PONGS`], reads nothing more from that peer until they are written: its
 //! further pings wait in the kernel, which bounds them, and the send deadline ends the session
 //! if the peer never reads.
+//!
+//! Writes are coalesced when the peer pipelines. A send that finds more input already
+//! waiting (messages the stream has counted as arrived, see [`Arrivals`], that the receiver
+//! has not taken yet) leaves its frame in tungstenite's write buffer instead of flushing it:
+//! the replies to a burst of requests then go out in one write. What a send leaves is flushed
+//! at the latest when the next receive would wait, when tungstenite's write buffer passes its
+//! 128 KiB, or by the watchdog [`FLUSH_DELAY`] after the send; a send that finds nothing
+//! waiting flushes at once, so one request in flight is answered as fast as before, and a
+//! task that only sends is never held back. The input is never read ahead to find out: a
+//! close read early would make tungstenite answer it and refuse the replies still owed.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -36,6 +46,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use crate::config::Settings;
 use crate::error::{Chain, Error};
 use crate::frame::{CloseCode, CloseReason, Frame};
+use crate::read_buffer::Arrivals;
 use crate::trace::{self, Span};
 
 /// A tungstenite WebSocket stream of any transport (TCP, TLS, in-memory), type-erased so that
@@ -74,6 +85,10 @@ pub(crate) const MAX_PENDING_FRAMES: usize = 1024;
 /// nothing is lost by not reading more pings meanwhile.
 pub(crate) const MAX_UNSENT_PONGS: usize = 32;
 
+/// How long a send's flush may be put off while more input waits, when the receiver does not
+/// come back for it.
+pub(crate) const FLUSH_DELAY: Duration = Duration::from_millis(1);
+
 /// What the opening handshake settled for one session.
 #[derive(Debug, Default)]
 pub(crate) struct Handshake {
@@ -92,6 +107,8 @@ pub(crate) struct Link {
     pub(crate) watchdog: Arc<Notify>,
     /// The session's span, which its events and its watchdog are recorded in.
     pub(crate) span: Span,
+    /// Wakes the watchdog when a put-off flush can go on, after the socket was full.
+    watchdog_waker: Waker,
 }
 
 struct State {
@@ -109,6 +126,15 @@ struct State {
     blocked_since: Option<Instant>,
     /// Pongs tungstenite queued since the last complete flush.
     unsent_pongs: usize,
+    /// Messages the stream has read from the socket; `None` where writes are not coalesced
+    /// (a stream typed-ws did not set up, TLS on the client, or no watchdog to flush).
+    arrivals: Option<Arc<Arrivals>>,
+    /// Messages tungstenite has handed out.
+    taken: u64,
+    /// Since when a send has left its frame unflushed (see the module docs).
+    owed_since: Option<Instant>,
+    /// The watchdog knows that a flush is owed and will see to it.
+    backstop_armed: bool,
     end: Option<End>,
 }
 
@@ -138,8 +164,15 @@ impl Link {
         ws: Box<dyn Transport>,
         settings: Arc<Settings>,
         handshake: Handshake,
+        arrivals: Option<Arc<Arrivals>>,
         span: Span,
     ) -> Arc<Link> {
+        // A flush put off needs the watchdog as its backstop.
+        let arrivals = arrivals.filter(|_| settings.needs_watchdog());
+        if let Some(arrivals) = &arrivals {
+            arrivals.start();
+        }
+        let watchdog = Arc::new(Notify::new());
         Arc::new(Link {
             state: Mutex::new(State {
                 ws,
@@ -150,12 +183,17 @@ impl Link {
                 last_seen: Instant::now(),
                 blocked_since: None,
                 unsent_pongs: 0,
+                arrivals,
+                taken: 0,
+                owed_since: None,
+                backstop_armed: false,
                 end: None,
             }),
             close_reason: OnceLock::new(),
             settings,
             handshake,
-            watchdog: Arc::new(Notify::new()),
+            watchdog_waker: Waker::from(Arc::new(NotifyWaker(watchdog.clone()))),
+            watchdog,
             span,
         })
     }
@@ -205,10 +243,18 @@ impl Link {
 
     pub(crate) fn poll_receive(&self, cx: &mut Context<'_>) -> Poll<Result<Frame, Error>> {
         let mut st = self.lock();
+        // Every message counts against the task's tokio budget, as a socket read does: with a
+        // pipelining peer, messages come from buffers for thousands of receives in a row, and
+        // the task would run on, and hold its replies, while other sessions wait.
+        let Poll::Ready(coop) = tokio::task::coop::poll_proceed(cx) else {
+            self.flush_before_waiting(&mut st, cx);
+            return Poll::Pending;
+        };
         if let Some(item) = st.pending.pop_front() {
             if let Ok(frame) = &item {
                 st.pending_bytes -= frame.payload().len();
             }
+            coop.made_progress();
             return Poll::Ready(item);
         }
         if let Some(end) = st.end {
@@ -226,8 +272,26 @@ impl Link {
             // A failed flush leaves the connection broken, which the read reports.
             let _flushed = ready!(self.track_write(&mut st, flushed, true));
         }
-        let item = ready!(Pin::new(&mut *st.ws).poll_next(cx));
+        let Poll::Ready(item) = Pin::new(&mut *st.ws).poll_next(cx) else {
+            self.flush_before_waiting(&mut st, cx);
+            return Poll::Pending;
+        };
+        coop.made_progress();
         Poll::Ready(self.on_read(&mut st, item))
+    }
+
+    /// The receiver is about to wait: the replies it put off go out now. Should the socket be
+    /// full, the receiver is woken to try again, as is the sender, whose waker
+    /// tokio-tungstenite would otherwise forget.
+    fn flush_before_waiting(&self, st: &mut State, cx: &mut Context<'_>) {
+        if st.owed_since.is_some() {
+            let waker = Waker::from(Arc::new(WakeBoth(
+                cx.waker().clone(),
+                st.send_waker.clone(),
+            )));
+            let flushed = Pin::new(&mut *st.ws).poll_flush(&mut Context::from_waker(&waker));
+            let _flushed = self.track_write(st, flushed, true);
+        }
     }
 
     /// Turns what the stream yielded into a frame or an error, keeping the session state.
@@ -238,6 +302,7 @@ impl Link {
     ) -> Result<Frame, Error> {
         match item {
             Some(Ok(message)) => {
+                st.taken += 1;
                 if self.settings.timeout.is_some() {
                     st.last_seen = Instant::now();
                 }
@@ -377,8 +442,12 @@ impl Link {
             let Some(frame) = frame.take() else {
                 unreachable!("checked above")
             };
+            let data = matches!(frame, Frame::Text(_) | Frame::Binary(_));
             if let Err(e) = self.queue(&mut st, frame) {
                 return Poll::Ready(Err(e));
+            }
+            if flush && data && self.put_off_flush(&mut st) {
+                return Poll::Ready(Ok(()));
             }
         }
         if !flush {
@@ -462,6 +531,52 @@ impl Link {
             .map_err(|e| self.send_failed(e))
     }
 
+    /// Leaves the frame just queued unflushed when more input waits for the receiver, whose
+    /// next receive, or the watchdog, will flush it (see the module docs). Returns whether it
+    /// did.
+    fn put_off_flush(&self, st: &mut State) -> bool {
+        let Some(arrivals) = &st.arrivals else {
+            return false;
+        };
+        if st.pending.is_empty() && arrivals.count() <= st.taken {
+            return false;
+        }
+        if st.owed_since.is_none() {
+            st.owed_since = Some(Instant::now());
+            if !st.backstop_armed {
+                st.backstop_armed = true;
+                self.watchdog.notify_one();
+            }
+        }
+        true
+    }
+
+    /// The watchdog's backstop for flushes put off: flushes what has been owed for
+    /// [`FLUSH_DELAY`], or what a full socket held back, and returns when to look again;
+    /// `None` when nothing is owed, or when the socket is full and will wake the watchdog once
+    /// it takes more.
+    pub(crate) fn flush_owed(&self) -> Option<Instant> {
+        let mut st = self.lock();
+        let Some(since) = st.owed_since else {
+            st.backstop_armed = false;
+            return None;
+        };
+        let due = since + FLUSH_DELAY;
+        if Instant::now() < due {
+            return Some(due);
+        }
+        let waker = Waker::from(Arc::new(WakeBoth(
+            self.watchdog_waker.clone(),
+            st.send_waker.clone(),
+        )));
+        let flushed = Pin::new(&mut *st.ws).poll_flush(&mut Context::from_waker(&waker));
+        let _flushed = self.track_write(&mut st, flushed, true);
+        if st.owed_since.is_none() {
+            st.backstop_armed = false;
+        }
+        None
+    }
+
     fn queue_fragments(
         &self,
         st: &mut State,
@@ -540,6 +655,7 @@ impl Link {
                 st.blocked_since = None;
                 if flushed {
                     st.unsent_pongs = 0;
+                    st.owed_since = None;
                 }
             }
         }
@@ -769,6 +885,19 @@ fn check_close(reason: CloseReason) -> Result<CloseReason, Error> {
         )));
     }
     Ok(reason.truncated())
+}
+
+/// Wakes the watchdog.
+struct NotifyWaker(Arc<Notify>);
+
+impl Wake for NotifyWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.notify_one();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.notify_one();
+    }
 }
 
 /// A waker for the receiver and the sending half at once.

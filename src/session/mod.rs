@@ -18,6 +18,7 @@ use crate::config::{Config, Settings};
 use crate::converter::{Converter, NoConverter};
 use crate::error::Error;
 use crate::frame::{CloseCode, CloseReason, Frame, Utf8Bytes};
+use crate::read_buffer::Arrivals;
 use crate::trace;
 
 pub(crate) mod link;
@@ -95,6 +96,7 @@ impl<C: Clone> Session<C> {
     /// session and its watchdog come to life.
     pub(crate) fn start(
         ws: Box<dyn Transport>,
+        arrivals: Option<Arc<Arrivals>>,
         settings: Arc<Settings>,
         handshake: Handshake,
         converter: C,
@@ -102,7 +104,7 @@ impl<C: Clone> Session<C> {
         let watchdog = settings.needs_watchdog();
         let span = trace::session(handshake.path.as_deref(), handshake.subprotocol.as_deref());
         trace::event!(debug, &span, "session started");
-        let link = Link::new(ws, settings, handshake, span);
+        let link = Link::new(ws, settings, handshake, arrivals, span);
         if watchdog {
             let run = watchdog::run(Arc::downgrade(&link), link.watchdog.clone());
             tokio::spawn(trace::instrument(run, link.span.clone()));
@@ -131,8 +133,10 @@ impl<C: Clone> Session<C> {
     {
         let mut settings = Settings::clone(&config.settings);
         settings.max_message_size = ws.get_config().max_message_size.unwrap_or(usize::MAX);
+        // Its reads are not typed-ws's to count, so its writes are not coalesced.
         Session::start(
             Box::new(ws),
+            None,
             Arc::new(settings),
             Handshake::default(),
             config.converter.clone(),
@@ -144,6 +148,14 @@ impl<C> Session<C> {
     /// Sends a frame and flushes it. Data frames longer than the configured fragment size go
     /// out as several frames. Sending a close frame starts the closing handshake; prefer
     /// [`Session::close`], which also waits for the peer's answer.
+    ///
+    /// When the peer pipelines, the flush of a data frame is put off while more of its
+    /// messages wait to be received, so that the replies to a burst go out in one write: they
+    /// are written when the next receive would wait, when the write buffer passes 128 KiB, or
+    /// within a millisecond by the keep-alive task. With nothing waiting, the frame is written
+    /// before `send` returns. Only sessions whose connection typed-ws set up (not
+    /// [`Session::from_stream`], nor a `wss://` client) with a keep-alive task (any of ping
+    /// interval, timeout or send timeout on) put flushes off.
     pub async fn send(&mut self, frame: Frame) -> Result<(), Error> {
         self.tx.send(frame).await
     }

@@ -1,6 +1,7 @@
 //! The watchdog task: pings at the configured interval, and ends a session whose peer has
 //! been silent for the timeout or has not read what we write for the send timeout, whether
-//! or not anybody is sending or receiving.
+//! or not anybody is sending or receiving. It also flushes what a send left unflushed when
+//! nobody else does (see [`super::link`]).
 
 use std::sync::{Arc, Weak};
 
@@ -22,15 +23,15 @@ pub(crate) async fn run(link: Weak<Link>, wake: Arc<Notify>) {
     let mut next_ping = ping.map(|interval| start + interval);
     let mut timeout_at = timeout.map(|after| start + after);
     loop {
-        let send_deadline = match link.upgrade() {
-            Some(link) if !link.has_ended() => link.send_deadline(),
+        let (flush_at, send_deadline) = match link.upgrade() {
+            Some(link) if !link.has_ended() => (link.flush_owed(), link.send_deadline()),
             _ => return,
         };
-        let wake_at = [next_ping, timeout_at, send_deadline]
+        let tick_at = [next_ping, timeout_at, send_deadline]
             .into_iter()
             .flatten()
             .min();
-        match wake_at {
+        match tick_at.into_iter().chain(flush_at).min() {
             Some(at) => {
                 tokio::select! {
                     () = sleep_until(at) => {}
@@ -41,6 +42,10 @@ pub(crate) async fn run(link: Weak<Link>, wake: Arc<Notify>) {
                 wake.notified().await;
                 continue;
             }
+        }
+        // Woken for a flush put off (done at the top of the loop), not for a tick.
+        if tick_at.is_none_or(|at| Instant::now() < at) {
+            continue;
         }
         let Some(link) = link.upgrade() else { return };
         // Read what arrived while nobody was receiving, so that pongs count as signs of life.
