@@ -10,9 +10,9 @@ mod common;
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use common::raw::{BINARY, CLOSE, RawPeer, TEXT, encode_frame, listen};
@@ -304,4 +304,140 @@ async fn a_session_working_through_a_long_burst_lets_other_sessions_in() {
     );
     expect_texts(&mut long_peer, BURST).await;
     assert_eq!(long_replies.load(Ordering::SeqCst), BURST);
+}
+
+/// A TCP stream whose writes can be held back, as a full socket holds them: while closed, a
+/// write waits and keeps the waker of the last one who tried, as a socket does.
+struct Gated {
+    tcp: TcpStream,
+    gate: Arc<Gate>,
+}
+
+#[derive(Default)]
+struct Gate {
+    closed: AtomicBool,
+    /// Writes that found the gate closed.
+    held: AtomicUsize,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Gate {
+    fn open(&self) {
+        self.closed.store(false, Ordering::SeqCst);
+        if let Some(waker) = self.waker.lock().unwrap().take() {
+            waker.wake();
+        }
+    }
+}
+
+impl AsyncRead for Gated {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Gated {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.gate.closed.load(Ordering::SeqCst) {
+            *this.gate.waker.lock().unwrap() = Some(cx.waker().clone());
+            this.gate.held.fetch_add(1, Ordering::SeqCst);
+            return Poll::Pending;
+        }
+        Pin::new(&mut this.tcp).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
+}
+
+/// Waits, a millisecond at a time, until `done` holds.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    within(what, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn replies_held_by_a_full_socket_go_out_when_it_drains_though_the_receiver_has_stopped() {
+    let (listener, addr) = listen().await;
+    let client = tokio::spawn(async move { RawPeer::connect(addr, "/").await });
+    let (tcp, _) = within("accept", listener.accept()).await.expect("accept");
+    let gate = Arc::new(Gate::default());
+    let io = Gated {
+        tcp,
+        gate: gate.clone(),
+    };
+    let mut session = within("handshake", Server::new(Config::new()).accept(io))
+        .await
+        .expect("handshake");
+    let mut peer = within("client handshake", client).await.expect("client");
+    gate.closed.store(true, Ordering::SeqCst);
+    let (stopped_tx, stopped) = tokio::sync::oneshot::channel();
+    let server = tokio::spawn(async move {
+        // Echo texts; take binary frames silently; stop receiving at "stop".
+        loop {
+            match session.receive().await {
+                Ok(Frame::Text(text)) if text == "stop" => break,
+                Ok(Frame::Text(text)) => session.send(Frame::Text(text)).await.expect("echo"),
+                Ok(_) => {}
+                Err(e) => panic!("session failed: {e}"),
+            }
+        }
+        let _ = stopped_tx.send(());
+        // Held, not receiving, until the test ends.
+        std::future::pending::<()>().await;
+    });
+    // Two replies are put off while the binary frame waits; the receive after it finds the
+    // socket full (the gate), and so does the watchdog's flush a millisecond later.
+    let mut requests = burst(2);
+    requests.extend(encode_frame(true, BINARY, b"x", true));
+    within("burst", peer.write_raw(&requests))
+        .await
+        .expect("write");
+    until("the watchdog's flush to be held too", || {
+        gate.held.load(Ordering::SeqCst) >= 2
+    })
+    .await;
+    // The receiver is woken by more input and tries again, then stops receiving. (Which of
+    // it and the watchdog the socket wakes when it drains depends on the order they ran in:
+    // tokio-tungstenite wakes the last writer on reads too; either must lead to the flush.)
+    let held = gate.held.load(Ordering::SeqCst);
+    let y = encode_frame(true, BINARY, b"y", true);
+    within("y", peer.write_raw(&y)).await.expect("write");
+    until("the receiver's flush to be held", || {
+        gate.held.load(Ordering::SeqCst) > held
+    })
+    .await;
+    let stop = encode_frame(true, TEXT, b"stop", true);
+    within("stop", peer.write_raw(&stop)).await.expect("write");
+    within("the receiver to stop", stopped)
+        .await
+        .expect("stopped");
+    // The socket drains: the replies go out, within the flush delay, not at the next ping.
+    gate.open();
+    let started = tokio::time::Instant::now();
+    expect_texts(&mut peer, 2).await;
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_millis(250),
+        "the replies took {waited:?} once the socket drained"
+    );
+    server.abort();
 }

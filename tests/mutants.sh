@@ -101,6 +101,23 @@ break_and_test src/config.rs \
     'self.ping_interval.is_some() && self.timeout.is_some()' \
     keepalive pings_alone_are_sent
 
+# Write coalescing (issue 13): a send that never puts its flush off, a receive that does not
+# flush what was put off before it waits, received messages that do not count against
+# tokio's task budget, and a stream that never counts arriving messages.
+break_and_test src/session/link.rs \
+    'if st.pending.is_empty() && arrivals.count() <= st.taken {' 'if true {' \
+    coalescing replies_to_a_pipelined_burst_go_out_together_complete_and_in_order
+break_and_test src/session/link.rs \
+    'if st.owed_since.is_some() {' 'if false {' \
+    coalescing the_receive_that_would_wait_flushes_the_replies_put_off_in_one_write
+break_and_test src/session/link.rs \
+    'coop.made_progress();
+        Poll::Ready(self.on_read(&mut st, item))' 'Poll::Ready(self.on_read(&mut st, item))' \
+    coalescing a_session_working_through_a_long_burst_lets_other_sessions_in
+break_and_test src/read_buffer.rs \
+    'self.counting.store(true, Ordering::Relaxed);' '' \
+    coalescing replies_to_a_pipelined_burst_go_out_together_complete_and_in_order
+
 if [ "$survived" -ne 0 ]; then
     echo "$survived mutant(s) survived"
     exit 1

@@ -264,10 +264,7 @@ impl Link {
         if st.unsent_pongs >= MAX_UNSENT_PONGS {
             // Wait until the pongs are written; tokio-tungstenite keeps one write waker, so it
             // must wake the sending half as well as this receiver.
-            let waker = Waker::from(Arc::new(WakeBoth(
-                cx.waker().clone(),
-                st.send_waker.clone(),
-            )));
+            let waker = wake_all([Some(cx.waker()), st.send_waker.as_ref()]);
             let flushed = Pin::new(&mut *st.ws).poll_flush(&mut Context::from_waker(&waker));
             // A failed flush leaves the connection broken, which the read reports.
             let _flushed = ready!(self.track_write(&mut st, flushed, true));
@@ -281,14 +278,16 @@ impl Link {
     }
 
     /// The receiver is about to wait: the replies it put off go out now. Should the socket be
-    /// full, the receiver is woken to try again, as is the sender, whose waker
-    /// tokio-tungstenite would otherwise forget.
+    /// full, the receiver is woken to try again, as are the sender, whose waker
+    /// tokio-tungstenite would otherwise forget, and the watchdog, which sees to the flush if
+    /// the receiver has stopped receiving by then.
     fn flush_before_waiting(&self, st: &mut State, cx: &mut Context<'_>) {
         if st.owed_since.is_some() {
-            let waker = Waker::from(Arc::new(WakeBoth(
-                cx.waker().clone(),
-                st.send_waker.clone(),
-            )));
+            let waker = wake_all([
+                Some(cx.waker()),
+                st.send_waker.as_ref(),
+                Some(&self.watchdog_waker),
+            ]);
             let flushed = Pin::new(&mut *st.ws).poll_flush(&mut Context::from_waker(&waker));
             let _flushed = self.track_write(st, flushed, true);
         }
@@ -565,10 +564,7 @@ impl Link {
         if Instant::now() < due {
             return Some(due);
         }
-        let waker = Waker::from(Arc::new(WakeBoth(
-            self.watchdog_waker.clone(),
-            st.send_waker.clone(),
-        )));
+        let waker = wake_all([Some(&self.watchdog_waker), st.send_waker.as_ref()]);
         let flushed = Pin::new(&mut *st.ws).poll_flush(&mut Context::from_waker(&waker));
         let _flushed = self.track_write(&mut st, flushed, true);
         if st.owed_since.is_none() {
@@ -900,18 +896,21 @@ impl Wake for NotifyWaker {
     }
 }
 
-/// A waker for the receiver and the sending half at once.
-struct WakeBoth(Waker, Option<Waker>);
+/// One waker for several tasks, for the one write waker that tokio-tungstenite keeps.
+fn wake_all<const N: usize>(wakers: [Option<&Waker>; N]) -> Waker {
+    Waker::from(Arc::new(WakeAll(wakers.map(|waker| waker.cloned()))))
+}
 
-impl Wake for WakeBoth {
+struct WakeAll<const N: usize>([Option<Waker>; N]);
+
+impl<const N: usize> Wake for WakeAll<N> {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.0.wake_by_ref();
-        if let Some(sender) = &self.1 {
-            sender.wake_by_ref();
+        for waker in self.0.iter().flatten() {
+            waker.wake_by_ref();
         }
     }
 }
