@@ -226,6 +226,49 @@ async fn a_flush_put_off_is_done_by_the_watchdog_when_the_receiver_does_not_come
     drop(session);
 }
 
+/// Lets every other task on this (current-thread) runtime run, the watchdog among them.
+async fn let_others_run() {
+    for _ in 0..16 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn the_watchdog_flushes_a_reply_put_off_at_the_flush_delay_and_not_before() {
+    let (mut session, mut peer, written) = connected().await;
+    within("burst", peer.write_raw(&burst(2)))
+        .await
+        .expect("write burst");
+    let first = within("m0", session.receive()).await.expect("m0");
+    // From here the clock moves only when told to, so the delay is measured exactly however
+    // loaded the machine is; nothing below waits on the network.
+    tokio::time::pause();
+    within("send", session.send(first)).await.expect("reply");
+    let_others_run().await;
+    assert_eq!(
+        written.bytes(),
+        0,
+        "the watchdog flushed the reply put off at once"
+    );
+    tokio::time::advance(Duration::from_micros(999)).await;
+    let_others_run().await;
+    assert_eq!(
+        written.bytes(),
+        0,
+        "the watchdog flushed the reply put off before the flush delay"
+    );
+    // tokio's timers fire on whole milliseconds: the flush comes at the first one past the delay.
+    tokio::time::advance(Duration::from_micros(1001)).await;
+    let_others_run().await;
+    assert!(
+        written.bytes() > 0,
+        "the reply put off was not flushed 2 ms after its send (flush delay 1 ms, timer ticks 1 ms)"
+    );
+    tokio::time::resume();
+    let echo = within("the reply put off", peer.expect_frame()).await;
+    assert_eq!(echo.payload, b"m0");
+}
+
 #[tokio::test]
 async fn a_close_in_a_pipelined_burst_still_lets_the_owed_replies_out() {
     let (mut session, mut peer, _written) = connected().await;

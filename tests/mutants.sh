@@ -117,6 +117,13 @@ break_and_test src/session/link.rs \
 break_and_test src/read_buffer.rs \
     'self.counting.store(true, Ordering::Relaxed);' '' \
     coalescing replies_to_a_pipelined_burst_go_out_together_complete_and_in_order
+# The watchdog's flush delay, shortened to nothing (cargo mutants: both survived).
+break_and_test src/session/link.rs \
+    'let due = since + FLUSH_DELAY;' 'let due = since - FLUSH_DELAY;' \
+    coalescing the_watchdog_flushes_a_reply_put_off_at_the_flush_delay_and_not_before
+break_and_test src/session/link.rs \
+    'if Instant::now() < due {' 'if Instant::now() == due {' \
+    coalescing the_watchdog_flushes_a_reply_put_off_at_the_flush_delay_and_not_before
 
 if [ "$survived" -ne 0 ]; then
     echo "$survived mutant(s) survived"

@@ -21,7 +21,8 @@
 //! has not taken yet) leaves its frame in tungstenite's write buffer instead of flushing it:
 //! the replies to a burst of requests then go out in one write. What a send leaves is flushed
 //! at the latest when the next receive would wait, when tungstenite's write buffer passes its
-//! 128 KiB, or by the watchdog [`FLUSH_DELAY`] after the send; a send that finds nothing
+//! 128 KiB, or by the watchdog [`FLUSH_DELAY`] after the send (rounded up to tokio's next
+//! millisecond tick); a send that finds nothing
 //! waiting flushes at once, so one request in flight is answered as fast as before, and a
 //! task that only sends is never held back. The input is never read ahead to find out: a
 //! close read early would make tungstenite answer it and refuse the replies still owed.

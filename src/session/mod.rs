@@ -152,7 +152,8 @@ impl<C> Session<C> {
     /// When the peer pipelines, the flush of a data frame is put off while more of its
     /// messages wait to be received, so that the replies to a burst go out in one write: they
     /// are written when the next receive would wait, when the write buffer passes 128 KiB, or
-    /// within a millisecond by the keep-alive task. With nothing waiting, the frame is written
+    /// 1-2 ms after the send by the keep-alive task (a 1 ms delay on tokio's millisecond
+    /// timer). With nothing waiting, the frame is written
     /// before `send` returns. Only sessions whose connection typed-ws set up (not
     /// [`Session::from_stream`], nor a `wss://` client) with a keep-alive task (any of ping
     /// interval, timeout or send timeout on) put flushes off.
