@@ -242,6 +242,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for Elastic<S> {
     }
 }
 
+// Writes pass through unchanged; vectored writes are left to the default, since tungstenite
+// writes its buffer with plain writes.
 impl<S: AsyncWrite + Unpin> AsyncWrite for Elastic<S> {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -257,18 +259,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Elastic<S> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
     }
 }
 
@@ -416,5 +406,88 @@ mod tests {
             0,
             "the bulk buffer outlived the burst"
         );
+    }
+
+    /// One poll of `poll_read` into `buf`, which must complete.
+    fn read_once(elastic: &mut Elastic<tokio::io::DuplexStream>, buf: &mut ReadBuf<'_>) {
+        let waker = std::task::Waker::noop();
+        let polled = Pin::new(elastic).poll_read(&mut Context::from_waker(waker), buf);
+        assert!(matches!(polled, Poll::Ready(Ok(()))), "{polled:?}");
+    }
+
+    #[tokio::test]
+    async fn only_a_read_that_fills_what_the_caller_asked_for_starts_bulk_reads() {
+        let (mut tx, rx) = tokio::io::duplex(1 << 20);
+        tx.write_all(&[1; 300]).await.unwrap();
+        let mut elastic = Elastic::new(rx);
+        let mut chunk = [0; 4096];
+        // Nothing asked, nothing learned about a burst.
+        read_once(&mut elastic, &mut ReadBuf::new(&mut []));
+        assert!(!elastic.bulk, "an empty read started bulk reads");
+        // A short read: the socket had less than the caller's room.
+        let mut buf = ReadBuf::new(&mut chunk);
+        read_once(&mut elastic, &mut buf);
+        assert_eq!(buf.filled().len(), 300);
+        assert!(!elastic.bulk, "a short read started bulk reads");
+        // A full read into a buffer the caller had partly filled already.
+        tx.write_all(&[2; 90]).await.unwrap();
+        let mut buf = ReadBuf::new(&mut chunk[..100]);
+        buf.put_slice(&[0; 10]);
+        read_once(&mut elastic, &mut buf);
+        assert_eq!(buf.filled()[10..], [2; 90]);
+        assert!(
+            elastic.bulk,
+            "a read that filled the rest of the buffer is a burst"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_head_larger_than_a_read_is_handed_over_whole_leaving_headroom_in_large_reads() {
+        let (mut tx, rx) = tokio::io::duplex(1 << 20);
+        let head: Vec<u8> = (0..20_000u32).map(|i| (i % 253) as u8).collect();
+        tx.write_all(b"after").await.unwrap();
+        let mut elastic = Elastic::with_head(rx, head.clone());
+        let mut chunk = vec![0; 4 * HEADROOM];
+        let mut got = Vec::new();
+        // Up to twice the headroom, a read takes all it can; past that, it leaves the headroom.
+        for (room, expected) in [
+            (2 * HEADROOM, 2 * HEADROOM),
+            (2 * HEADROOM + 1, HEADROOM + 1),
+            (100, 100),
+        ] {
+            let mut buf = ReadBuf::new(&mut chunk[..room]);
+            read_once(&mut elastic, &mut buf);
+            assert_eq!(buf.filled().len(), expected, "a read with room for {room}");
+            got.extend_from_slice(buf.filled());
+        }
+        while got.len() < head.len() {
+            let mut buf = ReadBuf::new(&mut chunk[..1000]);
+            read_once(&mut elastic, &mut buf);
+            assert!(!buf.filled().is_empty(), "the stream ended inside the head");
+            got.extend_from_slice(buf.filled());
+        }
+        assert_eq!(got, head);
+        let mut buf = ReadBuf::new(&mut chunk);
+        read_once(&mut elastic, &mut buf);
+        assert_eq!(buf.filled(), b"after");
+    }
+
+    #[tokio::test]
+    async fn flush_and_shutdown_reach_the_stream_underneath() {
+        let (a, mut b) = tokio::io::duplex(1 << 10);
+        let mut elastic = Elastic::new(tokio::io::BufWriter::new(a));
+        elastic.write_all(b"frame").await.unwrap();
+        let mut got = [0; 16];
+        assert!(
+            futures_util::FutureExt::now_or_never(b.read(&mut got)).is_none(),
+            "the write went out before the flush"
+        );
+        elastic.flush().await.unwrap();
+        let n = futures_util::FutureExt::now_or_never(b.read(&mut got));
+        assert!(matches!(n, Some(Ok(5))), "the flush did not write: {n:?}");
+        assert_eq!(&got[..5], b"frame");
+        elastic.shutdown().await.unwrap();
+        let end = futures_util::FutureExt::now_or_never(b.read(&mut got));
+        assert!(matches!(end, Some(Ok(0))), "no end of stream: {end:?}");
     }
 }

@@ -263,3 +263,39 @@ async fn a_send_blocked_by_a_peer_that_never_reads_ends_at_the_configured_timeou
     drop(peer);
     fresh_client_echoes(addr).await;
 }
+
+/// The same flood through the session's `futures::Sink` (`SinkExt::feed`, which callers of
+/// `send_all` and `forward` get): it must wait for room like `send`, not fail once
+/// tungstenite's write buffer is full.
+#[tokio::test]
+async fn feeding_the_session_as_a_sink_to_a_peer_that_never_reads_waits_after_a_bounded_amount() {
+    use futures_util::SinkExt;
+
+    let (reports, mut report) = mpsc::unbounded_channel();
+    let addr = serve_routes(config(), move |mut session| {
+        let reports = reports.clone();
+        async move {
+            let message = Bytes::from(vec![0x5a; FLOOD_MESSAGE]);
+            let mut accepted = 0;
+            let outcome = loop {
+                if accepted >= FLOOD_BOUND {
+                    break Err(format!("{accepted} bytes accepted"));
+                }
+                let feed = SinkExt::feed(&mut session, Frame::Binary(message.clone()));
+                match tokio::time::timeout(SEND_WAIT, feed).await {
+                    Ok(Ok(())) => accepted += message.len(),
+                    Ok(Err(e)) => break Err(format!("feed failed: {e}")),
+                    Err(_) => break Ok(accepted),
+                }
+            };
+            let _ = reports.send(outcome);
+        }
+    })
+    .await;
+    let _peer = within("raw connect", RawPeer::connect(addr, "/flood")).await;
+    let accepted = within("the flood blocks", report.recv())
+        .await
+        .expect("report")
+        .expect("the feeds wait for room");
+    assert!(accepted < FLOOD_BOUND, "{accepted} bytes accepted");
+}

@@ -305,6 +305,34 @@ async fn idle_timeout_without_pings() {
     assert_eq!(close.close_code(), Some(1011));
 }
 
+/// A session received from one task, then waiting in another: the timeout must wake the
+/// task that waits now, not the one that received before.
+#[tokio::test]
+async fn the_timeout_wakes_a_receive_that_moved_to_another_task() {
+    let timeout = Duration::from_millis(300);
+    let (session, mut peer, _) = raw::client_to_raw(
+        Config::new().ping_interval(Duration::ZERO).timeout(timeout),
+        "/moved",
+    )
+    .await;
+    let first = tokio::spawn(async move {
+        let mut session = session;
+        let frame = session.receive().await;
+        (session, frame)
+    });
+    within("raw send", peer.write_frame(true, raw::TEXT, b"one"))
+        .await
+        .unwrap();
+    let (mut session, frame) = within("the first task's receive", first).await.unwrap();
+    assert_eq!(frame.unwrap(), Frame::text("one"));
+    let second = tokio::spawn(async move { session.receive().await });
+    let err = within("the second task's receive until idle", second)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+}
+
 #[tokio::test]
 async fn opening_handshake_is_bounded_by_the_handshake_timeout() {
     let timeout = Duration::from_millis(300);

@@ -10,9 +10,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 survived=0
 
-# break FILE FROM TO TEST NAME: FROM must occur exactly once in FILE.
+# break FILE FROM TO TEST NAME: FROM must occur exactly once in FILE. TEST `lib` names the
+# library's unit tests.
 break_and_test() {
     local file=$1 from=$2 to=$3 test=$4 name=$5
+    local target=(--test "$test")
+    if [ "$test" = lib ]; then
+        target=(--lib)
+    fi
     local backup
     backup="$(mktemp)"
     cp "$file" "$backup"
@@ -29,13 +34,13 @@ EOF
     echo "==> $file: $from  ->  $to"
     local log
     log="$(mktemp)"
-    if ! cargo test --quiet --all-features --test "$test" --no-run >"$log" 2>&1; then
+    if ! cargo test --quiet --all-features "${target[@]}" --no-run >"$log" 2>&1; then
         cat "$log"
         echo "the break does not build: fix the break, not the library"
         exit 1
     fi
     rm -f "$log"
-    if cargo test --quiet --all-features --test "$test" -- --exact "$name" >/dev/null 2>&1; then
+    if cargo test --quiet --all-features "${target[@]}" -- --exact "$name" >/dev/null 2>&1; then
         echo "SURVIVED: $test::$name passes with the break"
         survived=$((survived + 1))
     else
@@ -124,6 +129,31 @@ break_and_test src/session/link.rs \
 break_and_test src/session/link.rs \
     'if Instant::now() < due {' 'if Instant::now() == due {' \
     coalescing the_watchdog_flushes_a_reply_put_off_at_the_flush_delay_and_not_before
+# Survivors of the whole run over link.rs and read_buffer.rs: the session's `Sink::poll_ready`
+# that never waits for room, a waker slot that keeps the first task's waker, a head handed
+# over in pieces whose rest is dropped, a shutdown that never reaches the socket, a send
+# deadline that has always passed.
+break_and_test src/session/link.rs \
+    'let ready = Pin::new(&mut *st.ws).poll_ready(cx);
+        Poll::Ready(' 'let ready = Poll::Ready(Ok(()));
+        Poll::Ready(' \
+    hostile_slow_readers feeding_the_session_as_a_sink_to_a_peer_that_never_reads_waits_after_a_bounded_amount
+break_and_test src/session/link.rs \
+    'Some(known) if known.will_wake(waker) => {}' 'Some(_) => {}' \
+    keepalive the_timeout_wakes_a_receive_that_moved_to_another_task
+break_and_test src/read_buffer.rs \
+    'if self.buf.is_empty() && !self.bulk {' 'if self.buf.is_empty() || !self.bulk {' \
+    lib read_buffer::tests::a_head_larger_than_a_read_is_handed_over_whole_leaving_headroom_in_large_reads
+break_and_test src/read_buffer.rs \
+    'Pin::new(&mut self.get_mut().io).poll_shutdown(cx)' 'Poll::Ready(Ok(()))' \
+    lib read_buffer::tests::flush_and_shutdown_reach_the_stream_underneath
+break_and_test src/session/link.rs \
+    'Some(st.blocked_since? + self.settings.send_timeout?)' 'Some(st.blocked_since? - self.settings.send_timeout?)' \
+    hardening by_default_a_peer_that_does_not_read_is_dropped_at_the_send_deadline
+# A raw session's span would name no converter.
+break_and_test src/converter/mod.rs \
+    '"none"' '""' \
+    tracing a_raw_session_records_that_it_has_no_converter
 
 if [ "$survived" -ne 0 ]; then
     echo "$survived mutant(s) survived"

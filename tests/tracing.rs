@@ -393,3 +393,29 @@ fn a_session_dropped_without_a_close_frame_says_so() {
         assert_eq!(log.span_of(event).name, "session");
     }
 }
+
+#[test]
+fn a_raw_session_records_that_it_has_no_converter() {
+    let recorder = traced(|| async {
+        let addr = serve(Server::new(Config::new()), echo).await;
+        let url = format!("ws://{addr}/raw");
+        let mut session = within(
+            "connect",
+            Client::new(Config::new()).web_socket_session(url),
+        )
+        .await
+        .expect("handshake");
+        within(
+            "close",
+            session.close(CloseReason::new(CloseCode::Normal, "")),
+        )
+        .await
+        .expect("close");
+    });
+    let log = recorder.log();
+    let sessions: Vec<_> = log.spans.iter().filter(|s| s.name == "session").collect();
+    assert!(!sessions.is_empty());
+    for session in sessions {
+        assert_eq!(session.fields["converter"], "none");
+    }
+}

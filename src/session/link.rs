@@ -672,8 +672,11 @@ impl Link {
 
     /// When the send deadline expires, if writing is blocked now.
     pub(crate) fn send_deadline(&self) -> Option<Instant> {
-        let after = self.settings.send_timeout?;
-        Some(self.lock().blocked_since? + after)
+        self.send_deadline_of(&self.lock())
+    }
+
+    fn send_deadline_of(&self, st: &State) -> Option<Instant> {
+        Some(st.blocked_since? + self.settings.send_timeout?)
     }
 
     /// Ends the session when writing has been blocked for the send timeout; a write that has
@@ -684,11 +687,13 @@ impl Link {
         if st.end.is_some() {
             return true;
         }
-        let (Some(after), Some(since)) = (self.settings.send_timeout, st.blocked_since) else {
+        let (Some(after), Some(deadline)) =
+            (self.settings.send_timeout, self.send_deadline_of(&st))
+        else {
             return false;
         };
         self.flush_now(&mut st);
-        if st.blocked_since.is_none() || Instant::now() < since + after {
+        if st.blocked_since.is_none() || Instant::now() < deadline {
             return false;
         }
         let secs = after.as_secs_f64();
@@ -889,10 +894,6 @@ struct NotifyWaker(Arc<Notify>);
 
 impl Wake for NotifyWaker {
     fn wake(self: Arc<Self>) {
-        self.0.notify_one();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
         self.0.notify_one();
     }
 }
