@@ -154,6 +154,19 @@ break_and_test src/session/link.rs \
 break_and_test src/converter/mod.rs \
     '"none"' '""' \
     tracing a_raw_session_records_that_it_has_no_converter
+# Survivors of src/session/mod.rs: a Debug that prints nothing, a flush that writes nothing, a
+# feed that queues nothing.
+break_and_test src/session/mod.rs \
+    'f.debug_struct("Session")' 'return Ok(());
+        f.debug_struct("Session")' \
+    session_halves a_session_and_its_halves_show_their_state_in_debug_output
+break_and_test src/session/mod.rs \
+    '        self.tx.flush().await' '        Ok(())' \
+    session_halves fed_messages_go_out_with_flush_from_a_session_and_from_its_sending_half
+break_and_test src/session/mod.rs \
+    '        let frame = self.converter.serialize(value)?;
+        self.feed(frame).await' '        Ok(())' \
+    session_halves fed_messages_go_out_with_flush_from_a_session_and_from_its_sending_half
 
 if [ "$survived" -ne 0 ]; then
     echo "$survived mutant(s) survived"

@@ -121,3 +121,60 @@ async fn halves_are_a_stream_and_a_sink_of_frames() {
     assert_eq!(received, expected);
     within("echo task ends", echo_task).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_session_and_its_halves_show_their_state_in_debug_output() {
+    let (client, mut server) = pair(Config::new(), Config::new()).await;
+    assert_eq!(
+        format!("{client:?}"),
+        r#"Session { path: Some("/pair"), subprotocol: None, close_reason: None, .. }"#
+    );
+
+    let (mut tx, rx) = client.split();
+    assert_eq!(format!("{tx:?}"), "SendHalf { close_reason: None, .. }");
+    assert_eq!(format!("{rx:?}"), "RecvHalf { close_reason: None, .. }");
+    let reason = CloseReason::new(CloseCode::Normal, "bye");
+    let (closed, _) = within("close", async {
+        tokio::join!(tx.close(reason.clone()), server.receive())
+    })
+    .await;
+    closed.expect("close");
+    for shown in [format!("{tx:?}"), format!("{rx:?}")] {
+        assert!(
+            shown.contains(&format!("close_reason: Some({reason:?})")),
+            "{shown}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn fed_messages_go_out_with_flush_from_a_session_and_from_its_sending_half() {
+    let json = || Config::new().converter(JsonConverter);
+    let (mut client, mut server) = pair(json(), json()).await;
+    for id in 1..=3 {
+        within("feed", client.feed_serialized(&chat(id)))
+            .await
+            .expect("feed");
+    }
+    within("flush", client.flush()).await.expect("flush");
+    for id in 1..=3 {
+        let got: ChatMessage = within("the fed message", server.receive_deserialized())
+            .await
+            .expect("receive");
+        assert_eq!(got, chat(id));
+    }
+
+    let (mut tx, _rx) = client.split();
+    for id in 4..=5 {
+        within("feed", tx.feed_serialized(&chat(id)))
+            .await
+            .expect("feed");
+    }
+    within("flush", tx.flush()).await.expect("flush");
+    for id in 4..=5 {
+        let got: ChatMessage = within("the fed message", server.receive_deserialized())
+            .await
+            .expect("receive");
+        assert_eq!(got, chat(id));
+    }
+}
