@@ -422,6 +422,11 @@ async fn a_failed_session_is_reported_with_the_peer_and_a_short_reason() {
         Server::new(Config::new().converter(typed_ws::JsonConverter)).on_failure(move |failure| {
             let _ = tx.send(failure);
         });
+    assert_eq!(format!("{server:?}"), "Server { on_failure: true, .. }");
+    assert_eq!(
+        format!("{:?}", Server::new(Config::new())),
+        "Server { on_failure: false, .. }"
+    );
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
@@ -469,6 +474,11 @@ async fn a_failed_session_is_reported_with_the_peer_and_a_short_reason() {
     );
     let text = failure.to_string();
     assert!(text.len() < 400, "{} bytes: {text}", text.len());
+    assert!(
+        text.starts_with(&format!("{}: session failed: ", peer.local_addr()))
+            && text.contains("1007"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -167,6 +167,14 @@ break_and_test src/session/mod.rs \
     '        let frame = self.converter.serialize(value)?;
         self.feed(frame).await' '        Ok(())' \
     session_halves fed_messages_go_out_with_flush_from_a_session_and_from_its_sending_half
+# Survivors of src/server.rs: a server's Debug and a failure report's text that print nothing.
+break_and_test src/server.rs \
+    'f.debug_struct("Server")' 'return Ok(());
+        f.debug_struct("Server")' \
+    hardening a_failed_session_is_reported_with_the_peer_and_a_short_reason
+break_and_test src/server.rs \
+    'write!(f, "{}: {stage}: {}", self.peer, Chain(&self.error))' 'Ok(())' \
+    hardening a_failed_session_is_reported_with_the_peer_and_a_short_reason
 
 if [ "$survived" -ne 0 ]; then
     echo "$survived mutant(s) survived"
