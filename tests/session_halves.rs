@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::ops::RangeInclusive;
+
 use common::*;
 use futures_util::{SinkExt, StreamExt, stream};
 use typed_ws::*;
@@ -149,6 +151,16 @@ async fn a_session_and_its_halves_show_their_state_in_debug_output() {
 
 #[tokio::test]
 async fn fed_messages_go_out_with_flush_from_a_session_and_from_its_sending_half() {
+    /// Receives the chat messages numbered `ids`, in order.
+    async fn expect_chats(session: &mut Session<JsonConverter>, ids: RangeInclusive<u64>) {
+        for id in ids {
+            let got: ChatMessage = within("the fed message", session.receive_deserialized())
+                .await
+                .expect("receive");
+            assert_eq!(got, chat(id));
+        }
+    }
+
     let json = || Config::new().converter(JsonConverter);
     let (mut client, mut server) = pair(json(), json()).await;
     for id in 1..=3 {
@@ -157,12 +169,7 @@ async fn fed_messages_go_out_with_flush_from_a_session_and_from_its_sending_half
             .expect("feed");
     }
     within("flush", client.flush()).await.expect("flush");
-    for id in 1..=3 {
-        let got: ChatMessage = within("the fed message", server.receive_deserialized())
-            .await
-            .expect("receive");
-        assert_eq!(got, chat(id));
-    }
+    expect_chats(&mut server, 1..=3).await;
 
     let (mut tx, _rx) = client.split();
     for id in 4..=5 {
@@ -171,10 +178,5 @@ async fn fed_messages_go_out_with_flush_from_a_session_and_from_its_sending_half
             .expect("feed");
     }
     within("flush", tx.flush()).await.expect("flush");
-    for id in 4..=5 {
-        let got: ChatMessage = within("the fed message", server.receive_deserialized())
-            .await
-            .expect("receive");
-        assert_eq!(got, chat(id));
-    }
+    expect_chats(&mut server, 4..=5).await;
 }
