@@ -19,10 +19,11 @@ use tokio_tungstenite::tungstenite::http::header::{
     CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_PROTOCOL, UPGRADE,
 };
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, StatusCode, Uri};
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::Role;
 
-use crate::config::Config;
+use crate::config::{Config, Settings};
 use crate::converter::{Converter, NoConverter};
+use crate::deflate::{self, Inflating, PerMessageDeflate};
 use crate::error::{BoxError, Error};
 use crate::frame::{CloseCode, CloseReason};
 use crate::handshake::{self, Side};
@@ -227,25 +228,49 @@ impl<C: Converter> ClientRequest<C> {
                 .headers_mut()
                 .insert("sec-websocket-protocol", value);
         }
+        let compression = config.settings.compression;
+        if let Some(compression) = &compression {
+            let value = HeaderValue::from_str(&deflate::offer(compression))
+                .map_err(|e| invalid_header("Sec-WebSocket-Extensions", e))?;
+            request
+                .headers_mut()
+                .insert("sec-websocket-extensions", value);
+        }
         let path = request.uri().path().to_owned();
-        let websocket_config = config.settings.websocket_config();
+        let settings = config.settings.clone();
         #[cfg(feature = "tls")]
         let tls_client = config.settings.tls.client.clone();
-        let lenient = config.agreement().has_fallback();
+        let strict = if config.agreement().has_fallback() {
+            Strictness::Lenient
+        } else {
+            Strictness::Strict
+        };
+        let fail = move |e: WsError| match e {
+            WsError::Url(e) => invalid_url(e.into()),
+            WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(e)) => Error::Handshake {
+                status: None,
+                message: format!("subprotocol negotiation failed; offered: {offered}"),
+                source: Some(e.into()),
+            },
+            other => handshake::failed(other, Side::Client),
+        };
         let connect = async move {
-            let tcp = Elastic::new(connect_tcp(request.uri()).await?);
+            let tcp = Elastic::new(connect_tcp(request.uri()).await.map_err(&fail)?);
             // Under TLS the stream counts encrypted bytes, not frames.
             let arrivals = (request.uri().scheme_str() == Some("ws")).then(|| tcp.arrivals());
-            if lenient {
+            if strict == Strictness::Lenient || compression.is_some() {
                 #[cfg(feature = "tls")]
                 if request.uri().scheme_str() == Some("wss") {
-                    let tls = connect_tls(tcp, request.uri(), tls_client).await?;
-                    let opened = lenient_handshake(tls, request, websocket_config).await;
-                    return opened.map(|(ws, response)| (ws, response, None));
+                    let tls = connect_tls(tcp, request.uri(), tls_client).await;
+                    let opened = own_handshake(tls.map_err(&fail)?, request, &settings, strict);
+                    let (ws, response, agreed) = opened.await.map_err(&fail)??;
+                    return Ok((ws, response, None, agreed));
                 }
-                let opened = lenient_handshake(tcp, request, websocket_config).await;
-                return opened.map(|(ws, response)| (ws, response, arrivals));
+                let opened = own_handshake(tcp, request, &settings, strict).await;
+                let (ws, response, agreed) = opened.map_err(&fail)??;
+                return Ok((ws, response, arrivals, agreed));
             }
+            let websocket_config = settings.websocket_config();
             #[cfg(feature = "tls")]
             let opened = tokio_tungstenite::client_async_tls_with_config(
                 request,
@@ -258,24 +283,13 @@ impl<C: Converter> ClientRequest<C> {
             let opened =
                 tokio_tungstenite::client_async_with_config(request, tcp, Some(websocket_config))
                     .await;
-            opened.map(|(ws, response)| (Box::new(ws) as Box<dyn Transport>, response, arrivals))
+            let (ws, response) = opened.map_err(&fail)?;
+            Ok::<_, Error>((Box::new(ws) as Box<dyn Transport>, response, arrivals, None))
         };
         // tokio-tungstenite's connect future is large (20 KiB with TLS), and debug builds copy
         // it into every frame of the futures that await it; on the heap it is copied nowhere.
-        let (ws, response, arrivals) =
-            handshake::bounded(config.settings.handshake_timeout, Box::pin(connect))
-                .await?
-                .map_err(|e| match e {
-                    WsError::Url(e) => invalid_url(e.into()),
-                    WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(e)) => {
-                        Error::Handshake {
-                            status: None,
-                            message: format!("subprotocol negotiation failed; offered: {offered}"),
-                            source: Some(e.into()),
-                        }
-                    }
-                    other => handshake::failed(other, Side::Client),
-                })?;
+        let (ws, response, arrivals, compression) =
+            handshake::bounded(config.settings.handshake_timeout, Box::pin(connect)).await??;
         let subprotocol = handshake::subprotocol(response.headers());
         let converter = config
             .agreement()
@@ -284,6 +298,7 @@ impl<C: Converter> ClientRequest<C> {
         let handshake = Handshake {
             path: Some(path),
             subprotocol,
+            compression,
         };
         Ok(Session::start(
             ws,
@@ -315,19 +330,32 @@ impl<C: Converter> ClientRequest<C> {
     }
 }
 
-/// The largest response head [`lenient_handshake`] reads, as in tungstenite.
+/// The largest response head [`own_handshake`] reads, as in tungstenite.
 const MAX_RESPONSE_HEAD: usize = 64 << 10;
 
-/// The opening handshake of a client whose negotiation has a
-/// [fallback](crate::Negotiation::fallback): tungstenite's, except that a server answering with no
-/// subprotocol is accepted. RFC 6455 (4.1) lets a server choose none of those offered, but
-/// tungstenite fails the connection then, and a retry without the offer would cost a second
-/// connection, one that servers accepting a single connection never take.
-async fn lenient_handshake<S>(
+/// Whether a client accepts a server that agrees on none of the subprotocols offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Strictness {
+    /// No: tungstenite's rule.
+    Strict,
+    /// Yes: the negotiation has a [fallback](crate::Negotiation::fallback).
+    Lenient,
+}
+
+/// The opening handshake of a client, run by typed-ws rather than tungstenite when tungstenite
+/// cannot: for a negotiation with a [fallback](crate::Negotiation::fallback), and for
+/// permessage-deflate. RFC 6455 (4.1) lets a server choose none of the subprotocols offered,
+/// but tungstenite fails the connection then, and a retry without the offer would cost a
+/// second connection, one that servers accepting a single connection never take. And the
+/// frames a server sends right after its answer, read with it, must go through the inflating
+/// layer, which they would not if tungstenite read them. The outer error is the handshake's;
+/// the inner one a `Sec-WebSocket-Extensions` answer that does not fit the offer.
+async fn own_handshake<S>(
     mut io: S,
     request: Request,
-    config: WebSocketConfig,
-) -> Result<(Box<dyn Transport>, Response), WsError>
+    settings: &Settings,
+    strict: Strictness,
+) -> Result<Result<(Box<dyn Transport>, Response, Option<PerMessageDeflate>), Error>, WsError>
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -388,15 +416,46 @@ where
             ProtocolError::SecWebSocketAcceptKeyMismatch,
         ));
     }
-    if let Some(chosen) = headers.get(SEC_WEBSOCKET_PROTOCOL)
-        && !offered.iter().any(|name| chosen == name.as_str())
-    {
+    let subprotocol_error = match headers.get(SEC_WEBSOCKET_PROTOCOL) {
+        Some(chosen) if !offered.iter().any(|name| chosen == name.as_str()) => {
+            Some(SubProtocolError::InvalidSubProtocol)
+        }
+        None if strict == Strictness::Strict && !offered.is_empty() => {
+            Some(SubProtocolError::NoSubProtocol)
+        }
+        _ => None,
+    };
+    if let Some(e) = subprotocol_error {
         return Err(WsError::Protocol(
-            ProtocolError::SecWebSocketSubProtocolError(SubProtocolError::InvalidSubProtocol),
+            ProtocolError::SecWebSocketSubProtocolError(e),
         ));
     }
+    let answer = headers
+        .get_all("sec-websocket-extensions")
+        .iter()
+        .filter_map(|value| value.to_str().ok());
+    let agreed = match &settings.compression {
+        Some(compression) => match deflate::accept(compression, answer) {
+            Ok(agreed) => agreed,
+            Err(why) => {
+                let message = format!("the server's permessage-deflate answer is invalid: {why}");
+                return Ok(Err(Error::handshake(None, message)));
+            }
+        },
+        None if answer.count() > 0 => {
+            let message = "the server answered with extensions, none of which was offered";
+            return Ok(Err(Error::handshake(None, message)));
+        }
+        None => None,
+    };
+    let mut io = Inflating::new(io);
+    if let Some(agreed) = agreed {
+        io.activate(agreed, settings, &tail);
+    }
+    let tail = if agreed.is_some() { Vec::new() } else { tail };
+    let config = settings.websocket_config();
     let ws = WebSocketStream::from_partially_read(io, tail, Role::Client, Some(config)).await;
-    Ok((Box::new(ws), response))
+    Ok(Ok((Box::new(ws), response, agreed)))
 }
 
 /// TLS for a `wss://` URL as tokio-tungstenite sets it up, for [`lenient_handshake`] to run

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::converter::{Converter, NoConverter};
+use crate::deflate::Compression;
 use crate::negotiation::{Agreement, Negotiation};
 use crate::tls::TlsSettings;
 
@@ -83,6 +84,7 @@ pub(crate) struct Settings {
     pub(crate) fragment_size: Option<usize>,
     pub(crate) read_buffer_size: usize,
     pub(crate) subprotocols: Vec<String>,
+    pub(crate) compression: Option<Compression>,
     // Empty and unread without the `tls` feature; kept so that the settings have one shape.
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub(crate) tls: TlsSettings,
@@ -101,6 +103,7 @@ impl Default for Settings {
             fragment_size: None,
             read_buffer_size: DEFAULT_READ_BUFFER_SIZE,
             subprotocols: Vec::new(),
+            compression: None,
             tls: TlsSettings::default(),
         }
     }
@@ -252,6 +255,17 @@ impl<C> Config<C> {
     {
         let names = names.into_iter().map(Into::into).collect();
         self.set(|s| s.subprotocols = names)
+    }
+
+    /// Compresses data messages with permessage-deflate (RFC 7692) when the peer agrees: a
+    /// client offers it, a server accepts a client's offer. [`Session::compression`] tells
+    /// whether a session uses it. The size limits apply to messages as inflated, checked
+    /// while inflating. Costs memory per session while messages flow (see [`Compression`]).
+    /// Default off.
+    ///
+    /// [`Session::compression`]: crate::Session::compression
+    pub fn compression(self, compression: Compression) -> Self {
+        self.set(|s| s.compression = Some(compression))
     }
 
     /// The TLS client settings for `wss://` URLs: trusted roots, client certificates. Without

@@ -26,6 +26,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// | `Encode` | usable | 1011 `InternalError` |
 /// | `TooBig` | closed, 1009 sent | 1009 `TooBig` |
 /// | `InvalidUtf8` | closed, 1007 sent | 1007 `InvalidPayload` |
+/// | `InvalidCompressed` | closed, 1007 sent | 1007 `InvalidPayload` |
 /// | `Protocol` | closed, 1002 sent; a frame refused before sending: usable | 1002 `ProtocolError` |
 /// | `Timeout` | closed, 1011 sent | 1011 `InternalError` |
 /// | `HandshakeTimeout` | (no session) | — |
@@ -126,6 +127,11 @@ pub enum Error {
     #[error("the peer sent a text message that is not valid UTF-8")]
     InvalidUtf8,
 
+    /// The peer sent a compressed message (permessage-deflate) whose payload is not DEFLATE
+    /// data; the text says what the decompressor found.
+    #[error("the peer sent a compressed message that does not inflate: {0}")]
+    InvalidCompressed(String),
+
     /// The peer broke the WebSocket protocol (RFC 6455), or a frame we were asked to send
     /// would break it. The source says how: for what the peer did, tungstenite's most precise
     /// error (a [`ProtocolError`](tokio_tungstenite::tungstenite::error::ProtocolError) in most
@@ -195,7 +201,9 @@ impl Error {
     pub fn close_code(&self) -> Option<CloseCode> {
         match self {
             Error::UnexpectedFrame { .. } => Some(CloseCode::Unsupported),
-            Error::Decode { .. } | Error::InvalidUtf8 => Some(CloseCode::InvalidPayload),
+            Error::Decode { .. } | Error::InvalidUtf8 | Error::InvalidCompressed(_) => {
+                Some(CloseCode::InvalidPayload)
+            }
             Error::Encode { .. } | Error::Timeout(_) => Some(CloseCode::InternalError),
             Error::TooBig { .. } => Some(CloseCode::TooBig),
             Error::Protocol(_) => Some(CloseCode::ProtocolError),

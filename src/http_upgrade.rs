@@ -10,11 +10,12 @@ use std::sync::Arc;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::http::{HeaderValue, Request, Response, StatusCode};
+use tokio_tungstenite::tungstenite::http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use crate::config::{Config, Settings};
 use crate::converter::Converter;
+use crate::deflate::{self, Inflating};
 use crate::error::Error;
 use crate::handshake;
 use crate::read_buffer::Elastic;
@@ -75,6 +76,8 @@ pub(crate) struct Opening {
     switching: Response<()>,
     path: String,
     offered: Vec<String>,
+    /// The request's headers, for the compression it offers.
+    headers: HeaderMap,
 }
 
 impl Opening {
@@ -90,6 +93,7 @@ impl Opening {
                 .into_iter()
                 .map(str::to_owned)
                 .collect(),
+            headers: request.headers().clone(),
         })
     }
 
@@ -115,12 +119,19 @@ impl Opening {
                 .headers_mut()
                 .insert("sec-websocket-protocol", value);
         }
+        let compression = deflate::answer_request(&config.settings, &self.headers);
+        if let Some((answer, _)) = &compression {
+            response
+                .headers_mut()
+                .insert("sec-websocket-extensions", answer.clone());
+        }
         let upgrading = Upgrading {
             on_upgrade,
             settings: config.settings.clone(),
             handshake: Handshake {
                 path: Some(self.path),
                 subprotocol,
+                compression: compression.map(|(_, agreed)| agreed),
             },
             converter,
         };
@@ -170,6 +181,10 @@ impl<C: Converter> IntoFuture for Upgrading<C> {
                 })?;
             let io = Elastic::new(TokioIo::new(upgraded));
             let arrivals = io.arrivals();
+            let mut io = Inflating::new(io);
+            if let Some(agreed) = handshake.compression {
+                io.activate(agreed, &settings, &[]);
+            }
             let ws = WebSocketStream::from_raw_socket(
                 io,
                 Role::Server,

@@ -53,6 +53,7 @@
 mod client;
 mod config;
 mod converter;
+mod deflate;
 mod error;
 mod frame;
 mod handshake;
@@ -88,6 +89,7 @@ pub use converter::JsonConverter;
 #[cfg_attr(docsrs, doc(cfg(feature = "msgpack")))]
 pub use converter::MsgPackConverter;
 pub use converter::{AnyConverter, BorrowingConverter, Converter, NoConverter};
+pub use deflate::{Compression, PerMessageDeflate};
 pub use error::{BoxError, Error};
 pub use frame::{CloseCode, CloseReason, Frame, FrameKind, Utf8Bytes};
 pub use negotiation::Negotiation;

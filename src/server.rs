@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::http::{self, HeaderValue, StatusCode};
 
 use crate::config::Config;
 use crate::converter::{Converter, NoConverter};
+use crate::deflate::{self, Inflating};
 use crate::error::{Chain, Error};
 use crate::handshake::{self, Side};
 use crate::session::Session;
@@ -219,22 +220,39 @@ impl<C: Converter> Server<C> {
                         .headers_mut()
                         .insert("sec-websocket-protocol", value);
                 }
-                agreed = Some((subprotocol, converter));
+                let compression = deflate::answer_request(&config.settings, request.headers());
+                if let Some((answer, _)) = &compression {
+                    response
+                        .headers_mut()
+                        .insert("sec-websocket-extensions", answer.clone());
+                }
+                agreed = Some((
+                    subprotocol,
+                    converter,
+                    compression.map(|(_, agreed)| agreed),
+                ));
                 Ok(response)
             };
         let io = upgrade::screen(io).await?;
         let arrivals = io.arrivals();
-        let ws = tokio_tungstenite::accept_hdr_async_with_config(
-            io,
+        let mut ws = tokio_tungstenite::accept_hdr_async_with_config(
+            Inflating::new(io),
             callback,
             Some(config.settings.websocket_config()),
         )
         .await
         .map_err(|e| handshake::failed(e, Side::Server))?;
         // tungstenite completes a handshake only after the callback accepted it.
-        let (subprotocol, converter) = agreed
+        let (subprotocol, converter, compression) = agreed
             .ok_or_else(|| Error::handshake(None, "the handshake completed without a decision"))?;
-        let handshake = Handshake { path, subprotocol };
+        if let Some(agreed) = compression {
+            ws.get_mut().activate(agreed, &config.settings, &[]);
+        }
+        let handshake = Handshake {
+            path,
+            subprotocol,
+            compression,
+        };
         Ok(Session::start(
             Box::new(ws),
             Some(arrivals),

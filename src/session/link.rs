@@ -45,6 +45,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::config::Settings;
+use crate::deflate::{Deflater, InflateError, PerMessageDeflate};
 use crate::error::{Chain, Error};
 use crate::frame::{CloseCode, CloseReason, Frame};
 use crate::read_buffer::Arrivals;
@@ -95,6 +96,7 @@ pub(crate) const FLUSH_DELAY: Duration = Duration::from_millis(1);
 pub(crate) struct Handshake {
     pub(crate) path: Option<String>,
     pub(crate) subprotocol: Option<String>,
+    pub(crate) compression: Option<PerMessageDeflate>,
 }
 
 pub(crate) struct Link {
@@ -136,6 +138,8 @@ struct State {
     owed_since: Option<Instant>,
     /// The watchdog knows that a flush is owed and will see to it.
     backstop_armed: bool,
+    /// Compresses data messages, when the handshake agreed on permessage-deflate.
+    deflater: Option<Deflater>,
     end: Option<End>,
 }
 
@@ -188,6 +192,10 @@ impl Link {
                 taken: 0,
                 owed_since: None,
                 backstop_armed: false,
+                deflater: handshake
+                    .compression
+                    .zip(settings.compression)
+                    .map(|(agreed, ours)| Deflater::new(agreed, ours)),
                 end: None,
             }),
             close_reason: OnceLock::new(),
@@ -367,10 +375,25 @@ impl Link {
                 self.record_close(Self::abnormal(), "connection");
                 return self.end_error(End::Closed);
             }
-            WsError::Io(e) => {
-                self.record_close(Self::abnormal(), "connection");
-                return Error::Io(e);
-            }
+            WsError::Io(e) => match e.get_ref().and_then(|e| e.downcast_ref::<InflateError>()) {
+                Some(InflateError::TooBig { size, limit }) => (
+                    Error::TooBig {
+                        size: *size,
+                        limit: *limit,
+                    },
+                    CloseCode::TooBig,
+                    format!("compressed message inflates past the limit of {limit} bytes"),
+                ),
+                Some(InflateError::Invalid(why)) => (
+                    Error::InvalidCompressed(why.clone()),
+                    CloseCode::InvalidPayload,
+                    format!("invalid compressed data: {why}"),
+                ),
+                None => {
+                    self.record_close(Self::abnormal(), "connection");
+                    return Error::Io(e);
+                }
+            },
             other => {
                 let text = other.to_string();
                 (Error::protocol(other), CloseCode::ProtocolError, text)
@@ -512,18 +535,32 @@ impl Link {
                     data.len()
                 )));
             }
-            Frame::Text(text) => match self.settings.fragment_size {
-                Some(size) if text.len() > size => {
-                    return self.queue_fragments(st, Data::Text, text.into(), size);
+            Frame::Text(text) => {
+                if let Some(compressed) = st
+                    .deflater
+                    .as_mut()
+                    .and_then(|d| d.compress(text.as_bytes()))
+                {
+                    return self.queue_fragments(st, Data::Text, compressed, true);
                 }
-                _ => Message::Text(text),
-            },
-            Frame::Binary(data) => match self.settings.fragment_size {
-                Some(size) if data.len() > size => {
-                    return self.queue_fragments(st, Data::Binary, data, size);
+                match self.settings.fragment_size {
+                    Some(size) if text.len() > size => {
+                        return self.queue_fragments(st, Data::Text, text.into(), false);
+                    }
+                    _ => Message::Text(text),
                 }
-                _ => Message::Binary(data),
-            },
+            }
+            Frame::Binary(data) => {
+                if let Some(compressed) = st.deflater.as_mut().and_then(|d| d.compress(&data)) {
+                    return self.queue_fragments(st, Data::Binary, compressed, true);
+                }
+                match self.settings.fragment_size {
+                    Some(size) if data.len() > size => {
+                        return self.queue_fragments(st, Data::Binary, data, false);
+                    }
+                    _ => Message::Binary(data),
+                }
+            }
             other => Message::from(other),
         };
         Pin::new(&mut *st.ws)
@@ -574,25 +611,31 @@ impl Link {
         None
     }
 
+    /// Queues a message as raw frames: fragments of the configured size, or one frame, with
+    /// RSV1 on the first when its payload is `compressed`.
     fn queue_fragments(
         &self,
         st: &mut State,
         kind: Data,
         data: Bytes,
-        size: usize,
+        compressed: bool,
     ) -> Result<(), Error> {
+        let size = self.settings.fragment_size.unwrap_or(usize::MAX).max(1);
         let mut opcode = OpCode::Data(kind);
-        let mut start = 0;
-        while start < data.len() {
-            let end = data.len().min(start + size);
-            let fragment = WsFrame::message(data.slice(start..end), opcode, end == data.len());
+        let mut start: usize = 0;
+        loop {
+            let end = data.len().min(start.saturating_add(size));
+            let mut fragment = WsFrame::message(data.slice(start..end), opcode, end == data.len());
+            fragment.header_mut().rsv1 = compressed && start == 0;
             Pin::new(&mut *st.ws)
                 .start_send(Message::Frame(fragment))
                 .map_err(|e| self.send_failed(e))?;
             opcode = OpCode::Data(Data::Continue);
             start = end;
+            if start == data.len() {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 
     fn send_failed(&self, e: WsError) -> Error {

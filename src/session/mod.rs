@@ -16,6 +16,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::config::{Config, Settings};
 use crate::converter::{Converter, NoConverter};
+use crate::deflate::PerMessageDeflate;
 use crate::error::Error;
 use crate::frame::{CloseCode, CloseReason, Frame, Utf8Bytes};
 use crate::read_buffer::Arrivals;
@@ -64,6 +65,7 @@ impl<C> fmt::Debug for Session<C> {
         f.debug_struct("Session")
             .field("path", &self.path())
             .field("subprotocol", &self.subprotocol())
+            .field("compression", &self.compression())
             .field("close_reason", &self.close_reason())
             .finish_non_exhaustive()
     }
@@ -225,6 +227,12 @@ impl<C> Session<C> {
     /// The subprotocol agreed in the handshake, if any.
     pub fn subprotocol(&self) -> Option<&str> {
         self.tx.link.handshake.subprotocol.as_deref()
+    }
+
+    /// The permessage-deflate parameters agreed in the handshake; `None` when messages go
+    /// uncompressed (see [`Config::compression`]).
+    pub fn compression(&self) -> Option<PerMessageDeflate> {
+        self.tx.link.handshake.compression
     }
 
     /// A handle that closes the session even after the session has moved away.

@@ -30,6 +30,8 @@ const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawFrame {
     pub fin: bool,
+    /// RSV1: a compressed message's first frame under permessage-deflate.
+    pub rsv1: bool,
     pub opcode: u8,
     pub masked: bool,
     pub payload: Vec<u8>,
@@ -71,12 +73,18 @@ impl RawPeer {
     /// Connects to a WebSocket server and does the client handshake; panics unless the server
     /// answers 101.
     pub async fn connect(addr: SocketAddr, path: &str) -> RawPeer {
+        RawPeer::connect_with(addr, path, "").await.0
+    }
+
+    /// Like [`RawPeer::connect`], with `headers` (each line ending in CRLF) added to the
+    /// request; also returns the response head.
+    pub async fn connect_with(addr: SocketAddr, path: &str, headers: &str) -> (RawPeer, String) {
         let mut stream = TcpStream::connect(addr).await.expect("raw connect");
         stream.set_nodelay(true).expect("nodelay");
         let key = generate_key();
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+             Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{headers}\r\n"
         );
         stream
             .write_all(request.as_bytes())
@@ -100,7 +108,7 @@ impl RawPeer {
             )),
             "bad accept key in {head}"
         );
-        peer
+        (peer, head)
     }
 
     /// Accepts one connection and does the server handshake. Returns the peer and the
@@ -215,6 +223,7 @@ impl RawPeer {
         }
         Ok(Some(RawFrame {
             fin: b0 & 0x80 != 0,
+            rsv1: b0 & 0x40 != 0,
             opcode: b0 & 0x0f,
             masked,
             payload,

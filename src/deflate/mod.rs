@@ -1,0 +1,207 @@
+//! permessage-deflate (RFC 7692): data messages compressed with DEFLATE, negotiated through
+//! `Sec-WebSocket-Extensions`.
+//!
+//! tungstenite is still the protocol engine; it knows nothing of the extension and refuses
+//! every frame with RSV1 set. So compression sits on both sides of it:
+//! - receiving, [`Inflating`] stands between the byte stream and tungstenite. Once a session
+//!   has agreed on compression, it follows the frames the peer sends and rewrites each
+//!   compressed message (RSV1 on its first frame) into the plain frames of the inflated
+//!   message, which tungstenite then validates as usual (UTF-8, sizes, fragmentation rules).
+//!   Everything else passes through untouched, RSV1 on a control frame or a continuation
+//!   included, which tungstenite refuses with 1002 as it should. The inflated size is counted
+//!   while inflating, so a message that inflates past
+//!   [`Config::max_message_size`](crate::Config::max_message_size) ends the session with
+//!   1009 before more than that limit (and one output chunk) is ever produced.
+//! - sending, [`Deflater`] compresses a message's payload and the session hands tungstenite
+//!   the frames, with RSV1 on the first, as raw frames.
+//!
+//! Memory: compression state is allocated when the first compressed message goes out or comes
+//! in, not at the handshake. The compressor of a 15-bit window takes about 256 KiB (zlib's
+//! `(1 << (bits + 2)) + 128 KiB`), the decompressor about 40 KiB (its window and tables); with
+//! no context takeover on a side, that side's state is dropped after every message, so an idle
+//! session holds none.
+
+use std::fmt;
+
+use tokio_tungstenite::tungstenite::http::{HeaderMap, HeaderValue};
+
+use crate::config::Settings;
+
+mod compress;
+mod inflate;
+mod negotiation;
+
+pub(crate) use compress::Deflater;
+pub(crate) use inflate::{InflateError, Inflating};
+pub(crate) use negotiation::{accept, offer};
+
+/// A server's answer to the compression a request offers, when its settings turn compression
+/// on: the `Sec-WebSocket-Extensions` value to answer with, and what it agrees to.
+pub(crate) fn answer_request(
+    settings: &Settings,
+    headers: &HeaderMap,
+) -> Option<(HeaderValue, PerMessageDeflate)> {
+    let offers = headers
+        .get_all("sec-websocket-extensions")
+        .iter()
+        .filter_map(|value| value.to_str().ok());
+    let (answer, agreed) = negotiation::answer(settings.compression.as_ref()?, offers)?;
+    Some((HeaderValue::from_str(&answer).ok()?, agreed))
+}
+
+/// The smallest window RFC 7692 lets a peer ask for.
+const MIN_WINDOW_BITS: u8 = 8;
+/// The largest window, DEFLATE's 32 KiB.
+const MAX_WINDOW_BITS: u8 = 15;
+
+/// permessage-deflate settings, installed with
+/// [`Config::compression`](crate::Config::compression). A client offers the extension with
+/// them; a server accepts a client's offer that fits them, and otherwise goes on without
+/// compression.
+///
+/// "Own" settings are about what this end sends; "peer" settings ask the other end to limit
+/// what it sends, which bounds what this end must keep to read it.
+///
+/// ```
+/// use typed_ws::{Compression, Config};
+///
+/// // Compress everything from 64 bytes up, and keep no state between messages on either side.
+/// let config = Config::new().compression(
+///     Compression::new()
+///         .threshold(64)
+///         .no_context_takeover()
+///         .peer_no_context_takeover(),
+/// );
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compression {
+    pub(crate) threshold: usize,
+    pub(crate) level: u32,
+    pub(crate) no_context_takeover: bool,
+    pub(crate) peer_no_context_takeover: bool,
+    pub(crate) max_window_bits: u8,
+    pub(crate) peer_max_window_bits: u8,
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Compression {
+            threshold: 32,
+            level: 6,
+            no_context_takeover: false,
+            peer_no_context_takeover: false,
+            max_window_bits: MAX_WINDOW_BITS,
+            peer_max_window_bits: MAX_WINDOW_BITS,
+        }
+    }
+}
+
+impl Compression {
+    /// Compression with context takeover both ways, 15-bit windows, level 6, and messages
+    /// under 32 bytes sent uncompressed.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Messages shorter than this many bytes go out uncompressed (RFC 7692 lets every message
+    /// choose): compressing a few bytes only adds to them. Default 32.
+    pub fn threshold(mut self, bytes: usize) -> Self {
+        self.threshold = bytes;
+        self
+    }
+
+    /// The DEFLATE level, 0 (store) to 9 (smallest); higher values are taken as 9. Default 6,
+    /// zlib's.
+    pub fn level(mut self, level: u32) -> Self {
+        self.level = level.min(9);
+        self
+    }
+
+    /// Compresses every message on its own, with no memory of the previous ones: worse ratios
+    /// on small messages, but no compressor state kept between messages. (A client offers
+    /// `client_no_context_takeover`; a server answers `server_no_context_takeover`.)
+    pub fn no_context_takeover(mut self) -> Self {
+        self.no_context_takeover = true;
+        self
+    }
+
+    /// Asks the peer to compress every message on its own, so that no decompressor state is
+    /// kept between messages. (A client offers `server_no_context_takeover`, which a server
+    /// must accept or decline the offer; a server answers `client_no_context_takeover`.)
+    pub fn peer_no_context_takeover(mut self) -> Self {
+        self.peer_no_context_takeover = true;
+        self
+    }
+
+    /// The largest window, in bits (8 to 15, clamped), this end compresses with: smaller
+    /// windows take less memory and compress less. The peer may ask for a smaller one. zlib
+    /// cannot compress within a 256-byte window, so with 8 bits messages go out uncompressed.
+    /// Default 15.
+    pub fn max_window_bits(mut self, bits: u8) -> Self {
+        self.max_window_bits = bits.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS);
+        self
+    }
+
+    /// The largest window, in bits (8 to 15, clamped), the peer may compress with, which is
+    /// what this end keeps to decompress. A client offers `server_max_window_bits`; a server
+    /// answers `client_max_window_bits` when the client's offer allows it. Default 15.
+    pub fn peer_max_window_bits(mut self, bits: u8) -> Self {
+        self.peer_max_window_bits = bits.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS);
+        self
+    }
+}
+
+/// The permessage-deflate parameters a session's handshake agreed on, from this end's point
+/// of view: [`Session::compression`](crate::Session::compression).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PerMessageDeflate {
+    pub(crate) send_window_bits: u8,
+    pub(crate) send_no_context_takeover: bool,
+    pub(crate) receive_window_bits: u8,
+    pub(crate) receive_no_context_takeover: bool,
+}
+
+impl PerMessageDeflate {
+    /// The window this end may compress with, in bits (8 to 15).
+    pub fn send_window_bits(&self) -> u8 {
+        self.send_window_bits
+    }
+
+    /// Whether this end compresses every message on its own.
+    pub fn send_no_context_takeover(&self) -> bool {
+        self.send_no_context_takeover
+    }
+
+    /// The largest window the peer compresses with, in bits (8 to 15).
+    pub fn receive_window_bits(&self) -> u8 {
+        self.receive_window_bits
+    }
+
+    /// Whether the peer compresses every message on its own, so that no decompressor state
+    /// is kept between messages.
+    pub fn receive_no_context_takeover(&self) -> bool {
+        self.receive_no_context_takeover
+    }
+}
+
+impl fmt::Display for PerMessageDeflate {
+    /// The agreement in words, from this end's side.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "permessage-deflate (sending: {}-bit window{}; receiving: {}-bit window{})",
+            self.send_window_bits,
+            if self.send_no_context_takeover {
+                ", no context takeover"
+            } else {
+                ""
+            },
+            self.receive_window_bits,
+            if self.receive_no_context_takeover {
+                ", no context takeover"
+            } else {
+                ""
+            },
+        )
+    }
+}
