@@ -4,10 +4,12 @@
 //!
 //! ```text
 //! target/peers/venv/bin/kosoku -m fuzzingserver 127.0.0.1:9001 -i '1.*' ...
-//! cargo run --release --example autobahn_client -- --url ws://127.0.0.1:9001 [--fragment-size N]
+//! cargo run --release --example autobahn_client -- --url ws://127.0.0.1:9001 [--fragment-size N] [--compress]
 //! ```
 //!
-//! `--fragment-size N` sends every echo longer than N bytes as fragments of at most N bytes.
+//! `--fragment-size N` sends every echo longer than N bytes as fragments of at most N bytes;
+//! `--compress` offers permessage-deflate (cases 12 and 13 need it), saying that the client
+//! keeps no context between its messages.
 //! `tests/autobahn/run.sh` runs the whole conformance check.
 
 mod autobahn;
@@ -17,25 +19,34 @@ use std::process::ExitCode;
 
 use typed_ws::{Client, CloseCode, CloseReason};
 
-use autobahn::{autobahn_config, echo_frames};
-use common::{chain, parse_flags, usage_error};
+use autobahn::{autobahn_config, compress_all, echo_frames};
+use common::{OFF, ON, chain, parse_flags, usage_error};
 
 const AGENT: &str = "typed-ws";
 
-const USAGE: &str = "usage: autobahn_client [--url ws://HOST:PORT] [--fragment-size N]
+const USAGE: &str = "usage: autobahn_client [--url ws://HOST:PORT] [--fragment-size N] [--compress]
   --url            the fuzzing server (default ws://127.0.0.1:9001)
-  --fragment-size  send echoes longer than N bytes in fragments of N bytes (default: whole)";
+  --fragment-size  send echoes longer than N bytes in fragments of N bytes (default: whole)
+  --compress       offer permessage-deflate";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let [url, fragment_size] = match parse_flags(
+    let [url, fragment_size, compress] = match parse_flags(
         USAGE,
-        [("--url", "ws://127.0.0.1:9001"), ("--fragment-size", "0")],
+        [
+            ("--url", "ws://127.0.0.1:9001"),
+            ("--fragment-size", "0"),
+            ("--compress", OFF),
+        ],
     ) {
         Ok(values) => values,
         Err(code) => return code,
     };
-    let config = match autobahn_config(&fragment_size) {
+    // The offer says the client keeps no context between the messages it sends:
+    // Autobahn's server asks for that (cases 13.2, 13.5, 13.6) only of a client whose offer
+    // says it would, where RFC 7692 lets a server ask any client.
+    let compression = (compress == ON).then(|| compress_all().no_context_takeover());
+    let config = match autobahn_config(&fragment_size, compression) {
         Ok(config) => config,
         Err(message) => return usage_error(USAGE, &message),
     };

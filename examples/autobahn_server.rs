@@ -2,11 +2,12 @@
 //! echoes every data message back through a typed-ws session.
 //!
 //! ```text
-//! cargo run --release --example autobahn_server -- --addr 127.0.0.1:9002 [--fragment-size N]
+//! cargo run --release --example autobahn_server -- --addr 127.0.0.1:9002 [--fragment-size N] [--compress]
 //! target/peers/venv/bin/kosoku -m fuzzingclient 127.0.0.1:9002 -i '1.*' -i '2.*' ...
 //! ```
 //!
-//! `--fragment-size N` sends every echo longer than N bytes as fragments of at most N bytes.
+//! `--fragment-size N` sends every echo longer than N bytes as fragments of at most N bytes;
+//! `--compress` accepts permessage-deflate (cases 12 and 13 need it).
 //! `tests/autobahn/run.sh` runs the whole conformance check. It prints
 //! `listening on ws://ADDR` when ready.
 
@@ -19,23 +20,28 @@ use std::process::ExitCode;
 use tokio::net::TcpListener;
 use typed_ws::Server;
 
-use autobahn::{autobahn_config, echo_frames};
-use common::{parse_flags, usage_error};
+use autobahn::{autobahn_config, compress_all, echo_frames};
+use common::{OFF, ON, parse_flags, usage_error};
 
-const USAGE: &str = "usage: autobahn_server [--addr HOST:PORT] [--fragment-size N]
+const USAGE: &str = "usage: autobahn_server [--addr HOST:PORT] [--fragment-size N] [--compress]
   --addr           the address to listen on (default 127.0.0.1:9002)
-  --fragment-size  send echoes longer than N bytes in fragments of N bytes (default: whole)";
+  --fragment-size  send echoes longer than N bytes in fragments of N bytes (default: whole)
+  --compress       accept permessage-deflate";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let [addr, fragment_size] = match parse_flags(
+    let [addr, fragment_size, compress] = match parse_flags(
         USAGE,
-        [("--addr", "127.0.0.1:9002"), ("--fragment-size", "0")],
+        [
+            ("--addr", "127.0.0.1:9002"),
+            ("--fragment-size", "0"),
+            ("--compress", OFF),
+        ],
     ) {
         Ok(values) => values,
         Err(code) => return code,
     };
-    let config = match autobahn_config(&fragment_size) {
+    let config = match autobahn_config(&fragment_size, (compress == ON).then(compress_all)) {
         Ok(config) => config,
         Err(message) => return usage_error(USAGE, &message),
     };

@@ -6,7 +6,8 @@
 //! cargo run --example axum_echo --features axum -- --addr 127.0.0.1:8080 --codec msgpack,cbor,json
 //! ```
 //!
-//! Both flags are optional (defaults `127.0.0.1:8080` and `json`); `--addr 127.0.0.1:0` picks
+//! `--compress` accepts permessage-deflate from clients that offer it. The other flags are
+//! optional (defaults `127.0.0.1:8080` and `json`); `--addr 127.0.0.1:0` picks
 //! a free port. `--codec` takes one codec or a list, negotiated in that order through the
 //! subprotocol; a client that offers none gets the first. When it is ready it prints one line
 //! on stdout, with the address it is bound to:
@@ -32,13 +33,15 @@ use axum::serve::ListenerExt;
 use typed_ws::axum::WebSocketUpgrade;
 use typed_ws::{AnyConverter, Config};
 
-use common::{ECHO_PATH, EchoSetup, announce, echo_chat, echo_config, echo_setup, log};
+use common::{ECHO_PATH, EchoSetup, announce, echo_chat, echo_setup, log};
 
-const USAGE: &str = "usage: axum_echo [--addr IP:PORT] [--codec json|cbor|msgpack[,...]]
+const USAGE: &str =
+    "usage: axum_echo [--addr IP:PORT] [--codec json|cbor|msgpack[,...]] [--compress]
   --addr   the address to listen on (default 127.0.0.1:8080; port 0 picks a free one)
   --codec  how messages are encoded (default json); a list such as msgpack,cbor,json is
            negotiated in that order through the subprotocol, and clients that offer none
-           get the first";
+           get the first
+  --compress  accept permessage-deflate compression from clients that offer it";
 
 /// The echo route, for every method: a session that sends every `ChatMessage` back. A
 /// request that is no upgrade (a POST, a plain GET) gets its HTTP error, logged.
@@ -70,7 +73,7 @@ async fn main() -> ExitCode {
     let EchoSetup {
         listener,
         bound,
-        codecs,
+        config,
     } = match echo_setup(USAGE).await {
         Ok(setup) => setup,
         Err(code) => return code,
@@ -84,7 +87,7 @@ async fn main() -> ExitCode {
     let app = Router::new()
         .route(ECHO_PATH, any(echo))
         .fallback(not_found)
-        .with_state(echo_config(codecs));
+        .with_state(config);
 
     if let Err(code) = announce(bound) {
         return code;

@@ -16,7 +16,9 @@
 //! The page uses the browser's own `WebSocket` and offers the subprotocols `msgpack` and
 //! `json` (`?codec=json` offers only JSON); the server prefers MessagePack and treats a client
 //! that offers neither as JSON. The page shows who is online and the messages, and reconnects
-//! when the connection drops, so restarting the server only costs a moment.
+//! when the connection drops, so restarting the server only costs a moment. The server accepts
+//! the permessage-deflate compression that browsers offer, and the page shows it beside the
+//! subprotocol (`ws.extensions`).
 //!
 //! The wire protocol, in either codec: the page sends `{"text": "..."}`; the server sends
 //! `{"type": "welcome", "name", "online"}` once, then `joined`, `left` and
@@ -40,8 +42,8 @@ use tokio::sync::mpsc;
 use typed_ws::axum::WebSocketUpgrade;
 use typed_ws::prelude::*;
 use typed_ws::{
-    AnyConverter, CloseCode, CloseReason, Config, Frame, JsonConverter, MsgPackConverter,
-    Negotiation, RecvHalf, SendHalf,
+    AnyConverter, CloseCode, CloseReason, Compression, Config, Frame, JsonConverter,
+    MsgPackConverter, Negotiation, RecvHalf, SendHalf,
 };
 
 use common::{log, parse_flags, usage_error};
@@ -337,8 +339,11 @@ async fn main() -> ExitCode {
     let codecs = Negotiation::prefer(AnyConverter::from(MsgPackConverter::new()))
         .then(json)
         .fallback(json);
+    // Every browser offers permessage-deflate, and chat events, with the same field names in
+    // each, are what it shrinks best.
     let config = Config::new()
         .negotiate(codecs)
+        .compression(Compression::new())
         .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE);
     let app = App {

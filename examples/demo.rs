@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use typed_ws::{AnyConverter, Client, Config, Converter, Error, FrameKind, MsgPackConverter};
 
-use common::{ChatMessage, ECHO_PATH, chain, only, serve_echo};
+use common::{ChatMessage, ECHO_PATH, chain, echo_config, only, serve_echo};
 
 /// Round trips timed per codec.
 const ROUND_TRIPS: usize = 200;
@@ -108,7 +108,7 @@ async fn run_codec(codec: &'static str, converter: AnyConverter) -> Result<Row, 
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr: SocketAddr = listener.local_addr()?;
     // Never awaited: the server lives until the process exits.
-    tokio::spawn(serve_echo(listener, only(converter)));
+    tokio::spawn(serve_echo(listener, echo_config(only(converter))));
 
     let encoded = converter.serialize(&typical())?;
     let (frame, bytes) = (encoded.kind(), encoded.payload().len());

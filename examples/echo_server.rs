@@ -2,10 +2,11 @@
 //! sender, encoded with the codec chosen on the command line.
 //!
 //! ```text
-//! cargo run --example echo_server -- --addr 127.0.0.1:8080 --codec json|cbor|msgpack
+//! cargo run --example echo_server -- --addr 127.0.0.1:8080 --codec json|cbor|msgpack [--compress]
 //! ```
 //!
-//! Both flags are optional (defaults `127.0.0.1:8080` and `json`); `--addr 127.0.0.1:0` picks
+//! `--compress` accepts permessage-deflate (RFC 7692) from clients that offer it, as browsers,
+//! Python `websockets` and `typed-ws connect --compress` do. The other flags are optional (defaults `127.0.0.1:8080` and `json`); `--addr 127.0.0.1:0` picks
 //! a free port. `--codec` also takes a list, `--codec msgpack,cbor,json`: a client that offers
 //! the codecs as subprotocols (`Sec-WebSocket-Protocol: json, cbor`) gets the first of the
 //! list that it offered, and a client that offers none gets the first of the list. When it is ready it prints one line on stdout, with the address it is bound
@@ -32,18 +33,20 @@ use std::process::ExitCode;
 
 use common::{EchoSetup, announce, echo_setup, serve_echo};
 
-const USAGE: &str = "usage: echo_server [--addr IP:PORT] [--codec json|cbor|msgpack[,...]]
+const USAGE: &str =
+    "usage: echo_server [--addr IP:PORT] [--codec json|cbor|msgpack[,...]] [--compress]
   --addr   the address to listen on (default 127.0.0.1:8080; port 0 picks a free one)
   --codec  how messages are encoded (default json); a list such as msgpack,cbor,json is
            negotiated in that order through the subprotocol, and clients that offer none
-           get the first";
+           get the first
+  --compress  accept permessage-deflate compression from clients that offer it";
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let EchoSetup {
         listener,
         bound,
-        codecs,
+        config,
     } = match echo_setup(USAGE).await {
         Ok(setup) => setup,
         Err(code) => return code,
@@ -53,6 +56,6 @@ async fn main() -> ExitCode {
     }
 
     // Serves until the process is stopped (Ctrl-C).
-    serve_echo(listener, codecs).await;
+    serve_echo(listener, config).await;
     ExitCode::SUCCESS
 }

@@ -22,7 +22,8 @@ use tokio::net::TcpListener;
 use typed_ws::{AnyConverter, BoxError, Client, CloseCode, CloseReason, Config, Error};
 
 use common::{
-    ChatMessage, ECHO_PATH, chain, only, parse_converter, parse_flags, serve_echo, usage_error,
+    ChatMessage, ECHO_PATH, chain, echo_config, only, parse_converter, parse_flags, serve_echo,
+    usage_error,
 };
 
 const USAGE: &str = "usage: load [--sessions N] [--messages N] [--codec json|cbor|msgpack]
@@ -56,7 +57,7 @@ async fn main() -> ExitCode {
         .and_then(|l| Ok((l.local_addr()?, l)))
     {
         Ok((addr, listener)) => {
-            tokio::spawn(serve_echo(listener, only(converter)));
+            tokio::spawn(serve_echo(listener, echo_config(only(converter))));
             addr
         }
         Err(e) => {

@@ -314,3 +314,38 @@ fn a_refusal_is_a_handshake_error_with_its_status() {
     let error = Error::from(refusal);
     assert_eq!(error.status().map(u16::from), Some(405), "{error}");
 }
+
+#[tokio::test]
+async fn the_extractor_agrees_on_compression_and_inflates_and_compresses() {
+    let compressing = Config::new()
+        .converter(JsonConverter)
+        .compression(Compression::new());
+    let (addr, mut sessions) = handing_over(compressing.clone()).await;
+    let client = Client::new(compressing);
+    let mut client = within(
+        "connect",
+        client.web_socket_session(format!("ws://{addr}/ws")),
+    )
+    .await
+    .unwrap();
+    let mut server = within("the server session", sessions.recv())
+        .await
+        .expect("a session");
+    assert!(client.compression().is_some() && server.compression().is_some());
+    let long = ChatMessage {
+        text: "through axum, compressed ".repeat(50),
+        ..chat(1)
+    };
+    within("send", client.send_serialized(&long)).await.unwrap();
+    let got: ChatMessage = within("receive", server.receive_deserialized())
+        .await
+        .unwrap();
+    assert_eq!(got, long);
+    within("send back", server.send_serialized(&got))
+        .await
+        .unwrap();
+    let back: ChatMessage = within("receive back", client.receive_deserialized())
+        .await
+        .unwrap();
+    assert_eq!(back, long);
+}

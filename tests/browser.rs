@@ -2,6 +2,7 @@
 //! `tests/peers/install.sh`), driven over the DevTools protocol by `tests/peers/chromium.py`.
 //! Two pages join, one speaking MessagePack and one JSON, exchange messages, see them in one
 //! order, one sees the other leave, and after a server restart the page reconnects on its own.
+//! Every connection runs with permessage-deflate, which Chromium offers and the chat accepts.
 //! Screenshots go to `target/browser/` (under `CARGO_TARGET_DIR` when set).
 #![cfg(all(feature = "axum", feature = "json", feature = "msgpack"))]
 
@@ -19,6 +20,7 @@ struct Shown {
     me: String,
     status: String,
     protocol: String,
+    extensions: String,
     online: Vec<String>,
     log: Vec<String>,
     messages: Vec<String>,
@@ -126,6 +128,10 @@ fn two_browser_pages_chat_in_msgpack_and_json_and_see_each_other_leave_and_recon
     // Each page got the codec it asked for, by subprotocol.
     assert_eq!(report.alice_joined.me, "alice");
     assert_eq!(report.alice_joined.protocol, "(msgpack)");
+    // Chromium offers permessage-deflate on every connection and the server took it: the
+    // messages below went through it both ways.
+    assert_eq!(report.alice_joined.extensions, "permessage-deflate");
+    assert_eq!(report.bob_joined.extensions, "permessage-deflate");
     assert_eq!(report.alice_joined.online, ["alice"]);
     assert_eq!(report.bob_joined.me, "bob");
     assert_eq!(report.bob_joined.protocol, "(json)");
@@ -153,6 +159,7 @@ fn two_browser_pages_chat_in_msgpack_and_json_and_see_each_other_leave_and_recon
     let back = &report.alice_after_restart;
     assert_eq!(back.status, "connected");
     assert_eq!(back.protocol, "(msgpack)");
+    assert_eq!(back.extensions, "permessage-deflate");
     assert_eq!(back.online, ["alice"]);
     assert_eq!(back.messages[..alice.len()], alice[..]);
     assert_eq!(

@@ -14,8 +14,8 @@ use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 use typed_ws::{
-    CborConverter, Client, CloseCode, CloseReason, Config, Converter, Frame, JsonConverter,
-    MsgPackConverter, Negotiation, Server, Session,
+    CborConverter, Client, CloseCode, CloseReason, Compression, Config, Converter, Frame,
+    JsonConverter, MsgPackConverter, Negotiation, Server, Session,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_typed-ws");
@@ -863,4 +863,52 @@ async fn help_documents_the_exit_codes_and_the_json_mapping() {
     let top = run(&["--help"], "", false).await;
     assert_eq!(top.code, Some(0), "{top:#?}");
     assert!(top.stdout.contains("2  usage error"), "{}", top.stdout);
+}
+
+#[tokio::test]
+async fn compress_offers_and_accepts_permessage_deflate_and_messages_still_round_trip() {
+    // serve --compress accepts a client's offer, and echoes.
+    let server = serve(&["--compress"]).await;
+    let config = Config::new()
+        .converter(JsonConverter)
+        .compression(Compression::new());
+    let mut session = within(
+        "connect",
+        Client::new(config).web_socket_session(format!("{}/", server.base)),
+    )
+    .await
+    .expect("connect");
+    assert!(session.compression().is_some(), "serve --compress declined");
+    let long = serde_json::json!({ "text": "compressible ".repeat(200) });
+    within("send", session.send_serialized(&long))
+        .await
+        .unwrap();
+    let back: serde_json::Value = within("echo", session.receive_deserialized())
+        .await
+        .unwrap();
+    assert_eq!(back, long);
+    // connect --compress talks to it, compressing.
+    let run = connect(&format!("{}/", server.base), &["--compress"], LINES).await;
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert_eq!(run.stdout_lines(), ECHOED);
+
+    // connect --compress offers it to a server that accepts, and only with the flag.
+    for (flags, offered) in [(&["--compress"][..], true), (&[][..], false)] {
+        let config = Config::new()
+            .converter(JsonConverter)
+            .compression(Compression::new());
+        let (url, task) = serve_once(config, move |mut session| async move {
+            assert_eq!(session.compression().is_some(), offered);
+            while let Ok(frame) = session.receive().await {
+                if frame.is_data() && session.send(frame).await.is_err() {
+                    break;
+                }
+            }
+        })
+        .await;
+        let run = connect(&url, flags, LINES).await;
+        assert_eq!(run.code, Some(0), "{flags:?}: {run:#?}");
+        assert_eq!(run.stdout_lines(), ECHOED, "{flags:?}");
+        finish(task).await;
+    }
 }

@@ -16,7 +16,7 @@ mod common;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use typed_ws::prelude::*;
-use typed_ws::{AnyConverter, Client, CloseCode, Config, Error, Frame};
+use typed_ws::{AnyConverter, Client, CloseCode, Compression, Config, Error, Frame};
 
 use common::examples::Running;
 use common::peers::{Lang, peers_dir, require};
@@ -199,4 +199,43 @@ async fn echo_server_keeps_its_command_line_contract() {
 #[tokio::test]
 async fn axum_echo_keeps_the_same_contract() {
     keeps_the_echo_contract("axum_echo").await;
+}
+
+/// Whether the echo server `example`, started with `flags`, agrees on permessage-deflate with
+/// a client that offers it; the echo must come back either way.
+async fn compresses(example: &str, flags: &[&str]) -> bool {
+    let args = [&["--addr", "127.0.0.1:0", "--codec", "json"], flags].concat();
+    let server = Running::start(example, &args).await;
+    let config = Config::new()
+        .converter(AnyConverter::from_name("json").unwrap())
+        .compression(Compression::new());
+    let mut session = within(
+        "connecting to the example",
+        Client::new(config).web_socket_session(server.url.as_str()),
+    )
+    .await
+    .expect("connect");
+    let message = common::ChatMessage {
+        text: "compressible ".repeat(100),
+        ..chat(3)
+    };
+    within("the echo", session.send_serialized(&message))
+        .await
+        .unwrap();
+    let back: common::ChatMessage = within("the echo", session.receive_deserialized())
+        .await
+        .unwrap();
+    assert_eq!(back, message);
+    session.compression().is_some()
+}
+
+#[tokio::test]
+async fn the_echo_servers_accept_compression_with_compress_and_only_then() {
+    for example in ["echo_server", "axum_echo"] {
+        assert!(
+            compresses(example, &["--compress"]).await,
+            "{example} --compress"
+        );
+        assert!(!compresses(example, &[]).await, "{example}");
+    }
 }

@@ -18,8 +18,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use typed_ws::{
-    CloseCode, Config, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SEND_TIMEOUT, DEFAULT_TIMEOUT, Error,
-    Failure, Frame, Server, Session, Stage,
+    CloseCode, Compression, Config, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SEND_TIMEOUT,
+    DEFAULT_TIMEOUT, Error, Failure, Frame, Server, Session, Stage,
 };
 
 use common::raw::{PING, encode_frame};
@@ -27,10 +27,42 @@ use common::within;
 
 /// The opening request of a client, with a fixed key.
 fn upgrade_request(path: &str) -> String {
+    upgrade_request_with(path, "")
+}
+
+/// The opening request of a client, with `headers` (each ending in CRLF) added.
+fn upgrade_request_with(path: &str, headers: &str) -> String {
     format!(
         "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{headers}\r\n"
     )
+}
+
+/// What a client adds to its request to offer permessage-deflate.
+const OFFER_DEFLATE: &str = "Sec-WebSocket-Extensions: permessage-deflate\r\n";
+
+/// A server session with permessage-deflate agreed, on one end of an in-memory pipe whose
+/// other end did the client's handshake by hand and is in the caller's hands.
+async fn compressed_duplex_pair<C: typed_ws::Converter>(
+    config: Config<C>,
+    buffer: usize,
+) -> (Session<C>, DuplexStream) {
+    let (server_io, mut client) = tokio::io::duplex(buffer);
+    let server = Server::new(config.compression(Compression::new()));
+    let accept = tokio::spawn(async move { server.accept(server_io).await });
+    client
+        .write_all(upgrade_request_with("/", OFFER_DEFLATE).as_bytes())
+        .await
+        .expect("request");
+    let head = read_head(&mut client).await;
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("sec-websocket-extensions: permessage-deflate"),
+        "{head}"
+    );
+    let session = accept.await.expect("task").expect("server handshake");
+    assert!(session.compression().is_some());
+    (session, client)
 }
 
 /// Reads an HTTP response head (up to the blank line).
@@ -68,7 +100,17 @@ async fn duplex_pair<C: typed_ws::Converter>(
 
 #[tokio::test(start_paused = true)]
 async fn by_default_a_vanished_peer_is_released_within_a_minute() {
-    let (mut session, _client_never_polled) = duplex_pair(Config::new(), 64 << 10).await;
+    let (session, _client_never_polled) = duplex_pair(Config::new(), 64 << 10).await;
+    released_at_the_timeout(session).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_vanished_peer_of_a_compressing_session_is_released_within_a_minute() {
+    let (session, _client_never_polled) = compressed_duplex_pair(Config::new(), 64 << 10).await;
+    released_at_the_timeout(session).await;
+}
+
+async fn released_at_the_timeout(mut session: Session) {
     let start = Instant::now();
     let error = session.receive().await.expect_err("the peer never answers");
     let took = start.elapsed();
@@ -125,9 +167,23 @@ async fn by_default_a_silent_client_is_dropped_at_the_handshake_deadline() {
 #[tokio::test(start_paused = true)]
 async fn by_default_a_peer_that_does_not_read_is_dropped_at_the_send_deadline() {
     let config = Config::new().converter(typed_ws::JsonConverter);
-    let (mut session, _client_never_polled) = duplex_pair(config, 64 << 10).await;
+    let (session, _client_never_polled) = duplex_pair(config, 64 << 10).await;
+    dropped_at_the_send_deadline(session, "x".repeat(32 << 10)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_compressing_session_whose_peer_does_not_read_is_dropped_at_the_send_deadline() {
+    let config = Config::new().converter(typed_ws::JsonConverter);
+    let (session, _client_never_polled) = compressed_duplex_pair(config, 64 << 10).await;
+    // Text that does not compress, so that the pipe fills.
+    let noise = common::rng::Rng::new(3).word(32 << 10, 32 << 10);
+    dropped_at_the_send_deadline(session, noise).await;
+}
+
+/// Sends messages of `text` until the send deadline ends the session.
+async fn dropped_at_the_send_deadline(mut session: Session<typed_ws::JsonConverter>, text: String) {
     let big = common::ChatMessage {
-        text: "x".repeat(32 << 10),
+        text,
         ..common::chat(1)
     };
     let start = Instant::now();
@@ -195,12 +251,17 @@ impl AsyncWrite for Counting {
 /// reading once its pongs back up, so the flooder stalls after a bounded number of bytes, and
 /// the send deadline then ends the session. `receiving`: whether the application is receiving
 /// (otherwise only the watchdog reads).
-async fn ping_flood(receiving: bool) {
+async fn ping_flood(receiving: bool, compressed: bool) {
     let (server_io, mut attacker) = tokio::io::duplex(64 << 10);
     let read = Arc::new(AtomicUsize::new(0));
     let config = Config::new()
         .send_timeout(Duration::from_secs(1))
         .ping_interval(Duration::from_millis(50));
+    let (config, offer) = if compressed {
+        (config.compression(Compression::new()), OFFER_DEFLATE)
+    } else {
+        (config, "")
+    };
     let server = Server::new(config);
     let io = Counting {
         io: server_io,
@@ -208,11 +269,12 @@ async fn ping_flood(receiving: bool) {
     };
     let accept = tokio::spawn(async move { server.accept(io).await });
     attacker
-        .write_all(upgrade_request("/").as_bytes())
+        .write_all(upgrade_request_with("/", offer).as_bytes())
         .await
         .expect("request");
     let head = within("handshake response", read_head(&mut attacker)).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert_eq!(head.contains("permessage-deflate"), compressed, "{head}");
     let mut session = within("accept", accept)
         .await
         .expect("task")
@@ -256,12 +318,17 @@ async fn ping_flood(receiving: bool) {
 
 #[tokio::test]
 async fn a_ping_flood_against_a_receiving_session_stays_bounded() {
-    ping_flood(true).await;
+    ping_flood(true, false).await;
+}
+
+#[tokio::test]
+async fn a_ping_flood_against_a_compressing_session_stays_bounded() {
+    ping_flood(true, true).await;
 }
 
 #[tokio::test]
 async fn a_ping_flood_against_an_idle_session_stays_bounded() {
-    ping_flood(false).await;
+    ping_flood(false, false).await;
 }
 
 // ---- the opening handshake over TCP ----

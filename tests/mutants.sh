@@ -176,6 +176,24 @@ break_and_test src/server.rs \
     'write!(f, "{}: {stage}: {}", self.peer, Chain(&self.error))' 'Ok(())' \
     hardening a_failed_session_is_reported_with_the_peer_and_a_short_reason
 
+# permessage-deflate: the inflated size limit, the marker put back, context takeover, the
+# empty message, a negotiation rule.
+break_and_test src/deflate/inflate.rs \
+    'if message.size > self.limit {' 'if message.size > usize::MAX - 1 {' \
+    compression an_inflation_bomb_is_refused_with_1009_while_inflating
+break_and_test src/deflate/inflate.rs \
+    'while !message.stream_ended && message.tail_fed < TAIL.len() {' 'while false {' \
+    lib deflate::inflate::tests::compressed_messages_come_out_as_plain_frames_however_the_input_is_split
+break_and_test src/deflate/inflate.rs \
+    'if self.agreed.receive_no_context_takeover || message.stream_ended {' 'if true {' \
+    lib deflate::inflate::tests::context_is_kept_between_messages_unless_the_peer_takes_none_over
+break_and_test src/deflate/compress.rs \
+    'out.push(0x00);' '' \
+    lib deflate::compress::tests::messages_inflate_back_in_order_with_the_context_kept_or_dropped_after_each
+break_and_test src/session/link.rs \
+    'fragment.header_mut().rsv1 = compressed && start == 0;' 'fragment.header_mut().rsv1 = compressed;' \
+    compression both_ends_compress_every_size_and_kind_whole_and_fragmented_with_and_without_context_takeover
+
 if [ "$survived" -ne 0 ]; then
     echo "$survived mutant(s) survived"
     exit 1

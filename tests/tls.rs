@@ -16,9 +16,14 @@ use typed_ws::*;
 
 /// A TLS echo server on a free loopback port; its URL names the host `localhost`.
 async fn tls_server(config: Arc<ServerConfig>) -> String {
+    tls_server_with(Config::new().converter(JsonConverter).tls_server(config)).await
+}
+
+/// A TLS echo server with `config`, which has its TLS settings.
+async fn tls_server_with(config: Config<JsonConverter>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let server = Server::new(Config::new().converter(JsonConverter).tls_server(config));
+    let server = Server::new(config);
     tokio::spawn(async move { server.serve(listener, typed_echo).await });
     format!("wss://localhost:{port}/secure")
 }
@@ -51,6 +56,33 @@ async fn a_client_trusting_the_certificate_exchanges_typed_messages() {
     .await
     .unwrap();
     assert_eq!(session.close_reason().unwrap().code, CloseCode::Normal);
+}
+
+#[tokio::test]
+async fn compressed_messages_go_over_tls_both_ways() {
+    let certificate = certificate_for(&["localhost"]);
+    let compressing = Config::new()
+        .converter(JsonConverter)
+        .compression(Compression::new());
+    let url = tls_server_with(compressing.clone().tls_server(certificate.server)).await;
+    let client = Client::new(compressing.tls_client(trusting(certificate.der)));
+    let mut session = within("connect", client.web_socket_session(url))
+        .await
+        .unwrap();
+    assert!(session.compression().is_some(), "no compression over TLS");
+    for id in 0..3 {
+        let long = ChatMessage {
+            text: "over TLS and compressed ".repeat(50),
+            ..chat(id)
+        };
+        within("send", session.send_serialized(&long))
+            .await
+            .unwrap();
+        let back: ChatMessage = within("echo", session.receive_deserialized())
+            .await
+            .unwrap();
+        assert_eq!(back, long);
+    }
 }
 
 /// A JSON client that trusts exactly `cert`.

@@ -20,7 +20,9 @@ use std::sync::mpsc::{SyncSender, sync_channel};
 
 use tokio::net::TcpListener;
 use typed_ws::http::{Request, StatusCode};
-use typed_ws::{AnyConverter, CloseReason, Config, Converter, Negotiation, Server, Session};
+use typed_ws::{
+    AnyConverter, CloseReason, Compression, Config, Converter, Negotiation, Server, Session,
+};
 
 /// The only path the echo server accepts sessions on.
 pub const ECHO_PATH: &str = "/echo";
@@ -45,7 +47,7 @@ pub fn only(converter: AnyConverter) -> Negotiation {
 
 /// Serves `ws://ADDR/echo` on `listener` until the process ends, one task per connection.
 /// Other paths are refused during the handshake, with a real HTTP status the client sees.
-pub async fn serve_echo(listener: TcpListener, codecs: Negotiation) {
+pub async fn serve_echo(listener: TcpListener, config: Config<AnyConverter>) {
     let only_echo = |request: &Request<()>| {
         if request.uri().path() == ECHO_PATH {
             Ok(())
@@ -53,7 +55,7 @@ pub async fn serve_echo(listener: TcpListener, codecs: Negotiation) {
             Err(StatusCode::NOT_FOUND)
         }
     };
-    Server::new(echo_config(codecs))
+    Server::new(config)
         .on_failure(|failure| log(failure.to_string()))
         .serve_with(listener, only_echo, echo_chat)
         .await
@@ -117,9 +119,15 @@ pub fn parse_converter(name: &str, usage: &str) -> Result<AnyConverter, ExitCode
     AnyConverter::from_name(name).map_err(|e| usage_error(usage, &e.to_string()))
 }
 
+/// A flag default that makes the flag a switch: it takes no value, and reads [`ON`] when given.
+pub const OFF: &str = "off";
+/// What a switch reads when given.
+pub const ON: &str = "on";
+
 /// Parses `--name VALUE` and `--name=VALUE` flags, each given at most once, into their
-/// values in the order of `flags`, using each flag's default when it is absent. `-h` and
-/// `--help` print `usage` and exit 0; anything else is a usage error (exit code 2).
+/// values in the order of `flags`, using each flag's default when it is absent; a flag whose
+/// default is [`OFF`] is a switch (`--name`). `-h` and `--help` print `usage` and exit 0;
+/// anything else is a usage error (exit code 2).
 pub fn parse_flags<const N: usize>(
     usage: &str,
     flags: [(&str, &str); N],
@@ -140,6 +148,13 @@ pub fn parse_flags<const N: usize>(
         };
         if values[slot].is_some() {
             return Err(usage_error(usage, &format!("{name} given twice")));
+        }
+        if flags[slot].1 == OFF {
+            if inline.is_some() {
+                return Err(usage_error(usage, &format!("{name} takes no value")));
+            }
+            values[slot] = Some(ON.to_owned());
+            continue;
         }
         let value = match inline.or_else(|| args.next()) {
             Some(value) if !value.is_empty() => value,
@@ -164,13 +179,21 @@ pub fn usage_error(usage: &str, message: &str) -> ExitCode {
 pub struct EchoSetup {
     pub listener: TcpListener,
     pub bound: std::net::SocketAddr,
-    pub codecs: Negotiation,
+    /// [`echo_config`] for the codecs of `--codec`, with compression under `--compress`.
+    pub config: Config<AnyConverter>,
 }
 
-/// Parses the flags and binds the listener; on a usage or bind error, says so on stderr and
-/// gives the exit code.
+/// Parses the flags (`--addr`, `--codec`, `--compress`) and binds the listener; on a usage or
+/// bind error, says so on stderr and gives the exit code.
 pub async fn echo_setup(usage: &str) -> Result<EchoSetup, ExitCode> {
-    let [addr, codec] = parse_flags(usage, [("--addr", "127.0.0.1:8080"), ("--codec", "json")])?;
+    let [addr, codec, compress] = parse_flags(
+        usage,
+        [
+            ("--addr", "127.0.0.1:8080"),
+            ("--codec", "json"),
+            ("--compress", OFF),
+        ],
+    )?;
     let addr: std::net::SocketAddr = addr
         .parse()
         .map_err(|_| usage_error(usage, &format!("--addr {addr:?} is not an IP:PORT address")))?;
@@ -184,10 +207,16 @@ pub async fn echo_setup(usage: &str) -> Result<EchoSetup, ExitCode> {
         eprintln!("error: {e}");
         ExitCode::FAILURE
     })?;
+    let config = echo_config(codecs);
+    let config = if compress == ON {
+        config.compression(Compression::new())
+    } else {
+        config
+    };
     Ok(EchoSetup {
         listener,
         bound,
-        codecs,
+        config,
     })
 }
 

@@ -78,3 +78,73 @@ impl Deflater {
         Some(out.into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use flate2::{Decompress, FlushDecompress};
+
+    use super::*;
+
+    const AGREED: PerMessageDeflate = PerMessageDeflate {
+        send_window_bits: 15,
+        send_no_context_takeover: false,
+        receive_window_bits: 15,
+        receive_no_context_takeover: false,
+    };
+
+    /// Inflates a message as a peer does: the marker put back.
+    fn inflate(inflater: &mut Decompress, payload: &[u8]) -> Vec<u8> {
+        let input = [payload, &[0, 0, 0xff, 0xff]].concat();
+        let mut out = Vec::with_capacity(1 << 20);
+        inflater
+            .decompress_vec(&input, &mut out, FlushDecompress::Sync)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn messages_under_the_threshold_or_a_window_of_8_bits_go_out_as_they_are() {
+        let mut deflater = Deflater::new(AGREED, Compression::new().threshold(10));
+        assert_eq!(deflater.compress(b"123456789"), None);
+        assert!(deflater.compress(b"1234567890").is_some());
+        let narrow = PerMessageDeflate {
+            send_window_bits: 8,
+            ..AGREED
+        };
+        let mut deflater = Deflater::new(narrow, Compression::new());
+        assert_eq!(deflater.compress(&[b'a'; 1000]), None);
+        assert!(deflater.compress.is_none(), "state allocated for nothing");
+    }
+
+    #[test]
+    fn messages_inflate_back_in_order_with_the_context_kept_or_dropped_after_each() {
+        let text = b"the quick brown fox jumps over the lazy dog, again and again";
+        for fresh in [false, true] {
+            let agreed = PerMessageDeflate {
+                send_no_context_takeover: fresh,
+                ..AGREED
+            };
+            let mut deflater = Deflater::new(agreed, Compression::new().threshold(0));
+            let mut peer = Decompress::new(false);
+            let big: Vec<u8> = text.iter().copied().cycle().take(300_000).collect();
+            let mut sizes = Vec::new();
+            for message in [&text[..], &text[..], b"", &big] {
+                let payload = deflater.compress(message).expect("compressed");
+                assert!(
+                    !payload.ends_with(&[0, 0, 0xff, 0xff]),
+                    "the marker was left on"
+                );
+                sizes.push(payload.len());
+                assert_eq!(inflate(&mut peer, &payload), message);
+                if fresh {
+                    peer = Decompress::new(false);
+                }
+                assert_eq!(deflater.compress.is_none(), fresh, "state after a message");
+            }
+            assert_eq!(sizes[2], 1, "an empty message is one 0x00 byte");
+            // With the context kept, the repeat refers back to the first message.
+            assert_eq!(sizes[1] < sizes[0] / 2, !fresh, "sizes {sizes:?}");
+            assert!(sizes[3] < big.len() / 50, "sizes {sizes:?}");
+        }
+    }
+}

@@ -21,8 +21,6 @@
 //! no context takeover on a side, that side's state is dropped after every message, so an idle
 //! session holds none.
 
-use std::fmt;
-
 use tokio_tungstenite::tungstenite::http::{HeaderMap, HeaderValue};
 
 use crate::config::Settings;
@@ -184,24 +182,73 @@ impl PerMessageDeflate {
     }
 }
 
-impl fmt::Display for PerMessageDeflate {
-    /// The agreement in words, from this end's side.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "permessage-deflate (sending: {}-bit window{}; receiving: {}-bit window{})",
-            self.send_window_bits,
-            if self.send_no_context_takeover {
-                ", no context takeover"
-            } else {
-                ""
-            },
-            self.receive_window_bits,
-            if self.receive_no_context_takeover {
-                ", no context takeover"
-            } else {
-                ""
-            },
-        )
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builder_sets_each_setting_and_clamps_what_zlib_and_rfc_7692_cannot_take() {
+        let default = Compression::new();
+        assert_eq!(default, Compression::default());
+        assert_eq!(
+            (default.threshold, default.level, default.max_window_bits),
+            (32, 6, 15)
+        );
+        assert!(!default.no_context_takeover && !default.peer_no_context_takeover);
+        let set = Compression::new()
+            .threshold(7)
+            .level(3)
+            .no_context_takeover()
+            .peer_no_context_takeover()
+            .max_window_bits(10)
+            .peer_max_window_bits(11);
+        assert_eq!(
+            set,
+            Compression {
+                threshold: 7,
+                level: 3,
+                no_context_takeover: true,
+                peer_no_context_takeover: true,
+                max_window_bits: 10,
+                peer_max_window_bits: 11,
+            }
+        );
+        let clamped = Compression::new()
+            .level(12)
+            .max_window_bits(3)
+            .peer_max_window_bits(20);
+        assert_eq!(
+            (
+                clamped.level,
+                clamped.max_window_bits,
+                clamped.peer_max_window_bits
+            ),
+            (9, 8, 15)
+        );
+    }
+
+    #[test]
+    fn a_server_answers_only_with_compression_on_and_an_offer_it_can_take() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            "sec-websocket-extensions",
+            HeaderValue::from_static("x-other"),
+        );
+        headers.append(
+            "sec-websocket-extensions",
+            HeaderValue::from_static("permessage-deflate; client_max_window_bits"),
+        );
+        let off = Settings::default();
+        assert_eq!(answer_request(&off, &headers), None);
+        let on = Settings {
+            compression: Some(Compression::new().peer_max_window_bits(12)),
+            ..Settings::default()
+        };
+        let (answer, agreed) = answer_request(&on, &headers).expect("accepted");
+        assert_eq!(answer, "permessage-deflate; client_max_window_bits=12");
+        assert_eq!(agreed.receive_window_bits(), 12);
+        assert_eq!(agreed.send_window_bits(), 15);
+        assert!(!agreed.send_no_context_takeover() && !agreed.receive_no_context_takeover());
+        assert_eq!(answer_request(&on, &HeaderMap::new()), None);
     }
 }

@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests: a loopback server, server handlers, time bounds
-//! and the chat message; in submodules, raw frames, hostile peers and openings, TLS, and a
-//! seeded RNG.
+//! and the chat message; in submodules, raw frames, hostile peers and openings, TLS, a seeded
+//! RNG, and the interop peers and exchange.
 // Every test file compiles this module as its own and uses only part of it.
 #![allow(dead_code)]
 
@@ -9,6 +9,8 @@ mod chat_message;
 pub mod examples;
 #[cfg(feature = "json")]
 pub mod hostile;
+#[cfg(all(feature = "json", feature = "cbor", feature = "msgpack"))]
+pub mod interop;
 pub mod openings;
 #[cfg(feature = "json")]
 pub mod peers;

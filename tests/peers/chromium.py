@@ -126,6 +126,7 @@ SNAPSHOT = """JSON.stringify({
   me: document.getElementById("me").textContent,
   status: document.getElementById("status").dataset.state,
   protocol: document.getElementById("protocol").textContent,
+  extensions: document.getElementById("extensions").textContent,
   online: [...document.querySelectorAll("#online li")].map((li) => li.textContent),
   log: [...document.querySelectorAll("#log li")].map((li) => li.textContent),
   messages: [...document.querySelectorAll("#log li.message")].map((li) => li.textContent),

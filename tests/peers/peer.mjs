@@ -1,4 +1,5 @@
-// Interop peer for tests/interop.rs: a Node `ws` server or client.
+// Interop peer for tests/interop.rs and tests/interop_compression.rs: a Node `ws` server or
+// client.
 //
 //     node peer.mjs server --codec json|cbor|msgpack    prints "listening on ws://127.0.0.1:PORT"
 //     node peer.mjs client --url ws://HOST:PORT/PATH --codec json|cbor|msgpack
@@ -10,8 +11,17 @@
 //     {"cmd": "send", "variant": "canonical" | "extra" | "omitted" | "whole_float",
 //      "fragmented": bool}
 //     {"cmd": "close", "code": 4001, "reason": "bye ✓"}
+//     {"cmd": "echo", "data": "..."}    sends `data` back as a text frame
 // When a connection ends it prints {"event": "closed", "code": ..., "reason": ...} on stdout:
 // the close frame it received.
+//
+//     --compress on|off|no-context    (either role)
+// permessage-deflate: "on" compresses every message (threshold 0), "off" turns it off, and
+// "no-context" adds serverNoContextTakeover and clientNoContextTakeover. Without the option the
+// peer keeps ws's defaults: a client offers compression, a server accepts none. With it, each
+// connection prints on opening
+// {"event": "extensions", "value": "..."}: the Sec-WebSocket-Extensions of the handshake
+// response, "" without one.
 //
 // Integers beyond 2^53 are BigInts, in every codec: cbor-x decodes 64-bit CBOR integers to
 // BigInt, @msgpack/msgpack does with `useBigInt64`, and the JSON helpers below parse integer
@@ -159,6 +169,8 @@ function command(ws, codec, cmd) {
     for (let i = 0; i < data.length; i += 7) {
       ws.send(data.subarray(i, i + 7), { binary, fin: i + 7 >= data.length });
     }
+  } else if (cmd.cmd === 'echo') {
+    ws.send(cmd.data);
   } else if (cmd.cmd === 'close') {
     ws.close(cmd.code, cmd.reason);
   } else {
@@ -175,16 +187,49 @@ function session(ws, codec) {
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
-  options: { codec: { type: 'string' }, url: { type: 'string' } },
+  options: { codec: { type: 'string' }, url: { type: 'string' }, compress: { type: 'string' } },
 });
 if (!(values.codec in codecs)) throw new Error(`--codec must be one of ${Object.keys(codecs)}`);
+const compression = {
+  on: { perMessageDeflate: { threshold: 0 } },
+  off: { perMessageDeflate: false },
+  'no-context': {
+    perMessageDeflate: { threshold: 0, serverNoContextTakeover: true, clientNoContextTakeover: true },
+  },
+};
+if (values.compress !== undefined && !Object.hasOwn(compression, values.compress)) {
+  throw new Error(`--compress must be one of ${Object.keys(compression)}`);
+}
+const options = values.compress === undefined ? {} : compression[values.compress];
+// ws.extensions names the extensions without their parameters, so the header itself is
+// reported: as the server wrote it, or as the client read it.
+const reportExtensions = (header) => {
+  if (values.compress !== undefined) {
+    console.log(JSON.stringify({ event: 'extensions', value: header ?? '' }));
+  }
+};
 if (positionals[0] === 'server') {
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 }, () => {
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0, ...options }, () => {
     console.log(`listening on ws://127.0.0.1:${server.address().port}`);
   });
-  server.on('connection', (ws) => session(ws, values.codec));
+  const answers = new WeakMap();
+  server.on('headers', (headers, req) => {
+    const prefix = 'sec-websocket-extensions:';
+    const line = headers.find((h) => h.toLowerCase().startsWith(prefix));
+    answers.set(req, line?.slice(prefix.length).trim());
+  });
+  server.on('connection', (ws, req) => {
+    reportExtensions(answers.get(req));
+    session(ws, values.codec);
+  });
 } else if (positionals[0] === 'client') {
-  session(new WebSocket(values.url), values.codec);
+  const ws = new WebSocket(values.url, options);
+  let answer;
+  ws.on('upgrade', (res) => {
+    answer = res.headers['sec-websocket-extensions'];
+  });
+  ws.on('open', () => reportExtensions(answer));
+  session(ws, values.codec);
 } else {
-  throw new Error('usage: peer.mjs server|client --codec C [--url URL]');
+  throw new Error('usage: peer.mjs server|client --codec C [--url URL] [--compress MODE]');
 }

@@ -1,4 +1,5 @@
-"""Interop peer for tests/interop.rs: a Python `websockets` server or client.
+"""Interop peer for tests/interop.rs and tests/interop_compression.rs: a Python `websockets`
+server or client.
 
     peer.py server --codec json|cbor|msgpack    prints "listening on ws://127.0.0.1:PORT"
     peer.py client --url ws://HOST:PORT/PATH --codec json|cbor|msgpack
@@ -19,8 +20,17 @@ Text frames holding a JSON object with a "cmd" key are commands:
         sends its own encoding of the value, in 7-unit fragments when asked;
     {"cmd": "close", "code": 4001, "reason": "bye ✓"}
         closes the connection with that code and reason.
+    {"cmd": "echo", "data": "..."}
+        sends `data` back as a text frame.
 When a connection ends it prints {"event": "closed", "code": ..., "reason": ...} on stdout:
 the close frame it received.
+
+    --compress on|off|no-context    (either role)
+        permessage-deflate: "on" is websockets' default (which it also uses without the
+        option), "off" none, "no-context" with server_no_context_takeover and
+        client_no_context_takeover both. With the option, each connection prints on opening
+        {"event": "extensions", "value": "..."}: the Sec-WebSocket-Extensions of the handshake
+        response, "" without one.
 """
 
 import argparse
@@ -33,6 +43,10 @@ import msgpack
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
+from websockets.extensions.permessage_deflate import (
+    ClientPerMessageDeflateFactory,
+    ServerPerMessageDeflateFactory,
+)
 
 
 def canonical(codec):
@@ -126,13 +140,20 @@ async def command(ws, codec, cmd):
             await ws.send([data[i : i + 7] for i in range(0, len(data), 7)])
         else:
             await ws.send(data)
+    elif cmd["cmd"] == "echo":
+        await ws.send(cmd["data"])
     elif cmd["cmd"] == "close":
         await ws.close(cmd["code"], cmd["reason"])
     else:
         raise ValueError(f"unknown command {cmd!r}")
 
 
-async def session(ws, codec):
+async def session(ws, codec, report_extensions=False):
+    if report_extensions:
+        # The response is the handshake's outcome on both roles: the server's own answer, or
+        # the answer the client got.
+        value = ws.response.headers.get("Sec-WebSocket-Extensions", "")
+        print(json.dumps({"event": "extensions", "value": value}), flush=True)
     try:
         while True:
             await handle(ws, codec, await ws.recv())
@@ -141,6 +162,19 @@ async def session(ws, codec):
     rcvd = ws.protocol.close_rcvd
     event = {"event": "closed", "code": rcvd and rcvd.code, "reason": rcvd and rcvd.reason}
     print(json.dumps(event), flush=True)
+
+
+def compression(compress, role):
+    """The keyword arguments of serve() or connect() for --compress."""
+    if compress is None:
+        return {}
+    if compress == "on":
+        return {"compression": "deflate"}
+    if compress == "off":
+        return {"compression": None}
+    factory = {"server": ServerPerMessageDeflateFactory, "client": ClientPerMessageDeflateFactory}
+    both = factory[role](server_no_context_takeover=True, client_no_context_takeover=True)
+    return {"compression": None, "extensions": [both]}
 
 
 async def main():
@@ -152,25 +186,30 @@ async def main():
     parser.add_argument("--cert", help="server: serve TLS with this certificate (PEM)")
     parser.add_argument("--key", help="server: the certificate's key (PEM)")
     parser.add_argument("--ca", help="client: trust this certificate (PEM) for wss://")
+    parser.add_argument("--compress", choices=["on", "off", "no-context"])
     args = parser.parse_args()
+    report = args.compress is not None
+    options = compression(args.compress, args.role)
     if args.role == "server":
         tls = None
         if args.cert:
             tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             tls.load_cert_chain(args.cert, args.key)
-        async with serve(lambda ws: session(ws, args.codec), "127.0.0.1", 0, ssl=tls) as server:
+        async with serve(
+            lambda ws: session(ws, args.codec, report), "127.0.0.1", 0, ssl=tls, **options
+        ) as server:
             port = server.sockets[0].getsockname()[1]
             url = f"wss://localhost:{port}" if tls else f"ws://127.0.0.1:{port}"
             print(f"listening on {url}", flush=True)
             await server.serve_forever()
     elif args.subprotocols:
-        async with connect(args.url, subprotocols=args.subprotocols.split(",")) as ws:
+        async with connect(args.url, subprotocols=args.subprotocols.split(","), **options) as ws:
             print(json.dumps({"event": "subprotocol", "name": ws.subprotocol}), flush=True)
-            await session(ws, ws.subprotocol.rsplit(".", 1)[-1])
+            await session(ws, ws.subprotocol.rsplit(".", 1)[-1], report)
     else:
         tls = ssl.create_default_context(cafile=args.ca) if args.ca else None
-        async with connect(args.url, ssl=tls) as ws:
-            await session(ws, args.codec)
+        async with connect(args.url, ssl=tls, **options) as ws:
+            await session(ws, args.codec, report)
 
 
 if __name__ == "__main__":

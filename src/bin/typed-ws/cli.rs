@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use typed_ws::http::{HeaderName, HeaderValue, Uri};
-use typed_ws::{AnyConverter, Config, Negotiation};
+use typed_ws::{AnyConverter, Compression, Config, Negotiation};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -163,6 +163,12 @@ pub struct SessionArgs {
     /// Largest incoming frame, in bytes; K, M, G for KiB, MiB, GiB [default: 16M]
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     pub max_frame_size: Option<usize>,
+
+    /// Compress messages with permessage-deflate (RFC 7692) when the peer agrees
+    ///
+    /// connect offers it; serve accepts it from clients that offer it, as browsers do.
+    #[arg(long)]
+    pub compress: bool,
 }
 
 impl SessionArgs {
@@ -179,6 +185,9 @@ impl SessionArgs {
         }
         if let Some(bytes) = self.max_frame_size {
             config = config.max_frame_size(bytes);
+        }
+        if self.compress {
+            config = config.compression(Compression::new());
         }
         config
     }
