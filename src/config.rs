@@ -50,6 +50,7 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// | [`subprotocols`](Config::subprotocols) | none |
 /// | [`converter`](Config::converter) | none ([`NoConverter`]) |
 /// | [`negotiate`](Config::negotiate) | off |
+/// | [`compression`](Config::compression) | off (permessage-deflate neither offered nor accepted) |
 /// | `tls_client` (feature `tls`) | webpki-roots, certificates verified |
 /// | `tls_server` (feature `tls`) | off |
 ///

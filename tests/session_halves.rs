@@ -129,7 +129,7 @@ async fn a_session_and_its_halves_show_their_state_in_debug_output() {
     let (client, mut server) = pair(Config::new(), Config::new()).await;
     assert_eq!(
         format!("{client:?}"),
-        r#"Session { path: Some("/pair"), subprotocol: None, close_reason: None, .. }"#
+        r#"Session { path: Some("/pair"), subprotocol: None, compression: None, close_reason: None, .. }"#
     );
 
     let (mut tx, rx) = client.split();

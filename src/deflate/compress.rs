@@ -14,15 +14,6 @@ pub(crate) struct Deflater {
     compress: Option<Compress>,
 }
 
-impl std::fmt::Debug for Deflater {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Deflater")
-            .field("agreed", &self.agreed)
-            .field("allocated", &self.compress.is_some())
-            .finish()
-    }
-}
-
 impl Deflater {
     pub(crate) fn new(agreed: PerMessageDeflate, settings: Compression) -> Self {
         Deflater {

@@ -250,5 +250,21 @@ mod tests {
         assert_eq!(agreed.send_window_bits(), 15);
         assert!(!agreed.send_no_context_takeover() && !agreed.receive_no_context_takeover());
         assert_eq!(answer_request(&on, &HeaderMap::new()), None);
+
+        let fresh = Settings {
+            compression: Some(Compression::new().no_context_takeover()),
+            ..Settings::default()
+        };
+        let mut offer = HeaderMap::new();
+        offer.append(
+            "sec-websocket-extensions",
+            HeaderValue::from_static("permessage-deflate; client_no_context_takeover"),
+        );
+        let (answer, agreed) = answer_request(&fresh, &offer).expect("accepted");
+        assert_eq!(
+            answer,
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+        );
+        assert!(agreed.send_no_context_takeover() && agreed.receive_no_context_takeover());
     }
 }
