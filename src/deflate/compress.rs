@@ -138,4 +138,23 @@ mod tests {
             assert!(sizes[3] < big.len() / 50, "sizes {sizes:?}");
         }
     }
+
+    #[test]
+    fn incompressible_messages_come_out_whole_however_the_output_buffer_fills() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let noise: Vec<u8> = (0..100_000)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                (seed >> 32) as u8
+            })
+            .collect();
+        let mut deflater = Deflater::new(AGREED, Compression::new().threshold(0));
+        let mut peer = Decompress::new(false);
+        for len in [1, 100, 1000, 40_000, 100_000] {
+            let payload = deflater.compress(&noise[..len]).expect("compressed");
+            assert_eq!(inflate(&mut peer, &payload), &noise[..len], "{len} bytes");
+        }
+    }
 }

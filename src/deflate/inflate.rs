@@ -752,6 +752,23 @@ mod tests {
     }
 
     #[test]
+    fn errors_say_what_happened() {
+        let too_big = InflateError::TooBig {
+            size: 70_000,
+            limit: 65_536,
+        };
+        assert_eq!(
+            too_big.to_string(),
+            "a compressed message inflated to 70000 bytes, over the limit of 65536 bytes"
+        );
+        let invalid = InflateError::Invalid("invalid block type".to_owned());
+        assert_eq!(
+            invalid.to_string(),
+            "invalid compressed data: invalid block type"
+        );
+    }
+
+    #[test]
     fn garbage_and_data_after_the_final_block_are_invalid() {
         let garbage = frame(0xc1, &[0xff; 12], None);
         let result = through(&mut reader(AGREED, &Settings::default()), &garbage, 5);
