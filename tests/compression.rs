@@ -243,6 +243,11 @@ async fn an_inflation_bomb_is_refused_with_1009_while_inflating() {
     assert!(bomb.len() < 12 << 10, "the bomb is {} bytes", bomb.len());
     let (code, text, error) = hostile("permessage-deflate", client_frame(0xc2, &bomb)).await;
     assert_eq!(code, 1009, "{text}");
+    // Stopped while inflating, by the layer that inflates, not later by tungstenite.
+    assert_eq!(
+        text,
+        "compressed message inflates past the limit of 65536 bytes"
+    );
     match error {
         Error::TooBig { size, limit, .. } => {
             assert_eq!(limit, 64 << 10);
