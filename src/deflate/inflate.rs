@@ -69,38 +69,31 @@ impl<S> Inflating<S> {
         let max_message_size = settings.max_message_size;
         let chunk = CHUNK.min(max_frame_size).min(max_message_size).max(1);
         self.reader = Some(Box::new(Reader {
-            agreed,
-            limit: max_message_size,
-            chunk,
             raw: BytesMut::from(head),
-            out: BytesMut::new(),
             step: Step::Header,
             message: None,
-            inflater: None,
             failed: None,
+            sink: Sink {
+                out: BytesMut::new(),
+                inflater: None,
+                agreed,
+                limit: max_message_size,
+                chunk,
+            },
         }));
     }
 }
 
 /// The inflating state of one session.
 struct Reader {
-    agreed: PerMessageDeflate,
-    /// The largest inflated message.
-    limit: usize,
-    /// The largest frame handed over.
-    chunk: usize,
     /// Read from the socket, not yet looked at.
     raw: BytesMut,
-    /// Frames ready for tungstenite.
-    out: BytesMut,
     step: Step,
     /// The compressed message being inflated.
     message: Option<Message>,
-    /// Allocated with the first compressed message; dropped after each one when the peer
-    /// takes no context over.
-    inflater: Option<Decompress>,
     /// What ended the stream, for every read after it.
     failed: Option<InflateError>,
+    sink: Sink,
 }
 
 /// Where the reader is in the frame it is reading.
@@ -193,7 +186,7 @@ impl Reader {
     /// Turns what `raw` holds into frames for tungstenite, until about a chunk of them waits
     /// or more input is needed.
     fn process(&mut self) -> Result<(), InflateError> {
-        while self.out.len() < self.chunk {
+        while self.sink.out.len() < self.sink.chunk {
             match self.step {
                 Step::Header => {
                     let Some((first, mask, length, header_len)) = parse_header(&self.raw) else {
@@ -226,14 +219,14 @@ impl Reader {
                         // Anything else goes to tungstenite as it came, to be checked there:
                         // RSV1 on a control frame or a continuation, a new data frame in the
                         // middle of a compressed message, a frame over the size limit.
-                        self.out.put_slice(&self.raw[..header_len]);
+                        self.sink.out.put_slice(&self.raw[..header_len]);
                         self.raw.advance(header_len);
                         self.step = Step::Pass { left: length };
                     }
                 }
                 Step::Pass { left } => {
                     let n = left.min(self.raw.len() as u64) as usize;
-                    self.out.put_slice(&self.raw[..n]);
+                    self.sink.out.put_slice(&self.raw[..n]);
                     self.raw.advance(n);
                     if n as u64 == left {
                         self.step = Step::Header;
@@ -257,14 +250,7 @@ impl Reader {
                     let Some(message) = self.message.as_mut() else {
                         unreachable!("a compressed frame belongs to a message")
                     };
-                    let mut sink = Sink {
-                        out: &mut self.out,
-                        inflater: &mut self.inflater,
-                        agreed: &self.agreed,
-                        limit: self.limit,
-                        chunk: self.chunk,
-                    };
-                    let consumed = sink.feed(message, &self.raw[..available])?;
+                    let consumed = self.sink.feed(message, &self.raw[..available])?;
                     self.raw.advance(consumed);
                     frame.unmasked = frame.unmasked.saturating_sub(consumed);
                     frame.at += consumed as u64;
@@ -284,19 +270,12 @@ impl Reader {
                     let Some(message) = self.message.as_mut() else {
                         unreachable!("a message is finished once")
                     };
-                    let mut sink = Sink {
-                        out: &mut self.out,
-                        inflater: &mut self.inflater,
-                        agreed: &self.agreed,
-                        limit: self.limit,
-                        chunk: self.chunk,
-                    };
-                    if !sink.finish(message)? {
+                    if !self.sink.finish(message)? {
                         continue;
                     }
                     self.step = Step::Header;
-                    if self.agreed.receive_no_context_takeover || message.stream_ended {
-                        self.inflater = None;
+                    if self.sink.agreed.receive_no_context_takeover || message.stream_ended {
+                        self.sink.inflater = None;
                     }
                     self.message = None;
                 }
@@ -307,15 +286,20 @@ impl Reader {
 }
 
 /// Where inflated output goes, and what bounds it.
-struct Sink<'a> {
-    out: &'a mut BytesMut,
-    inflater: &'a mut Option<Decompress>,
-    agreed: &'a PerMessageDeflate,
+struct Sink {
+    /// Frames ready for tungstenite.
+    out: BytesMut,
+    /// Allocated with the first compressed message; dropped after each one when the peer
+    /// takes no context over.
+    inflater: Option<Decompress>,
+    agreed: PerMessageDeflate,
+    /// The largest inflated message.
     limit: usize,
+    /// The largest frame handed over.
     chunk: usize,
 }
 
-impl Sink<'_> {
+impl Sink {
     /// Feeds `input` to the inflater until it is all consumed or a chunk of frames waits in
     /// `out`; returns how much was consumed.
     fn feed(&mut self, message: &mut Message, input: &[u8]) -> Result<usize, InflateError> {
@@ -328,7 +312,7 @@ impl Sink<'_> {
         loop {
             let len = message.pending.len();
             if len >= self.chunk {
-                frame_out(self.out, message, self.chunk, false);
+                frame_out(&mut self.out, message, self.chunk, false);
                 if self.out.len() >= self.chunk {
                     return Ok(consumed);
                 }
@@ -396,7 +380,7 @@ impl Sink<'_> {
                 break;
             }
         }
-        frame_out(self.out, message, self.chunk, true);
+        frame_out(&mut self.out, message, self.chunk, true);
         Ok(true)
     }
 }
@@ -433,10 +417,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Inflating<S> {
             return Pin::new(&mut this.io).poll_read(cx, buf);
         };
         loop {
-            if !reader.out.is_empty() {
-                let n = reader.out.len().min(buf.remaining());
-                buf.put_slice(&reader.out[..n]);
-                reader.out.advance(n);
+            if !reader.sink.out.is_empty() {
+                let n = reader.sink.out.len().min(buf.remaining());
+                buf.put_slice(&reader.sink.out[..n]);
+                reader.sink.out.advance(n);
                 return Poll::Ready(Ok(()));
             }
             if let Some(failed) = &reader.failed {
@@ -447,7 +431,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Inflating<S> {
                 reader.failed = Some(e);
                 continue;
             }
-            if !reader.out.is_empty() {
+            if !reader.sink.out.is_empty() {
                 continue;
             }
             reader.raw.reserve(READ);
@@ -459,7 +443,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Inflating<S> {
                 // Nothing more for now: an idle session keeps no buffers.
                 if reader.raw.is_empty() {
                     reader.raw = BytesMut::new();
-                    reader.out = BytesMut::new();
+                    reader.sink.out = BytesMut::new();
                 }
                 return Poll::Pending;
             };
@@ -570,16 +554,16 @@ mod tests {
             reader.raw.extend_from_slice(piece);
             loop {
                 reader.process()?;
-                if reader.out.is_empty() {
+                if reader.sink.out.is_empty() {
                     break;
                 }
                 assert!(
-                    reader.out.len() <= 2 * reader.chunk + 14,
+                    reader.sink.out.len() <= 2 * reader.sink.chunk + 14,
                     "{} bytes waiting",
-                    reader.out.len()
+                    reader.sink.out.len()
                 );
-                out.extend_from_slice(&reader.out);
-                reader.out.clear();
+                out.extend_from_slice(&reader.sink.out);
+                reader.sink.out.clear();
             }
         }
         Ok(out)
@@ -688,7 +672,7 @@ mod tests {
             Err(InflateError::TooBig { size, limit: said }) => {
                 assert_eq!(said, limit);
                 assert!(
-                    size > limit && size <= limit + reader.chunk,
+                    size > limit && size <= limit + reader.sink.chunk,
                     "stopped at {size}"
                 );
             }
@@ -729,7 +713,7 @@ mod tests {
         let mut keeping = reader(AGREED, &Settings::default());
         let out = through(&mut keeping, &stream, 7).unwrap();
         assert_eq!(frames(&out).concat_payloads(), text.repeat(2));
-        assert!(keeping.inflater.is_some(), "the context was dropped");
+        assert!(keeping.sink.inflater.is_some(), "the context was dropped");
 
         let fresh = PerMessageDeflate {
             receive_no_context_takeover: true,
@@ -740,7 +724,7 @@ mod tests {
         let out = through(&mut dropping, &one, 7).unwrap();
         assert_eq!(frames(&out).concat_payloads(), text);
         assert!(
-            dropping.inflater.is_none(),
+            dropping.sink.inflater.is_none(),
             "the inflater outlived its message"
         );
         // Without its context, a message that refers back cannot be read.
@@ -832,7 +816,7 @@ mod tests {
         .await;
         assert!(waiting, "a read with nothing sent completed");
         let reader = inflating.reader.as_ref().unwrap();
-        assert_eq!((reader.raw.capacity(), reader.out.capacity()), (0, 0));
+        assert_eq!((reader.raw.capacity(), reader.sink.out.capacity()), (0, 0));
     }
 
     /// `Some` once `bytes` hold whole frames only.
