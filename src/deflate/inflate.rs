@@ -736,6 +736,27 @@ mod tests {
     }
 
     #[test]
+    fn headers_take_the_shortest_length_form_and_a_zero_mask_when_masked() {
+        let header = |first, masked, len| {
+            let mut out = BytesMut::new();
+            put_header(&mut out, first, masked, len);
+            out.to_vec()
+        };
+        assert_eq!(header(0x81, false, 125), [0x81, 125]);
+        assert_eq!(header(0x02, true, 125), [0x02, 0x80 | 125, 0, 0, 0, 0]);
+        assert_eq!(header(0x80, false, 126), [0x80, 126, 0, 126]);
+        assert_eq!(
+            header(0x80, true, 0xffff),
+            [0x80, 0xfe, 0xff, 0xff, 0, 0, 0, 0]
+        );
+        assert_eq!(
+            header(0x82, true, 0x10000),
+            [0x82, 0xff, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(header(0x00, false, 0x10000)[1], 127);
+    }
+
+    #[test]
     fn errors_say_what_happened() {
         let too_big = InflateError::TooBig {
             size: 70_000,
