@@ -632,21 +632,25 @@ mod tests {
             &mut Compress::new(flate2::Compression::fast(), false),
             &data,
         );
-        let stream = frame(0xc2, &payload, None);
-        let mut reader = reader(AGREED, &settings(1000, 1 << 20));
-        let out = through(&mut reader, &stream, 100).unwrap();
-        let found = frames(&out);
-        assert!(
-            found
-                .iter()
-                .all(|(_, p, masked)| p.len() <= 1000 && !masked)
-        );
-        let last = found.len() - 1;
-        assert!(found.len() >= 10, "{} frames", found.len());
-        assert_eq!(found[0].0, 0x02);
-        assert!(found[1..last].iter().all(|f| f.0 == 0x00));
-        assert_eq!(found[last].0, 0x80);
-        assert_eq!(found.concat_payloads(), data);
+        // Masked, the input a full chunk leaves for later is unmasked already: its phase
+        // must carry over.
+        for mask in [None, Some([9, 8, 7, 6])] {
+            let stream = frame(0xc2, &payload, mask);
+            let mut reader = reader(AGREED, &settings(1000, 1 << 20));
+            let out = through(&mut reader, &stream, 100).unwrap();
+            let found = frames(&out);
+            assert!(
+                found
+                    .iter()
+                    .all(|(_, p, masked)| p.len() <= 1000 && *masked == mask.is_some())
+            );
+            let last = found.len() - 1;
+            assert!(found.len() >= 10, "{} frames", found.len());
+            assert_eq!(found[0].0, 0x02);
+            assert!(found[1..last].iter().all(|f| f.0 == 0x00));
+            assert_eq!(found[last].0, 0x80);
+            assert_eq!(found.concat_payloads(), data, "mask {mask:?}");
+        }
     }
 
     trait Concat {
