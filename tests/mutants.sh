@@ -185,7 +185,7 @@ break_and_test src/deflate/inflate.rs \
     'while !message.stream_ended && message.tail_fed < TAIL.len() {' 'while false {' \
     lib deflate::inflate::tests::compressed_messages_come_out_as_plain_frames_however_the_input_is_split
 break_and_test src/deflate/inflate.rs \
-    'if self.agreed.receive_no_context_takeover || message.stream_ended {' 'if true {' \
+    'if self.sink.agreed.receive_no_context_takeover || message.stream_ended {' 'if true {' \
     lib deflate::inflate::tests::context_is_kept_between_messages_unless_the_peer_takes_none_over
 break_and_test src/deflate/compress.rs \
     'out.push(0x00);' '' \
