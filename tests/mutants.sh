@@ -85,9 +85,6 @@ break_and_test src/session/link.rs \
     'st.pending_bytes -= frame.payload().len();' 'st.pending_bytes /= frame.payload().len();' \
     keepalive read_ahead_refills_only_what_the_user_took
 break_and_test src/session/link.rs \
-    'Some(size) if text.len() > size =>' 'Some(size) if true =>' \
-    limits fragment_size_splits_outgoing_messages_on_the_wire
-break_and_test src/session/link.rs \
     'Some(size) if text.len() > size =>' 'Some(size) if text.len() < size =>' \
     limits fragment_size_splits_outgoing_messages_on_the_wire
 break_and_test src/session/link.rs \
