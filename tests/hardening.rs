@@ -50,17 +50,22 @@ async fn compressed_duplex_pair<C: typed_ws::Converter>(
     let (server_io, mut client) = tokio::io::duplex(buffer);
     let server = Server::new(config.compression(Compression::new()));
     let accept = tokio::spawn(async move { server.accept(server_io).await });
-    client
-        .write_all(upgrade_request_with("/", OFFER_DEFLATE).as_bytes())
-        .await
-        .expect("request");
-    let head = read_head(&mut client).await;
+    within(
+        "request",
+        client.write_all(upgrade_request_with("/", OFFER_DEFLATE).as_bytes()),
+    )
+    .await
+    .expect("request");
+    let head = within("handshake response", read_head(&mut client)).await;
     assert!(
         head.to_ascii_lowercase()
             .contains("sec-websocket-extensions: permessage-deflate"),
         "{head}"
     );
-    let session = accept.await.expect("task").expect("server handshake");
+    let session = within("accept", accept)
+        .await
+        .expect("task")
+        .expect("server handshake");
     assert!(session.compression().is_some());
     (session, client)
 }
