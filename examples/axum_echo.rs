@@ -29,7 +29,6 @@ use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::any;
-use axum::serve::ListenerExt;
 use typed_ws::axum::WebSocketUpgrade;
 use typed_ws::{AnyConverter, Config};
 
@@ -78,23 +77,18 @@ async fn main() -> ExitCode {
         Ok(setup) => setup,
         Err(code) => return code,
     };
-    // Latency matters more than packet count for chat messages.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            log(format!("cannot set TCP_NODELAY: {e}"));
-        }
-    });
     let app = Router::new()
         .route(ECHO_PATH, any(echo))
         .fallback(not_found)
-        .with_state(config);
+        .with_state(config.clone());
 
     if let Err(code) = announce(bound) {
         return code;
     }
 
-    // Serves until the process is stopped (Ctrl-C).
-    if let Err(e) = axum::serve(listener, app).await {
+    // Serves until the process is stopped (Ctrl-C), with the handshake deadline, connection
+    // limit and TCP_NODELAY of `echo_server`, which plain `axum::serve` does not give.
+    if let Err(e) = typed_ws::axum::serve(listener, app, &config).await {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }

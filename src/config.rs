@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use crate::budget::Budget;
 use crate::converter::{Converter, NoConverter};
 use crate::deflate::Compression;
 use crate::negotiation::{Agreement, Negotiation};
@@ -27,6 +28,9 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// The default [`Config::max_connections`]: 10,000.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// The default [`Config::max_unfinished_bytes`]: 64 MiB, one message of the default
+/// [`Config::max_message_size`].
+pub const DEFAULT_MAX_UNFINISHED_BYTES: usize = 64 << 20;
 
 /// Everything a client or server fixes once, when it is set up: what Ktor's
 /// `install(WebSockets) { ... }` block holds.
@@ -44,7 +48,8 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// | [`timeout`](Config::timeout) | 40 s without a frame from the peer |
 /// | [`handshake_timeout`](Config::handshake_timeout) | 10 s for the opening handshake |
 /// | [`send_timeout`](Config::send_timeout) | 30 s for a write the peer does not take |
-/// | [`max_connections`](Config::max_connections) | 10,000 sessions and handshakes at once, per `Server::serve` |
+/// | [`max_connections`](Config::max_connections) | 10,000 sessions and handshakes at once, per `Server::serve` or `axum::serve` |
+/// | [`max_unfinished_bytes`](Config::max_unfinished_bytes) | 64 MiB held in unfinished messages, all sessions together |
 /// | [`fragment_size`](Config::fragment_size) | off (every message in one frame) |
 /// | [`read_buffer_size`](Config::read_buffer_size) | 4 KiB, growing to 64 KiB reads for bulk transfers |
 /// | [`subprotocols`](Config::subprotocols) | none |
@@ -82,6 +87,8 @@ pub(crate) struct Settings {
     pub(crate) handshake_timeout: Option<Duration>,
     pub(crate) send_timeout: Option<Duration>,
     pub(crate) max_connections: Option<usize>,
+    /// Shared by every session of this config and of the configs cloned from it.
+    pub(crate) unfinished: Arc<Budget>,
     pub(crate) fragment_size: Option<usize>,
     pub(crate) read_buffer_size: usize,
     pub(crate) subprotocols: Vec<String>,
@@ -101,6 +108,7 @@ impl Default for Settings {
             handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
             send_timeout: Some(DEFAULT_SEND_TIMEOUT),
             max_connections: Some(DEFAULT_MAX_CONNECTIONS),
+            unfinished: Budget::new(DEFAULT_MAX_UNFINISHED_BYTES),
             fragment_size: None,
             read_buffer_size: DEFAULT_READ_BUFFER_SIZE,
             subprotocols: Vec::new(),
@@ -220,12 +228,29 @@ impl<C> Config<C> {
         self.set(|s| s.send_timeout = nonzero(timeout))
     }
 
-    /// The most connections [`Server::serve`](crate::Server::serve) and
-    /// [`Server::serve_with`](crate::Server::serve_with) handle at once, handshakes included.
+    /// The most connections [`Server::serve`](crate::Server::serve),
+    /// [`Server::serve_with`](crate::Server::serve_with) and `typed_ws::axum::serve` handle at
+    /// once, handshakes included.
     /// Further connections wait in the kernel's accept queue until one ends. Default 10,000;
     /// `0` means no limit.
     pub fn max_connections(self, connections: usize) -> Self {
         self.set(|s| s.max_connections = (connections != 0).then_some(connections))
+    }
+
+    /// The most bytes that the sessions of this config may hold, all together, in messages
+    /// that have not arrived whole: fragments waiting for the rest of their message, and
+    /// what compressed ones inflated to. A peer can park a message's first fragment and never
+    /// send the rest; this bounds what a crowd of them costs. A session whose next bytes
+    /// would go past it is closed with 1013 (try again later) and its caller gets
+    /// [`Error::Overloaded`](crate::Error::Overloaded); the sessions holding the budget
+    /// carry on, and it is given back as their messages complete or they end.
+    ///
+    /// The budget is shared by every session of this config, every server and client set up
+    /// with it or with a config cloned from it (after this call). Default 64 MiB, one message
+    /// of the default [`Config::max_message_size`]; `0` means no limit.
+    pub fn max_unfinished_bytes(self, bytes: usize) -> Self {
+        let limit = if bytes == 0 { usize::MAX } else { bytes };
+        self.set(|s| s.unfinished = Budget::new(limit))
     }
 
     /// Send data messages longer than this many bytes as a first frame and continuation

@@ -27,6 +27,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// | `TooBig` | closed, 1009 sent | 1009 `TooBig` |
 /// | `InvalidUtf8` | closed, 1007 sent | 1007 `InvalidPayload` |
 /// | `InvalidCompressed` | closed, 1007 sent | 1007 `InvalidPayload` |
+/// | `Overloaded` | closed, 1013 sent | 1013 `TryAgainLater` |
 /// | `Protocol` | closed, 1002 sent; a frame refused before sending: usable | 1002 `ProtocolError` |
 /// | `Timeout` | closed, 1011 sent | 1011 `InternalError` |
 /// | `HandshakeTimeout` | (no session) | — |
@@ -132,6 +133,16 @@ pub enum Error {
     #[error("the peer sent a compressed message that does not inflate: {0}")]
     InvalidCompressed(String),
 
+    /// The peer's message in progress would have taken the config's budget for unfinished
+    /// messages past its limit ([`Config::max_unfinished_bytes`](crate::Config::max_unfinished_bytes)),
+    /// which all sessions share: too many of them hold messages that have not arrived whole.
+    #[error("the server is overloaded: unfinished messages would hold more than {limit} bytes")]
+    #[non_exhaustive]
+    Overloaded {
+        /// The budget's limit.
+        limit: usize,
+    },
+
     /// The peer broke the WebSocket protocol (RFC 6455), or a frame we were asked to send
     /// would break it. The source says how: for what the peer did, tungstenite's most precise
     /// error (a [`ProtocolError`](tokio_tungstenite::tungstenite::error::ProtocolError) in most
@@ -206,6 +217,7 @@ impl Error {
             }
             Error::Encode { .. } | Error::Timeout(_) => Some(CloseCode::InternalError),
             Error::TooBig { .. } => Some(CloseCode::TooBig),
+            Error::Overloaded { .. } => Some(CloseCode::TryAgainLater),
             Error::Protocol(_) => Some(CloseCode::ProtocolError),
             Error::NoConverter { .. }
             | Error::UnknownConverter { .. }
@@ -315,7 +327,7 @@ pub(crate) const MAX_QUOTED: usize = 200;
 
 /// Displays an error's text cut to [`MAX_QUOTED`] bytes (at a character boundary), saying how
 /// long it was.
-struct Truncated<'a, E: ?Sized>(&'a E);
+pub(crate) struct Truncated<'a, E: ?Sized>(pub(crate) &'a E);
 
 impl<E: std::fmt::Display + ?Sized> std::fmt::Display for Truncated<'_, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -50,6 +50,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod budget;
 mod client;
 mod config;
 mod converter;
@@ -57,6 +58,7 @@ mod deflate;
 mod error;
 mod frame;
 mod handshake;
+mod listener;
 mod negotiation;
 mod read_buffer;
 mod server;
@@ -76,8 +78,8 @@ pub use bytes::Bytes;
 pub use client::{Client, ClientRequest, Endpoint};
 pub use config::{
     Config, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_SIZE,
-    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_PING_INTERVAL, DEFAULT_READ_BUFFER_SIZE,
-    DEFAULT_SEND_TIMEOUT, DEFAULT_TIMEOUT,
+    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_UNFINISHED_BYTES, DEFAULT_PING_INTERVAL,
+    DEFAULT_READ_BUFFER_SIZE, DEFAULT_SEND_TIMEOUT, DEFAULT_TIMEOUT,
 };
 #[cfg(feature = "cbor")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cbor")))]

@@ -2,7 +2,7 @@
 //! (`wamp.2.json`, `wamp.2.msgpack`, `wamp.2.cbor`) and Centrifugo do it.
 
 use crate::converter::{AnyConverter, Converter};
-use crate::error::Error;
+use crate::error::{Error, Truncated};
 
 /// Converters to negotiate, in order of preference, installed with
 /// [`Config::negotiate`](crate::Config::negotiate).
@@ -125,9 +125,10 @@ fn refusal(what: &str, offered: &[&str], ours: &[String]) -> String {
             ours.join(", ")
         );
     }
+    // The offer is the client's text, and this goes back in the answer's body and to logs.
     format!(
         "no common {what}: the client offered {}, this server speaks {}",
-        offered.join(", "),
+        Truncated(&offered.join(", ")),
         ours.join(", ")
     )
 }
@@ -311,6 +312,26 @@ mod tests {
         assert_eq!(
             choice(&wamp().fallback(JsonConverter.into()), &offered),
             refusal
+        );
+    }
+
+    /// The refusal goes back to the client in a 400's body and into the server's logs: a
+    /// client that offers thousands of names must not get them all echoed.
+    #[test]
+    fn a_refusal_quotes_at_most_200_bytes_of_the_offer() {
+        let names: Vec<String> = (0..9_000).map(|i| format!("name{i}")).collect();
+        let offered: Vec<&str> = names.iter().map(String::as_str).collect();
+        let Err(refusal) = choice(&wamp(), &offered) else {
+            panic!("nothing in common was agreed on")
+        };
+        assert!(refusal.len() < 400, "{} bytes: {refusal}", refusal.len());
+        assert!(
+            refusal.starts_with("no common converter: the client offered name0, name1"),
+            "{refusal}"
+        );
+        assert!(
+            refusal.ends_with("this server speaks wamp.2.msgpack, wamp.2.cbor, wamp.2.json"),
+            "{refusal}"
         );
     }
 }

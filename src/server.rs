@@ -2,14 +2,11 @@
 
 use std::fmt;
 use std::future::Future;
-use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, Semaphore};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{self, HeaderValue, StatusCode};
 
@@ -18,6 +15,7 @@ use crate::converter::{Converter, NoConverter};
 use crate::deflate::{self, Inflating};
 use crate::error::{Chain, Error};
 use crate::handshake::{self, Side};
+use crate::listener::Listener;
 use crate::session::Session;
 use crate::session::link::Handshake;
 use crate::trace;
@@ -310,39 +308,12 @@ impl<C: Converter> Server<C> {
     {
         let check = Arc::new(check);
         let handler = Arc::new(handler);
-        let slots = self
-            .config
-            .settings
-            .max_connections
-            .map(|n| Arc::new(Semaphore::new(n)));
-        let ended = Arc::new(Notify::new());
+        let listener = Listener::new(listener, self.config.settings.max_connections);
         loop {
-            // Taken before accepting, so that connections over the limit stay in the kernel.
-            let slot = match &slots {
-                Some(slots) => match slots.clone().acquire_owned().await {
-                    Ok(slot) => Some(slot),
-                    Err(_) => return,
-                },
-                None => None,
-            };
-            let (tcp, peer) = match listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(e) if is_per_connection(e.kind()) => continue,
-                Err(_) => {
-                    tokio::select! {
-                        () = tokio::time::sleep(Duration::from_millis(100)) => {}
-                        () = ended.notified() => {}
-                    }
-                    continue;
-                }
-            };
-            // Latency matters more than packet count for messages; a failure here only
-            // costs that.
-            let _ = tcp.set_nodelay(true);
+            let (tcp, peer, slot) = listener.accept().await;
             let server = self.clone();
             let check = check.clone();
             let handler = handler.clone();
-            let ended = ended.clone();
             tokio::spawn(async move {
                 let check = move |request: &Request| check(request);
                 let deadline = server.config.settings.handshake_timeout;
@@ -370,7 +341,6 @@ impl<C: Converter> Server<C> {
                     Err(error) => server.report(peer, Stage::Handshake, error),
                 }
                 drop(slot);
-                ended.notify_one();
             });
         }
     }
@@ -417,11 +387,4 @@ impl<C> Server<C> {
     fn tls_acceptor(&self) -> Option<std::convert::Infallible> {
         None
     }
-}
-
-fn is_per_connection(kind: ErrorKind) -> bool {
-    matches!(
-        kind,
-        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::Interrupted
-    )
 }

@@ -11,15 +11,15 @@ use tokio_tungstenite::tungstenite::handshake::server::{
 };
 use tokio_tungstenite::tungstenite::http::{self, StatusCode};
 
-use crate::error::Error;
+use crate::error::{Error, Truncated};
 use crate::read_buffer::Elastic;
 
 /// The largest request head read, as in tungstenite; a longer one is answered with 431.
-const MAX_HEAD: usize = 64 << 10;
+pub(crate) const MAX_HEAD: usize = 64 << 10;
 
 /// The longest request line; a longer one is answered with 414, as nginx does past its 8 KiB
 /// header buffers.
-const MAX_REQUEST_LINE: usize = 8 << 10;
+pub(crate) const MAX_REQUEST_LINE: usize = 8 << 10;
 
 /// Reads the request head and checks that it asks for a WebSocket upgrade. A request that is
 /// HTTP but does not gets an HTTP error answer (405 for another method, 426 with the version
@@ -123,9 +123,10 @@ fn refusal(e: &WsError) -> (StatusCode, String) {
         }
         _ => StatusCode::BAD_REQUEST,
     };
+    // tungstenite's text may quote the request.
     let why = match e {
-        WsError::Protocol(p) => format!("not a WebSocket upgrade: {p}"),
-        other => format!("not a WebSocket upgrade: {other}"),
+        WsError::Protocol(p) => format!("not a WebSocket upgrade: {}", Truncated(&p)),
+        other => format!("not a WebSocket upgrade: {}", Truncated(&other)),
     };
     (status, why)
 }

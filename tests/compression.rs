@@ -4,38 +4,15 @@
 
 mod common;
 
+use common::deflate::{deflate, fresh_compressor};
 use common::raw::{CLOSE, CONTINUE, PING, RawPeer, TEXT, client_frame};
 use common::{pair, serve, within};
-use flate2::{Compress, FlushCompress};
 use typed_ws::{CloseCode, Compression, Config, Error, Frame, JsonConverter, Server};
 
 fn compressing(compression: Compression) -> Config<JsonConverter> {
     Config::new()
         .converter(JsonConverter)
         .compression(compression)
-}
-
-/// `data` as a permessage-deflate payload: raw DEFLATE, sync-flushed, the marker taken off.
-fn deflate(compress: &mut Compress, data: &[u8]) -> Vec<u8> {
-    let start = compress.total_in();
-    let mut out = Vec::with_capacity(data.len() + 64);
-    loop {
-        let consumed = (compress.total_in() - start) as usize;
-        compress
-            .compress_vec(&data[consumed..], &mut out, FlushCompress::Sync)
-            .expect("deflate");
-        if (compress.total_in() - start) as usize == data.len() && out.len() < out.capacity() {
-            break;
-        }
-        out.reserve(out.capacity().max(64));
-    }
-    assert!(out.ends_with(&[0, 0, 0xff, 0xff]), "no sync marker");
-    out.truncate(out.len() - 4);
-    out
-}
-
-fn fresh_compressor() -> Compress {
-    Compress::new(flate2::Compression::default(), false)
 }
 
 /// Text that compresses the way JSON does, and bytes that do not compress at all.

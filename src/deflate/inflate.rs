@@ -11,6 +11,7 @@ use flate2::{Decompress, FlushDecompress, Status};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::PerMessageDeflate;
+use crate::budget::{Overdrawn, Share};
 use crate::config::Settings;
 
 /// The most inflated bytes put in one frame for tungstenite, and about the most waiting for it
@@ -31,6 +32,8 @@ pub(crate) enum InflateError {
     TooBig { size: usize, limit: usize },
     /// The payload is not DEFLATE data.
     Invalid(String),
+    /// The message inflated past what the budget for unfinished messages had left.
+    Overdrawn(Overdrawn),
 }
 
 impl fmt::Display for InflateError {
@@ -41,6 +44,7 @@ impl fmt::Display for InflateError {
                 "a compressed message inflated to {size} bytes, over the limit of {limit} bytes"
             ),
             InflateError::Invalid(why) => write!(f, "invalid compressed data: {why}"),
+            InflateError::Overdrawn(overdrawn) => overdrawn.fmt(f),
         }
     }
 }
@@ -73,6 +77,7 @@ impl<S> Inflating<S> {
             step: Step::Header,
             message: None,
             failed: None,
+            share: Share::new(settings.unfinished.clone()),
             sink: Sink {
                 out: BytesMut::new(),
                 inflater: None,
@@ -93,6 +98,8 @@ struct Reader {
     message: Option<Message>,
     /// What ended the stream, for every read after it.
     failed: Option<InflateError>,
+    /// What the message being inflated holds of the budget for unfinished messages.
+    share: Share,
     sink: Sink,
 }
 
@@ -183,6 +190,21 @@ fn put_header(out: &mut BytesMut, first: u8, masked: bool, len: usize) {
 }
 
 impl Reader {
+    /// Takes what the message left unfinished has inflated to from the budget, or gives it
+    /// back once it is complete: a message inflated whole in one go never touches it.
+    fn hold(&mut self) -> Result<(), InflateError> {
+        match &self.message {
+            Some(message) => self
+                .share
+                .take(message.size.saturating_sub(self.share.held()))
+                .map_err(InflateError::Overdrawn),
+            None => {
+                self.share.give_back();
+                Ok(())
+            }
+        }
+    }
+
     /// Turns what `raw` holds into frames for tungstenite, until about a chunk of them waits
     /// or more input is needed.
     fn process(&mut self) -> Result<(), InflateError> {
@@ -426,7 +448,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Inflating<S> {
             if let Some(failed) = &reader.failed {
                 return Poll::Ready(Err(io::Error::other(failed.clone())));
             }
-            if let Err(e) = reader.process() {
+            if let Err(e) = reader.process().and_then(|()| reader.hold()) {
                 // What was framed before the failure is handed over first.
                 reader.failed = Some(e);
                 continue;

@@ -44,6 +44,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
+use crate::budget::Overdrawn;
 use crate::config::Settings;
 use crate::deflate::{Deflater, InflateError, PerMessageDeflate};
 use crate::error::{Chain, Error};
@@ -172,6 +173,9 @@ impl Link {
         arrivals: Option<Arc<Arrivals>>,
         span: Span,
     ) -> Arc<Link> {
+        if let Some(arrivals) = &arrivals {
+            arrivals.hold_within(settings.unfinished.clone());
+        }
         // A flush put off needs the watchdog as its backstop.
         let arrivals = arrivals.filter(|_| settings.needs_watchdog());
         if let Some(arrivals) = &arrivals {
@@ -375,8 +379,8 @@ impl Link {
                 self.record_close(Self::abnormal(), "connection");
                 return self.end_error(End::Closed);
             }
-            WsError::Io(e) => match e.get_ref().and_then(|e| e.downcast_ref::<InflateError>()) {
-                Some(InflateError::TooBig { size, limit }) => (
+            WsError::Io(e) => match read_failure(&e) {
+                Some(ReadFailure::Inflate(InflateError::TooBig { size, limit })) => (
                     Error::TooBig {
                         size: *size,
                         limit: *limit,
@@ -384,10 +388,20 @@ impl Link {
                     CloseCode::TooBig,
                     format!("compressed message inflates past the limit of {limit} bytes"),
                 ),
-                Some(InflateError::Invalid(why)) => (
+                Some(ReadFailure::Inflate(InflateError::Invalid(why))) => (
                     Error::InvalidCompressed(why.clone()),
                     CloseCode::InvalidPayload,
                     format!("invalid compressed data: {why}"),
+                ),
+                Some(
+                    ReadFailure::Overdrawn(overdrawn)
+                    | ReadFailure::Inflate(InflateError::Overdrawn(overdrawn)),
+                ) => (
+                    Error::Overloaded {
+                        limit: overdrawn.limit,
+                    },
+                    CloseCode::TryAgainLater,
+                    "the server holds too many unfinished messages; try again later".to_owned(),
                 ),
                 None => {
                     self.record_close(Self::abnormal(), "connection");
@@ -906,6 +920,23 @@ impl Sink<Message> for Ended {
 
 /// The frame a read gave. Fails only for `Message::Frame`, a raw frame that tungstenite never
 /// hands out when reading.
+/// Why the layers under tungstenite ended a read, when one of them did: they can only say it
+/// inside an I/O error.
+enum ReadFailure<'a> {
+    Inflate(&'a InflateError),
+    Overdrawn(&'a Overdrawn),
+}
+
+fn read_failure(e: &std::io::Error) -> Option<ReadFailure<'_>> {
+    let inner = e.get_ref()?;
+    if let Some(inflate) = inner.downcast_ref::<InflateError>() {
+        return Some(ReadFailure::Inflate(inflate));
+    }
+    inner
+        .downcast_ref::<Overdrawn>()
+        .map(ReadFailure::Overdrawn)
+}
+
 fn frame_of(message: Message) -> Result<Frame, Error> {
     Ok(match message {
         Message::Text(text) => Frame::Text(text),

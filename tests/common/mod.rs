@@ -1,11 +1,12 @@
 //! Helpers shared by the integration tests: a loopback server, server handlers, time bounds
-//! and the chat message; in submodules, raw frames, hostile peers and openings, TLS, a seeded
-//! RNG, and the interop peers and exchange.
+//! and the chat message; in submodules, raw frames, hand-made compressed payloads, hostile
+//! peers and openings, TLS, a seeded RNG, and the interop peers and exchange.
 // Every test file compiles this module as its own and uses only part of it.
 #![allow(dead_code)]
 
 #[path = "../../examples/common/chat_message.rs"]
 mod chat_message;
+pub mod deflate;
 pub mod examples;
 #[cfg(feature = "json")]
 pub mod hostile;

@@ -1,4 +1,10 @@
-//! typed-ws sessions in axum routers: the [`WebSocketUpgrade`] extractor.
+//! typed-ws sessions in axum routers: the [`WebSocketUpgrade`] extractor, and [`serve`] to
+//! serve the router with the handshake deadline and connection limit of
+//! [`Server::serve`](crate::Server::serve).
+
+mod serve;
+
+pub use serve::{Serve, serve};
 
 use std::future::Future;
 use std::mem;
@@ -22,9 +28,9 @@ use crate::session::Session;
 ///
 /// Other extractors (`State`, `Path`, headers) work beside it, so the route can take its
 /// [`Config`] from the state and check credentials before answering. Upgrades are HTTP/1.1's
-/// (RFC 6455). For TCP, set `TCP_NODELAY` on accepted connections (axum's
-/// `ListenerExt::tap_io`), as [`Server::serve`](crate::Server::serve) does, or small messages
-/// wait for Nagle's algorithm.
+/// (RFC 6455). Serve the router with [`serve`]: it gives the connections the handshake
+/// deadline, connection limit and `TCP_NODELAY` of [`Server::serve`](crate::Server::serve),
+/// which `axum::serve` does not (see [`serve`] for what is lost without it).
 ///
 /// ```no_run
 /// use axum::Router;
@@ -45,11 +51,12 @@ use crate::session::Session;
 /// }
 ///
 /// # async fn run() -> std::io::Result<()> {
+/// let config = Config::new().converter(JsonConverter);
 /// let app = Router::new()
 ///     .route("/rooms/{room}", get(room))
-///     .with_state(Config::new().converter(JsonConverter));
+///     .with_state(config.clone());
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-/// axum::serve(listener, app).await
+/// typed_ws::axum::serve(listener, app, &config).await
 /// # }
 /// ```
 pub struct WebSocketUpgrade {
