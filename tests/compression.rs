@@ -237,6 +237,71 @@ async fn an_inflation_bomb_is_refused_with_1009_while_inflating() {
     }
 }
 
+/// Kilobyte frames that inflate to a megabyte each, already waiting in the socket, are not
+/// read one after another in one go: each costs the receiving task its tokio budget, so the
+/// task yields to the others of its worker between two of them.
+#[tokio::test]
+async fn messages_that_inflate_to_megabytes_are_read_one_per_turn_of_the_task() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    const BOMBS: usize = 6;
+    // The turn of the handler's task in which each message arrived.
+    let turns_of_bombs = Arc::new(Mutex::new(Vec::new()));
+    let log = turns_of_bombs.clone();
+    let addr = serve(
+        Server::new(compressing(Compression::new())),
+        move |mut session| {
+            let log = log.clone();
+            let turn = Arc::new(AtomicUsize::new(0));
+            let counted = turn.clone();
+            let receiving = async move {
+                for _ in 0..BOMBS {
+                    match session.receive().await {
+                        Ok(frame) => {
+                            assert_eq!(frame.payload().len(), 1 << 20);
+                            log.lock().unwrap().push(turn.load(Ordering::Relaxed));
+                        }
+                        Err(_) => return,
+                    }
+                }
+            };
+            let mut receiving = Box::pin(receiving);
+            std::future::poll_fn(move |cx| {
+                counted.fetch_add(1, Ordering::Relaxed);
+                receiving.as_mut().poll(cx)
+            })
+        },
+    )
+    .await;
+    let (mut peer, _) = within(
+        "raw handshake",
+        RawPeer::connect_with(
+            addr,
+            "/",
+            "Sec-WebSocket-Extensions: permessage-deflate\r\n",
+        ),
+    )
+    .await;
+    let bomb = client_frame(0xc2, &deflate(&mut fresh_compressor(), &vec![0; 1 << 20]));
+    // All of them at once: without a bound, one turn would read them all.
+    within("the bombs", peer.write_raw(&bomb.repeat(BOMBS)))
+        .await
+        .unwrap();
+    within("the bombs are read", async {
+        while turns_of_bombs.lock().unwrap().len() < BOMBS {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    let turns = turns_of_bombs.lock().unwrap().clone();
+    for pair in turns.windows(2) {
+        assert!(
+            pair[1] > pair[0],
+            "two megabyte messages in one turn: {turns:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn invalid_deflate_data_is_refused_with_1007() {
     let (code, text, error) = hostile("permessage-deflate", client_frame(0xc1, &[0xff; 16])).await;

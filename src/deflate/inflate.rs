@@ -4,7 +4,7 @@
 use std::fmt;
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, BufMut, BytesMut};
 use flate2::{Decompress, FlushDecompress, Status};
@@ -448,7 +448,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for Inflating<S> {
             if let Some(failed) = &reader.failed {
                 return Poll::Ready(Err(io::Error::other(failed.clone())));
             }
-            if let Err(e) = reader.process().and_then(|()| reader.hold()) {
+            // Inflating costs far more than the read that brought its input: each chunk of it
+            // counts against the task's tokio budget, so that a frame of a kilobyte that
+            // inflates to megabytes does not hold the worker for all of them at once.
+            let coop = ready!(tokio::task::coop::poll_proceed(cx));
+            let processed = reader.process().and_then(|()| reader.hold());
+            coop.made_progress();
+            if let Err(e) = processed {
                 // What was framed before the failure is handed over first.
                 reader.failed = Some(e);
                 continue;

@@ -268,6 +268,7 @@ impl Link {
                 st.pending_bytes -= frame.payload().len();
             }
             coop.made_progress();
+            charge(cx, &item);
             return Poll::Ready(item);
         }
         if let Some(end) = st.end {
@@ -287,7 +288,9 @@ impl Link {
             return Poll::Pending;
         };
         coop.made_progress();
-        Poll::Ready(self.on_read(&mut st, item))
+        let item = self.on_read(&mut st, item);
+        charge(cx, &item);
+        Poll::Ready(item)
     }
 
     /// The receiver is about to wait: the replies it put off go out now. Should the socket be
@@ -920,6 +923,26 @@ impl Sink<Message> for Ended {
 
 /// The frame a read gave. Fails only for `Message::Frame`, a raw frame that tungstenite never
 /// hands out when reading.
+/// The payload bytes that cost the receiving task one more unit of its tokio budget.
+const BYTES_PER_UNIT: usize = 8 << 10;
+
+/// Charges a large message to the task's tokio budget by its size, a unit per
+/// [`BYTES_PER_UNIT`], beyond the one every message costs: as if it had come from the socket
+/// in reads of that size. A peer whose small compressed frames inflate to megabytes would
+/// otherwise have the task decode, answer and compress many of them in one go, milliseconds
+/// each, while the other sessions on its worker wait. Once the budget is spent, the next
+/// receive yields.
+fn charge(cx: &mut Context<'_>, item: &Result<Frame, Error>) {
+    let Ok(frame) = item else { return };
+    for _ in 0..frame.payload().len() / BYTES_PER_UNIT {
+        match tokio::task::coop::poll_proceed(cx) {
+            Poll::Ready(coop) => coop.made_progress(),
+            // Spent: tokio has arranged for the task to run again after the others.
+            Poll::Pending => return,
+        }
+    }
+}
+
 /// Why the layers under tungstenite ended a read, when one of them did: they can only say it
 /// inside an I/O error.
 enum ReadFailure<'a> {
