@@ -23,12 +23,16 @@
 //! The wire protocol, in either codec: the page sends `{"text": "..."}`; the server sends
 //! `{"type": "welcome", "name", "online"}` once, then `joined`, `left` and
 //! `message` (`id`, `author`, `text`) events, in the same order to everyone.
+//!
+//! The room holds at most 1,000 participants at once; the server closes the session of one
+//! more with 1013 (try again later).
 
 mod common;
+#[path = "chat/room.rs"]
+mod room;
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Query, State};
@@ -40,13 +44,13 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use typed_ws::axum::WebSocketUpgrade;
-use typed_ws::prelude::*;
 use typed_ws::{
     AnyConverter, CloseCode, CloseReason, Compression, Config, Frame, JsonConverter,
     MsgPackConverter, Negotiation, RecvHalf, SendHalf,
 };
 
 use common::{log, parse_flags, usage_error};
+use room::Room;
 
 const USAGE: &str = "usage: chat [--addr IP:PORT]
   --addr   the address to listen on (default 127.0.0.1:8080; port 0 picks a free one)";
@@ -61,8 +65,12 @@ const MAX_MESSAGE: usize = 16 << 10;
 /// stalled browser must not make the room buffer without bound.
 const OUTBOX: usize = 256;
 
-/// The longest name, in characters.
-const MAX_NAME: usize = 24;
+/// The most participants at once. Every event goes to everyone under the room's lock, so
+/// each message costs one queue push per member, a join also hands the newcomer the whole
+/// online list, and members dropped together (a cascade of `left` events) cost members
+/// squared: at 1,000 a broadcast is some tens of microseconds and a welcome some 30 KB, and a
+/// room of people reading one another has no use for more.
+const MAX_MEMBERS: usize = 1_000;
 
 /// What a page sends.
 #[derive(Deserialize)]
@@ -99,142 +107,6 @@ struct Join {
     name: String,
 }
 
-struct Member {
-    name: String,
-    converter: AnyConverter,
-    outbox: mpsc::Sender<Frame>,
-}
-
-/// Everyone in the room. One lock orders every event, so all participants see one history.
-#[derive(Default)]
-struct Room {
-    state: Mutex<RoomState>,
-}
-
-#[derive(Default)]
-struct RoomState {
-    next_member: u64,
-    next_message: u64,
-    /// Ordered by arrival, which is the order of the online list.
-    members: BTreeMap<u64, Member>,
-}
-
-impl Room {
-    fn lock(&self) -> std::sync::MutexGuard<'_, RoomState> {
-        // A panic elsewhere cannot leave the map half-updated: every change is one call.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Adds a participant under a name no one else in the room has, welcomes it and tells the
-    /// others. Gives its id.
-    fn join(&self, wanted: &str, converter: AnyConverter, outbox: mpsc::Sender<Frame>) -> u64 {
-        let mut state = self.lock();
-        let name = state.unique_name(wanted);
-        let id = state.next_member;
-        state.next_member += 1;
-        state.broadcast(&Event::Joined { name: name.clone() });
-        let online = state
-            .members
-            .values()
-            .map(|m| m.name.clone())
-            .chain([name.clone()]);
-        let welcome = Event::Welcome {
-            name: name.clone(),
-            online: online.collect(),
-        };
-        let member = Member {
-            name,
-            converter,
-            outbox,
-        };
-        if let Some(frame) = encode(converter, &welcome) {
-            // A fresh outbox has room for one event.
-            let _ = member.outbox.try_send(frame);
-        }
-        state.members.insert(id, member);
-        id
-    }
-
-    fn say(&self, id: u64, text: &str) {
-        let text = text.trim();
-        let mut state = self.lock();
-        let Some(author) = state.members.get(&id).map(|m| m.name.clone()) else {
-            return;
-        };
-        if text.is_empty() {
-            return;
-        }
-        let message_id = state.next_message;
-        state.next_message += 1;
-        state.broadcast(&Event::Message {
-            id: message_id,
-            author,
-            text: text.to_owned(),
-        });
-    }
-
-    fn leave(&self, id: u64) {
-        self.lock().remove(id);
-    }
-}
-
-impl RoomState {
-    fn unique_name(&self, wanted: &str) -> String {
-        let wanted: String = wanted.trim().chars().take(MAX_NAME).collect();
-        let wanted = if wanted.is_empty() {
-            "guest".to_owned()
-        } else {
-            wanted
-        };
-        let taken = |name: &str| self.members.values().any(|m| m.name == name);
-        let mut name = wanted.clone();
-        let mut n = 2;
-        while taken(&name) {
-            name = format!("{wanted} ({n})");
-            n += 1;
-        }
-        name
-    }
-
-    /// Queues `event` for every member, encoding it once per codec in use. A member whose
-    /// outbox is full (or whose writer has ended) leaves the room, and the others hear it.
-    fn broadcast(&mut self, event: &Event) {
-        let mut encoded: Vec<(AnyConverter, Frame)> = Vec::new();
-        let mut gone = Vec::new();
-        for (&id, member) in &self.members {
-            let frame = match encoded.iter().find(|(c, _)| *c == member.converter) {
-                Some((_, frame)) => frame.clone(),
-                None => {
-                    let Some(frame) = encode(member.converter, event) else {
-                        continue;
-                    };
-                    encoded.push((member.converter, frame.clone()));
-                    frame
-                }
-            };
-            if member.outbox.try_send(frame).is_err() {
-                gone.push(id);
-            }
-        }
-        for id in gone {
-            self.remove(id);
-        }
-    }
-
-    fn remove(&mut self, id: u64) {
-        if let Some(member) = self.members.remove(&id) {
-            self.broadcast(&Event::Left { name: member.name });
-        }
-    }
-}
-
-fn encode(converter: AnyConverter, event: &Event) -> Option<Frame> {
-    converter
-        .serialize(event)
-        .inspect_err(|e| log(format!("cannot encode an event: {e}")))
-        .ok()
-}
-
 #[derive(Clone)]
 struct App {
     room: Arc<Room>,
@@ -256,11 +128,16 @@ async fn ws(
     Query(join): Query<Join>,
     State(app): State<App>,
 ) -> Response {
-    upgrade.on_upgrade(&app.config, move |session| async move {
+    upgrade.on_upgrade(&app.config, move |mut session| async move {
         let converter = *session.converter();
-        let (mut sender, mut receiver) = session.split();
         let (outbox, mut queued) = mpsc::channel(OUTBOX);
-        let id = app.room.join(&join.name, converter, outbox);
+        let Some(id) = app.room.join(&join.name, converter, outbox) else {
+            log("refusing a session: the room is full".to_owned());
+            let full = CloseReason::new(CloseCode::TryAgainLater, "the room is full");
+            let _ = session.close(full).await;
+            return;
+        };
+        let (mut sender, mut receiver) = session.split();
         let reason = tokio::select! {
             reason = read(&app.room, id, &mut receiver) => reason,
             reason = write(&mut sender, &mut queued) => reason,
@@ -347,7 +224,7 @@ async fn main() -> ExitCode {
         .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE);
     let app = App {
-        room: Arc::default(),
+        room: Arc::new(Room::new(MAX_MEMBERS)),
         config,
     };
     let router = Router::new()
@@ -371,4 +248,69 @@ async fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
+    use typed_ws::{Client, Error, Session};
+
+    use super::*;
+
+    /// Awaits `future` for at most 10 seconds, so that a hang fails fast.
+    async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(10), future)
+            .await
+            .unwrap_or_else(|_| panic!("timed out: {what}"))
+    }
+
+    async fn connect(url: &str) -> Session<AnyConverter> {
+        let config = Config::new().converter(AnyConverter::from(JsonConverter));
+        within("connecting", Client::new(config).web_socket_session(url))
+            .await
+            .expect("connect")
+    }
+
+    #[tokio::test]
+    async fn a_join_past_the_cap_is_closed_with_1013_and_the_room_carries_on() {
+        let app = App {
+            room: Arc::new(Room::new(1)),
+            config: Config::new().converter(AnyConverter::from(JsonConverter)),
+        };
+        let router = Router::new().route("/ws", get(ws)).with_state(app);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("ws://{}/ws?name=ada", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+
+        let mut ada = connect(&url).await;
+        let welcome: Value = within("the welcome", ada.receive_deserialized())
+            .await
+            .unwrap();
+        assert_eq!(welcome["name"], "ada");
+
+        let mut late = connect(&url).await;
+        match within("the refusal", late.receive()).await {
+            Ok(Frame::Close(Some(reason))) | Err(Error::Closed(reason)) => {
+                assert_eq!(reason.code, CloseCode::TryAgainLater);
+                assert_eq!(reason.reason.as_str(), "the room is full");
+            }
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+
+        within(
+            "a message",
+            ada.send_serialized(&json!({"text": "anyone?"})),
+        )
+        .await
+        .unwrap();
+        let heard: Value = within("the message", ada.receive_deserialized())
+            .await
+            .unwrap();
+        assert_eq!(
+            heard,
+            json!({"type": "message", "id": 0, "author": "ada", "text": "anyone?"})
+        );
+    }
 }

@@ -3,7 +3,8 @@
 //! flags, print the same `listening on ws://ADDR/echo` line, negotiate the codec of
 //! `--codec msgpack,cbor,json`, echo the `ChatMessage` to our client and to independent ones
 //! (Python `websockets` with `cbor2`, Node `ws` with `@msgpack/msgpack`), close with
-//! 1007/1003/1009, and answer other paths with 404.
+//! 1007/1003/1009, and answer other paths with 404. `examples/chat` gives a crowd that asks for
+//! one name as many names.
 #![cfg(all(
     feature = "axum",
     feature = "json",
@@ -13,8 +14,12 @@
 
 mod common;
 
+use std::collections::BTreeSet;
+
+use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::task::JoinSet;
 use typed_ws::prelude::*;
 use typed_ws::{AnyConverter, Client, CloseCode, Compression, Config, Error, Frame};
 
@@ -238,4 +243,66 @@ async fn the_echo_servers_accept_compression_with_compress_and_only_then() {
         );
         assert!(!compresses(example, &[]).await, "{example}");
     }
+}
+
+/// The chat's first event; its `type` is `welcome`.
+#[derive(Deserialize)]
+struct Welcome {
+    name: String,
+    online: Vec<String>,
+}
+
+#[tokio::test]
+async fn the_chat_gives_a_crowd_that_asks_for_one_name_distinct_names() {
+    const CROWD: usize = 300;
+    let server = Running::start("chat", &["--addr", "127.0.0.1:0"]).await;
+    let url = server
+        .url
+        .strip_prefix("http://")
+        .map(|addr| format!("ws://{addr}ws?name=bob"))
+        .unwrap_or_else(|| panic!("the chat listens on {}", server.url));
+
+    // All at once, half in each codec, so that the joins race for the room's lock.
+    let mut joining = JoinSet::new();
+    for i in 0..CROWD {
+        let url = url.clone();
+        joining.spawn(async move {
+            let codec = if i % 2 == 0 { "msgpack" } else { "json" };
+            let mut session = within(
+                "connecting to the chat",
+                Client::new(negotiating(codec)).web_socket_session(url.as_str()),
+            )
+            .await
+            .expect("connect");
+            let welcome: Welcome = within("the welcome", session.receive_deserialized())
+                .await
+                .expect("a welcome");
+            // Kept open until every welcome is in, so that no name is given twice by turns.
+            (session, welcome)
+        });
+    }
+    let mut crowd = Vec::new();
+    while let Some(joined) = within("the crowd's joins", joining.join_next()).await {
+        crowd.push(joined.expect("a client's task"));
+    }
+
+    let names: BTreeSet<&str> = crowd.iter().map(|(_, w)| w.name.as_str()).collect();
+    assert_eq!(names.len(), CROWD, "{} distinct names", names.len());
+    let expected: BTreeSet<String> = ["bob".to_owned()]
+        .into_iter()
+        .chain((2..=CROWD).map(|n| format!("bob ({n})")))
+        .collect();
+    assert!(
+        names
+            .iter()
+            .copied()
+            .eq(expected.iter().map(String::as_str))
+    );
+    // The last to join saw everyone online, under the names they were given.
+    let last = crowd
+        .iter()
+        .map(|(_, w)| &w.online)
+        .max_by_key(|online| online.len());
+    let online: BTreeSet<&str> = last.into_iter().flatten().map(String::as_str).collect();
+    assert_eq!(online, names);
 }
