@@ -25,10 +25,10 @@
 //! JSON chat message, or 64 KiB of text, which fills every window. Target: a compressed
 //! session idle after a 240 B message at most 64 KiB (Python `websockets`: 57 KiB); judged
 //! outside `--test`, where 100 sessions are too few to measure one. RSS counts what the
-//! allocator keeps: glibc keeps most of what the 1,000 compressors released (about 300 KiB
-//! each, alive at once for a second) for its next allocations instead of returning it, about
-//! 30 KiB a session here; `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072` has them
-//! mapped and unmapped on their own, and shows what stays allocated.
+//! allocator keeps: glibc may keep what the 1,000 compressors released (about 300 KiB each,
+//! alive at once for a second) for its next allocations instead of returning it, up to about
+//! 30 KiB a session; `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072` has them mapped and
+//! unmapped on their own, and shows what stays allocated.
 
 mod common;
 
