@@ -1,17 +1,44 @@
 //! The sending side of permessage-deflate: compresses a message's payload.
+//!
+//! With context takeover, a message may refer back to the ones before it, which the peer keeps
+//! in its window. The compressor that remembers them costs about 300 KiB with zlib-rs (its
+//! hash table alone is 128 KiB whatever the window and memory level), too much to keep for a
+//! session that sends nothing. So the session's watchdog [releases](Deflater::release_if_idle)
+//! it once the session has compressed nothing for [`RELEASE_AFTER`], keeping only the last
+//! [`HISTORY`] bytes compressed; the next message starts a compressor with them as its
+//! dictionary. They are the end of what the peer's window holds, so what refers back to them
+//! inflates as before; only matches further back are lost, for that one message.
+
+use std::collections::VecDeque;
+use std::time::Duration;
 
 use bytes::Bytes;
 use flate2::{Compress, FlushCompress};
+use tokio::time::Instant;
 
 use super::{Compression, MIN_WINDOW_BITS, PerMessageDeflate};
+
+/// How long a compressor is kept after its last message. A busy session never pays to set
+/// one up again; an idle one holds none a second later, and starting a compressor again
+/// (about 20 µs with its dictionary) is nothing beside a pause of a second.
+const RELEASE_AFTER: Duration = Duration::from_secs(1);
+
+/// What a released compressor leaves behind: the last bytes compressed, Python `websockets`'
+/// whole 12-bit window, so the first message after a pause compresses as well as it does there.
+const HISTORY: usize = 4 << 10;
 
 /// Compresses the data messages of one session.
 pub(crate) struct Deflater {
     agreed: PerMessageDeflate,
     settings: Compression,
     /// Allocated with the first compressed message; dropped after each one without context
-    /// takeover.
+    /// takeover, and when idle with it.
     compress: Option<Compress>,
+    /// With context takeover: the end of what was compressed, up to [`HISTORY`] bytes (and
+    /// the window), the dictionary of the next compressor.
+    history: VecDeque<u8>,
+    /// When the kept compressor was last used.
+    last_used: Instant,
 }
 
 impl Deflater {
@@ -20,6 +47,8 @@ impl Deflater {
             agreed,
             settings,
             compress: None,
+            history: VecDeque::new(),
+            last_used: Instant::now(),
         }
     }
 
@@ -30,8 +59,15 @@ impl Deflater {
             return None;
         }
         let (level, bits) = (self.settings.level, self.agreed.send_window_bits);
+        let history = &mut self.history;
         let compress = self.compress.get_or_insert_with(|| {
-            Compress::new_with_window_bits(flate2::Compression::new(level), false, bits)
+            let mut compress =
+                Compress::new_with_window_bits(flate2::Compression::new(level), false, bits);
+            if !history.is_empty() {
+                // A fresh raw stream takes a dictionary of any length; it only fails on misuse.
+                let _ = compress.set_dictionary(history.make_contiguous());
+            }
+            compress
         });
         let mut out = Vec::with_capacity(data.len() / 2 + 64);
         let mut consumed = 0;
@@ -65,8 +101,41 @@ impl Deflater {
         }
         if self.agreed.send_no_context_takeover {
             self.compress = None;
+        } else {
+            self.remember(data);
+            self.last_used = Instant::now();
         }
         Some(out.into())
+    }
+
+    /// Keeps the end of a message compressed with context takeover, for the next compressor
+    /// should this one be released.
+    fn remember(&mut self, data: &[u8]) {
+        let limit = HISTORY.min(1 << self.agreed.send_window_bits);
+        let tail = &data[data.len().saturating_sub(limit)..];
+        let excess = (self.history.len() + tail.len()).saturating_sub(limit);
+        self.history.drain(..excess);
+        // Exactly the limit, never the next power of two a growing deque would take.
+        self.history.reserve_exact(limit - self.history.len());
+        self.history.extend(tail);
+    }
+
+    /// Whether a compressor is allocated.
+    pub(crate) fn is_live(&self) -> bool {
+        self.compress.is_some()
+    }
+
+    /// Drops the compressor once it has been idle for [`RELEASE_AFTER`], keeping its history
+    /// at its length; returns when to look again, `None` when there is nothing to release.
+    pub(crate) fn release_if_idle(&mut self, now: Instant) -> Option<Instant> {
+        self.compress.as_ref()?;
+        let due = self.last_used + RELEASE_AFTER;
+        if now < due {
+            return Some(due);
+        }
+        self.compress = None;
+        self.history.shrink_to_fit();
+        None
     }
 }
 
@@ -155,6 +224,179 @@ mod tests {
         for len in [1, 100, 1000, 40_000, 100_000] {
             let payload = deflater.compress(&noise[..len]).expect("compressed");
             assert_eq!(inflate(&mut peer, &payload), &noise[..len], "{len} bytes");
+        }
+    }
+
+    /// A text whose messages all differ but share most of their words, as chat does.
+    fn chat(i: usize) -> Vec<u8> {
+        format!(r#"{{"id":{i},"author":"ada","text":"the build on staging is green again","tags":["dev"]}}"#)
+            .into_bytes()
+    }
+
+    #[test]
+    fn an_idle_compressor_is_released_and_the_next_one_refers_back_to_the_history() {
+        let mut deflater = Deflater::new(AGREED, Compression::new());
+        let mut peer = Decompress::new(false);
+        let first = deflater.compress(&chat(1)).expect("compressed");
+        assert_eq!(inflate(&mut peer, &first), chat(1));
+        let kept = deflater.compress(&chat(2)).expect("compressed");
+        assert_eq!(inflate(&mut peer, &kept), chat(2));
+
+        let due = deflater
+            .release_if_idle(deflater.last_used)
+            .expect("a compressor to release");
+        assert_eq!(due, deflater.last_used + RELEASE_AFTER);
+        assert!(deflater.is_live(), "released before it was idle");
+        assert_eq!(deflater.release_if_idle(due), None);
+        assert!(!deflater.is_live(), "the idle compressor was kept");
+        assert_eq!(
+            deflater.release_if_idle(due),
+            None,
+            "nothing left to release"
+        );
+        assert_eq!(deflater.history.capacity(), deflater.history.len());
+
+        // The peer kept its context; the new compressor's dictionary is the end of it.
+        let restored = deflater.compress(&chat(3)).expect("compressed");
+        assert_eq!(inflate(&mut peer, &restored), chat(3));
+        assert!(deflater.is_live());
+        assert!(
+            restored.len() <= kept.len() + 2 && restored.len() < first.len() / 2,
+            "the message after a release did not refer back: {} against {} kept, {} first",
+            restored.len(),
+            kept.len(),
+            first.len()
+        );
+    }
+
+    #[test]
+    fn the_history_keeps_the_end_of_what_was_compressed_up_to_its_limit_or_the_window() {
+        let big: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for (bits, limit) in [(15, HISTORY), (10, 1 << 10)] {
+            let agreed = PerMessageDeflate {
+                send_window_bits: bits,
+                ..AGREED
+            };
+            let mut deflater = Deflater::new(agreed, Compression::new().threshold(0));
+            deflater.compress(&big[..100]).expect("compressed");
+            assert_eq!(deflater.history, &big[..100]);
+            deflater.compress(&big).expect("compressed");
+            assert_eq!(deflater.history, &big[big.len() - limit..], "{bits} bits");
+            deflater.compress(&big[..10]).expect("compressed");
+            let expected = [&big[big.len() - limit + 10..], &big[..10]].concat();
+            assert_eq!(deflater.history, expected, "{bits} bits");
+            assert_eq!(deflater.history.capacity(), limit, "{bits} bits");
+        }
+        // Without context takeover there is nothing to refer back to, and nothing kept.
+        let fresh = PerMessageDeflate {
+            send_no_context_takeover: true,
+            ..AGREED
+        };
+        let mut deflater = Deflater::new(fresh, Compression::new());
+        deflater.compress(&big).expect("compressed");
+        assert!(deflater.history.is_empty() && !deflater.is_live());
+        assert_eq!(deflater.release_if_idle(Instant::now()), None);
+    }
+
+    /// A server session that agreed on `extensions` with a client written by hand over an
+    /// in-memory stream, and that client's end.
+    async fn raw_pair(
+        compression: Compression,
+        extensions: &str,
+    ) -> (crate::Session, tokio::io::DuplexStream) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut client, io) = tokio::io::duplex(1 << 16);
+        let server = crate::Server::new(crate::Config::new().compression(compression));
+        let request = format!(
+            "GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Extensions: {extensions}\r\n\r\n"
+        );
+        let handshake = async {
+            client.write_all(request.as_bytes()).await.unwrap();
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                head.push(client.read_u8().await.unwrap());
+            }
+            String::from_utf8(head).unwrap()
+        };
+        let (session, head) = within(async { tokio::join!(server.accept(io), handshake) }).await;
+        assert!(head.contains("permessage-deflate"), "not agreed: {head}");
+        (session.expect("accepted"), client)
+    }
+
+    /// One unmasked server frame under 64 KiB: its first byte and payload.
+    async fn read_frame(client: &mut tokio::io::DuplexStream) -> (u8, Vec<u8>) {
+        use tokio::io::AsyncReadExt;
+        within(async {
+            let first = client.read_u8().await.unwrap();
+            let len = match client.read_u8().await.unwrap() {
+                126 => usize::from(client.read_u16().await.unwrap()),
+                short => usize::from(short),
+            };
+            let mut payload = vec![0; len];
+            client.read_exact(&mut payload).await.unwrap();
+            (first, payload)
+        })
+        .await
+    }
+
+    async fn within<T>(future: impl Future<Output = T>) -> T {
+        tokio::time::timeout(std::time::Duration::from_secs(5), future)
+            .await
+            .expect("timed out")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_session_releases_its_compressor_and_keeps_its_context() {
+        let (mut session, mut client) = raw_pair(
+            Compression::new(),
+            "permessage-deflate; client_max_window_bits",
+        )
+        .await;
+        let mut peer = Decompress::new(false);
+        let mut sizes = Vec::new();
+        for i in 0..3 {
+            let text = String::from_utf8(chat(i)).unwrap();
+            within(session.send(crate::Frame::Text(text.into())))
+                .await
+                .unwrap();
+            assert!(session.holds_compressor(), "message {i}");
+            let (first, payload) = read_frame(&mut client).await;
+            assert_eq!(first, 0xc1, "a compressed final text frame");
+            assert_eq!(inflate(&mut peer, &payload), chat(i));
+            sizes.push(payload.len());
+            if i == 1 {
+                tokio::time::sleep(RELEASE_AFTER / 2).await;
+                assert!(session.holds_compressor(), "released while still in use");
+            }
+            // The watchdog's release, a second after the last message.
+            tokio::time::sleep(RELEASE_AFTER + std::time::Duration::from_millis(10)).await;
+            assert!(
+                !session.holds_compressor(),
+                "kept while idle after message {i}"
+            );
+        }
+        assert!(sizes[2] < sizes[0] / 2, "context lost: {sizes:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_context_takeover_no_compressor_outlives_its_message() {
+        // Asked by the server itself: `no_context_takeover` answers server_no_context_takeover.
+        let (mut session, mut client) = raw_pair(
+            Compression::new().no_context_takeover(),
+            "permessage-deflate",
+        )
+        .await;
+        assert!(session.compression().unwrap().send_no_context_takeover());
+        for i in 0..2 {
+            let text = String::from_utf8(chat(i)).unwrap();
+            within(session.send(crate::Frame::Text(text.into())))
+                .await
+                .unwrap();
+            assert!(!session.holds_compressor(), "message {i}");
+            let (_, payload) = read_frame(&mut client).await;
+            assert_eq!(inflate(&mut Decompress::new(false), &payload), chat(i));
         }
     }
 }

@@ -26,6 +26,9 @@
 //! waiting flushes at once, so one request in flight is answered as fast as before, and a
 //! task that only sends is never held back. The input is never read ahead to find out: a
 //! close read early would make tungstenite answer it and refuse the replies still owed.
+//!
+//! The watchdog also releases the compressor of a session that has sent nothing for a while
+//! (see [`crate::deflate`]'s memory notes).
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -553,11 +556,7 @@ impl Link {
                 )));
             }
             Frame::Text(text) => {
-                if let Some(compressed) = st
-                    .deflater
-                    .as_mut()
-                    .and_then(|d| d.compress(text.as_bytes()))
-                {
+                if let Some(compressed) = self.compress(st, text.as_bytes()) {
                     return self.queue_fragments(st, Data::Text, compressed, true);
                 }
                 match self.settings.fragment_size {
@@ -568,7 +567,7 @@ impl Link {
                 }
             }
             Frame::Binary(data) => {
-                if let Some(compressed) = st.deflater.as_mut().and_then(|d| d.compress(&data)) {
+                if let Some(compressed) = self.compress(st, &data) {
                     return self.queue_fragments(st, Data::Binary, compressed, true);
                 }
                 match self.settings.fragment_size {
@@ -583,6 +582,26 @@ impl Link {
         Pin::new(&mut *st.ws)
             .start_send(message)
             .map_err(|e| self.send_failed(e))
+    }
+
+    /// Compresses a data message's payload when the handshake agreed on it. A compressor
+    /// that comes to life wakes the watchdog, which releases it once the session is idle.
+    fn compress(&self, st: &mut State, data: &[u8]) -> Option<Bytes> {
+        let deflater = st.deflater.as_mut()?;
+        let was_live = deflater.is_live();
+        let compressed = deflater.compress(data);
+        if !was_live && deflater.is_live() {
+            self.watchdog.notify_one();
+        }
+        compressed
+    }
+
+    /// The watchdog's release of a compressor that has been idle; returns when to look again.
+    pub(crate) fn release_idle_compressor(&self) -> Option<Instant> {
+        self.lock()
+            .deflater
+            .as_mut()?
+            .release_if_idle(Instant::now())
     }
 
     /// Leaves the frame just queued unflushed when more input waits for the receiver, whose
@@ -817,6 +836,11 @@ impl Link {
             | CloseCode::Abnormal => None,
             _ => Some(Error::Closed(reason)),
         }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn holds_compressor(&self) -> bool {
+        self.lock().deflater.as_ref().is_some_and(Deflater::is_live)
     }
 
     /// Whether the session has ended; the watchdog stops then.

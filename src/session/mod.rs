@@ -146,6 +146,14 @@ impl<C: Clone> Session<C> {
     }
 }
 
+#[cfg(test)]
+impl<C> Session<C> {
+    /// Whether a compressor is allocated now.
+    pub(crate) fn holds_compressor(&self) -> bool {
+        self.tx.link.holds_compressor()
+    }
+}
+
 impl<C> Session<C> {
     /// Sends a frame and flushes it. Data frames longer than the configured fragment size go
     /// out as several frames. Sending a close frame starts the closing handshake; prefer

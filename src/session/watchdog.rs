@@ -1,7 +1,8 @@
 //! The watchdog task: pings at the configured interval, and ends a session whose peer has
 //! been silent for the timeout or has not read what we write for the send timeout, whether
 //! or not anybody is sending or receiving. It also flushes what a send left unflushed when
-//! nobody else does (see [`super::link`]).
+//! nobody else does (see [`super::link`]), and releases the compressor of a session that has
+//! been idle.
 
 use std::sync::{Arc, Weak};
 
@@ -23,15 +24,19 @@ pub(crate) async fn run(link: Weak<Link>, wake: Arc<Notify>) {
     let mut next_ping = ping.map(|interval| start + interval);
     let mut timeout_at = timeout.map(|after| start + after);
     loop {
-        let (flush_at, send_deadline) = match link.upgrade() {
-            Some(link) if !link.has_ended() => (link.flush_owed(), link.send_deadline()),
+        let (flush_at, send_deadline, release_at) = match link.upgrade() {
+            Some(link) if !link.has_ended() => (
+                link.flush_owed(),
+                link.send_deadline(),
+                link.release_idle_compressor(),
+            ),
             _ => return,
         };
         let tick_at = [next_ping, timeout_at, send_deadline]
             .into_iter()
             .flatten()
             .min();
-        match tick_at.into_iter().chain(flush_at).min() {
+        match tick_at.into_iter().chain(flush_at).chain(release_at).min() {
             Some(at) => {
                 tokio::select! {
                     () = sleep_until(at) => {}
@@ -43,7 +48,8 @@ pub(crate) async fn run(link: Weak<Link>, wake: Arc<Notify>) {
                 continue;
             }
         }
-        // Woken for a flush put off (done at the top of the loop), not for a tick.
+        // Woken for a flush put off or a compressor to release (done at the top of the loop),
+        // not for a tick.
         if tick_at.is_none_or(|at| Instant::now() < at) {
             continue;
         }
