@@ -39,7 +39,6 @@ use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -207,11 +206,6 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // Chat messages are small and one at a time: latency matters more than packet count.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-
     let json = AnyConverter::from(JsonConverter);
     let codecs = Negotiation::prefer(AnyConverter::from(MsgPackConverter::new()))
         .then(json)
@@ -225,7 +219,7 @@ async fn main() -> ExitCode {
         .max_frame_size(MAX_MESSAGE);
     let app = App {
         room: Arc::new(Room::new(MAX_MEMBERS)),
-        config,
+        config: config.clone(),
     };
     let router = Router::new()
         .route("/", get(page))
@@ -243,7 +237,9 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    if let Err(e) = axum::serve(listener, router).await {
+    // Not axum::serve: this one drops connections that send no request within the handshake
+    // deadline, caps how many are open, and sets TCP_NODELAY.
+    if let Err(e) = typed_ws::axum::serve(listener, router, &config).await {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
