@@ -191,6 +191,21 @@ break_and_test src/session/link.rs \
     'fragment.header_mut().rsv1 = compressed && start == 0;' 'fragment.header_mut().rsv1 = compressed;' \
     compression both_ends_compress_every_size_and_kind_whole_and_fragmented_with_and_without_context_takeover
 
+# Hardening 2: the axum path's header deadline, the budget for unfinished messages (plain
+# and inflated), and large messages charged to the task's budget.
+break_and_test src/axum/serve.rs \
+    '.header_read_timeout(settings.handshake_timeout)' '.header_read_timeout(None)' \
+    axum_serve a_silent_connection_is_dropped_at_the_handshake_deadline
+break_and_test src/read_buffer.rs \
+    'share.take(held.saturating_sub(share.held()))?;' '' \
+    budget parked_fragments_hold_the_budget_and_the_session_past_it_gets_1013
+break_and_test src/deflate/inflate.rs \
+    '.take(message.size.saturating_sub(self.share.held()))' '.take(0)' \
+    budget a_compressed_fragment_holds_what_it_inflates_to
+break_and_test src/session/link.rs \
+    'for _ in 0..frame.payload().len() / BYTES_PER_UNIT {' 'for _ in 0..0 {' \
+    compression messages_that_inflate_to_megabytes_are_read_one_per_turn_of_the_task
+
 if [ "$survived" -ne 0 ]; then
     echo "$survived mutant(s) survived"
     exit 1
