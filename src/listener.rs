@@ -51,20 +51,22 @@ impl Listener {
                 Some(slots) => slots.clone().acquire_owned().await.ok(),
                 None => None,
             };
-            let slot = Slot {
-                _permit: permit,
-                ended: self.ended.clone(),
-            };
             match self.tcp.accept().await {
                 Ok((tcp, peer)) => {
                     // Latency matters more than packet count for messages; a failure here
                     // only costs that.
                     let _ = tcp.set_nodelay(true);
+                    let slot = Slot {
+                        _permit: permit,
+                        ended: self.ended.clone(),
+                    };
                     return (tcp, peer, slot);
                 }
                 Err(e) if is_per_connection(e.kind()) => {}
                 Err(_) => {
-                    drop(slot);
+                    // The permit goes back without telling `ended`: no connection ended, and
+                    // a stored notification would end the pause below at once.
+                    drop(permit);
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_millis(100)) => {}
                         () = self.ended.notified() => {}
