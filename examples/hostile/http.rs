@@ -11,7 +11,7 @@ use tokio::time::{interval, sleep, timeout};
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 
 use crate::attacks::{Ctx, Outcome, watch_with, window};
-use crate::client::{RawWs, header, other};
+use crate::client::{CLOSE, RawWs, header, other};
 use crate::conn::{Conn, conns};
 use crate::report::{disconnects, ms, percentile};
 use crate::server::descriptors;
@@ -201,7 +201,7 @@ pub async fn joins(ctx: &Ctx) -> Outcome {
     let limit = window(ctx, 300, 60);
     let (mut as_x, mut own) = (Vec::new(), Vec::new());
     let mut tasks = Vec::new();
-    let mut attempted = 0;
+    let (mut attempted, mut refused) = (0, 0);
     for (i, conn) in conns.iter().enumerate() {
         let (path, times, limit) = if i < crowd {
             ("/ws?name=x".to_owned(), &mut as_x, limit)
@@ -219,13 +219,21 @@ pub async fn joins(ctx: &Ctx) -> Outcome {
         let begun = Instant::now();
         let joined = timeout(Duration::from_secs(15), async {
             let mut ws = RawWs::connect(ctx.addr, &path, false, Some(conn)).await?;
-            // The welcome is the first thing a member hears.
-            ws.next_frame().await?;
-            Ok::<_, io::Error>(ws)
+            // The welcome is the first thing a member hears, or the close of a full room.
+            let first = ws.next_frame().await?;
+            Ok::<_, io::Error>((ws, first))
         })
         .await;
         let mut ws = match joined {
-            Ok(Ok(ws)) => ws,
+            Ok(Ok((_, first))) if first.opcode() == CLOSE => {
+                if let Some(code) = first.close_code() {
+                    let _ = conn.code.set(code);
+                }
+                conn.close("refused");
+                refused += 1;
+                continue;
+            }
+            Ok(Ok((ws, _))) => ws,
             Ok(Err(e)) => {
                 conn.fail(e);
                 continue;
@@ -249,7 +257,8 @@ pub async fn joins(ctx: &Ctx) -> Outcome {
     let last = &as_x[as_x.len().saturating_sub(JOINS_PER_FIGURE)..];
     let note = format!(
         "{} of {crowd} joined as \"x\", then {} of {JOINS_PER_FIGURE} with names of their own, \
-         in {:.1} s; joins 1–{} as x: {}; joins {}–{} as x: {}; with names of their own: {}",
+         in {:.1} s; {refused} refused with a close frame (a full room); joins 1–{} as x: {}; \
+         joins {}–{} as x: {}; with names of their own: {}",
         as_x.len(),
         own.len(),
         took.as_secs_f64(),
