@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use typed_ws::{Client, CloseCode, CloseReason};
 
 use autobahn::{autobahn_config, compress_all, echo_frames};
-use common::{OFF, ON, chain, parse_flags, usage_error};
+use common::{OFF, ON, parse_flags, usage_error};
 
 const AGENT: &str = "typed-ws";
 
@@ -67,14 +67,14 @@ async fn main() -> ExitCode {
         {
             Ok(session) => echo_frames(session).await,
             // A case may refuse or break the handshake on purpose; the report tells.
-            Err(e) => eprintln!("case {case}: {}", chain(&e)),
+            Err(e) => eprintln!("case {case}: {}", e.report()),
         }
     }
     let report = client.web_socket(format!("{url}/updateReports?agent={AGENT}"), async |_| {
         Ok::<_, typed_ws::Error>(())
     });
     if let Err(e) = report.await {
-        eprintln!("error: cannot update the reports: {}", chain(&e));
+        eprintln!("error: cannot update the reports: {}", e.report());
         return ExitCode::FAILURE;
     }
     println!("ran {count} cases");
@@ -85,8 +85,11 @@ async fn case_count(client: &Client, url: &str) -> Result<u32, String> {
     let mut session = client
         .web_socket_session(format!("{url}/getCaseCount"))
         .await
-        .map_err(|e| chain(&e))?;
-    let frame = session.receive().await.map_err(|e| chain(&e))?;
+        .map_err(|e| e.report().to_string())?;
+    let frame = session
+        .receive()
+        .await
+        .map_err(|e| e.report().to_string())?;
     let _ = session.close(CloseReason::new(CloseCode::Normal, "")).await;
     frame
         .as_text()

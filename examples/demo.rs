@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use typed_ws::{AnyConverter, Client, Config, Converter, Error, FrameKind, MsgPackConverter};
 
-use common::{ChatMessage, ECHO_PATH, chain, echo_config, only, serve_echo};
+use common::{ChatMessage, ECHO_PATH, echo_config, only, serve_echo};
 
 /// Round trips timed per codec.
 const ROUND_TRIPS: usize = 200;
@@ -64,7 +64,7 @@ async fn main() -> ExitCode {
         match run_codec(codec, converter).await {
             Ok(row) => rows.push(row),
             Err(e) => {
-                eprintln!("{codec}: {}", chain(&e));
+                eprintln!("{codec}: {}", e.report());
                 return ExitCode::FAILURE;
             }
         }

@@ -28,7 +28,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use typed_ws::{Client, Config, Converter, Error, SendHalf};
 
-use common::{ChatMessage, chain, parse_converter, parse_flags};
+use common::{ChatMessage, parse_converter, parse_flags};
 
 const USAGE: &str = "usage: echo_client [--url ws://HOST:PORT/PATH] [--codec json|cbor|msgpack]
   --url    the echo server (default ws://127.0.0.1:8080/echo)
@@ -106,7 +106,7 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {}", chain(&e));
+            eprintln!("error: {}", e.report());
             ExitCode::FAILURE
         }
     }

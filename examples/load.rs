@@ -19,10 +19,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
-use typed_ws::{AnyConverter, BoxError, Client, CloseCode, CloseReason, Config, Error};
+use typed_ws::{AnyConverter, BoxError, Client, CloseCode, CloseReason, Config, Error, Report};
 
 use common::{
-    ChatMessage, ECHO_PATH, chain, echo_config, only, parse_converter, parse_flags, serve_echo,
+    ChatMessage, ECHO_PATH, echo_config, only, parse_converter, parse_flags, serve_echo,
     usage_error,
 };
 
@@ -78,7 +78,7 @@ async fn main() -> ExitCode {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 failures += 1;
-                eprintln!("session failed: {}", chain(e.as_ref()));
+                eprintln!("session failed: {}", Report::new(e.as_ref()));
             }
             Err(e) => {
                 failures += 1;

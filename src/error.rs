@@ -6,14 +6,22 @@ use crate::frame::{CloseCode, CloseReason, Frame};
 use crate::http::StatusCode;
 use tokio_tungstenite::tungstenite::Error as WsError;
 
+mod report;
+#[cfg(test)]
+mod tests;
+
+pub use report::Report;
+pub(crate) use report::{Chain, Truncated};
+
 /// A boxed error from a codec or from user code, as carried by [`Error::Encode`] and
 /// [`Error::Decode`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Everything that can go wrong in a typed-ws session.
 ///
-/// Variants are distinct so callers branch on meaning, not on messages. Errors that a peer
-/// caused and that leave the session usable ([`UnexpectedFrame`](Error::UnexpectedFrame),
+/// Variants are distinct so callers branch on meaning, not on messages. [`Error::is_fatal`]
+/// tells the errors after which the session goes on from those that ended it. Errors that a
+/// peer caused and that leave the session usable ([`UnexpectedFrame`](Error::UnexpectedFrame),
 /// [`Decode`](Error::Decode)) give the frame back, so nothing received is lost; whether to
 /// close the session is the caller's choice, and [`Error::close_code`] says which code fits.
 ///
@@ -24,11 +32,12 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// | `UnexpectedFrame` | usable | 1003 `Unsupported` |
 /// | `Decode` | usable | 1007 `InvalidPayload` |
 /// | `Encode` | usable | 1011 `InternalError` |
+/// | `Unsendable` | usable | 1011 `InternalError` |
 /// | `TooBig` | closed, 1009 sent | 1009 `TooBig` |
 /// | `InvalidUtf8` | closed, 1007 sent | 1007 `InvalidPayload` |
 /// | `InvalidCompressed` | closed, 1007 sent | 1007 `InvalidPayload` |
 /// | `Overloaded` | closed, 1013 sent | 1013 `TryAgainLater` |
-/// | `Protocol` | closed, 1002 sent; a frame refused before sending: usable | 1002 `ProtocolError` |
+/// | `Protocol` | closed, 1002 sent | 1002 `ProtocolError` |
 /// | `Timeout` | closed, 1011 sent | 1011 `InternalError` |
 /// | `HandshakeTimeout` | (no session) | — |
 /// | `Closed` | closed | — |
@@ -37,10 +46,10 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 ///
 /// Each cause prints once. Errors that wrap another library's error (I/O, tungstenite,
 /// rustls, a URL parser) keep it as their [`source`](std::error::Error::source), typed, and do
-/// not repeat its text: print the chain (`{:#}` with `anyhow`, or walk `source()`) to see
-/// it. [`Decode`](Error::Decode) and [`Encode`](Error::Encode) instead quote the codec's
-/// message in their own text, cut to 200 bytes because a peer chooses it, and keep the codec's
-/// error in their `cause` field.
+/// not repeat its text: print [`Error::report`] to see the whole chain on one line.
+/// [`Decode`](Error::Decode) and [`Encode`](Error::Encode) instead quote the codec's message
+/// in their own text, cut to 200 bytes because a peer chooses it, and keep the codec's error
+/// in their `cause` field.
 ///
 /// ```
 /// use std::error::Error as _;
@@ -49,6 +58,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// let error = Error::from(std::io::Error::other("boom"));
 /// assert_eq!(error.to_string(), "I/O error on the connection");
 /// assert_eq!(error.source().unwrap().to_string(), "boom");
+/// assert_eq!(error.report().to_string(), "I/O error on the connection: boom");
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -114,6 +124,11 @@ pub enum Error {
         cause: BoxError,
     },
 
+    /// A frame we were asked to send that the protocol forbids: a control frame over 125
+    /// bytes, a close code that may not be sent (1005, 1006, ...). Nothing was sent.
+    #[error("the frame cannot be sent: {0}")]
+    Unsendable(String),
+
     /// The peer sent a frame or message larger than the configured limit.
     #[error("message too big: {size} bytes exceeds the limit of {limit} bytes")]
     #[non_exhaustive]
@@ -143,10 +158,9 @@ pub enum Error {
         limit: usize,
     },
 
-    /// The peer broke the WebSocket protocol (RFC 6455), or a frame we were asked to send
-    /// would break it. The source says how: for what the peer did, tungstenite's most precise
-    /// error (a [`ProtocolError`](tokio_tungstenite::tungstenite::error::ProtocolError) in most
-    /// cases), for a frame refused before sending, a message.
+    /// The peer broke the WebSocket protocol (RFC 6455). The source says how: tungstenite's
+    /// most precise error (a [`ProtocolError`](tokio_tungstenite::tungstenite::error::ProtocolError)
+    /// in most cases).
     #[error("WebSocket protocol violation")]
     Protocol(#[source] BoxError),
 
@@ -215,7 +229,9 @@ impl Error {
             Error::Decode { .. } | Error::InvalidUtf8 | Error::InvalidCompressed(_) => {
                 Some(CloseCode::InvalidPayload)
             }
-            Error::Encode { .. } | Error::Timeout(_) => Some(CloseCode::InternalError),
+            Error::Encode { .. } | Error::Unsendable(_) | Error::Timeout(_) => {
+                Some(CloseCode::InternalError)
+            }
             Error::TooBig { .. } => Some(CloseCode::TooBig),
             Error::Overloaded { .. } => Some(CloseCode::TryAgainLater),
             Error::Protocol(_) => Some(CloseCode::ProtocolError),
@@ -227,6 +243,59 @@ impl Error {
             | Error::Handshake { .. }
             | Error::InvalidUrl { .. } => None,
         }
+    }
+
+    /// Whether the session is over: `false` for the errors after which it goes on
+    /// ([`NoConverter`](Error::NoConverter), [`UnexpectedFrame`](Error::UnexpectedFrame),
+    /// [`Decode`](Error::Decode), [`Encode`](Error::Encode),
+    /// [`Unsendable`](Error::Unsendable)), `true` for those that ended it and for those of a
+    /// connection or handshake that never made one. The table on [`Error`] says the same.
+    ///
+    /// ```no_run
+    /// # async fn run(mut session: typed_ws::Session<typed_ws::JsonConverter>) -> Result<(), typed_ws::Error> {
+    /// loop {
+    ///     match session.receive_deserialized::<String>().await {
+    ///         Ok(text) => println!("{text}"),
+    ///         // A message that does not decode, or of the wrong frame type: skip it.
+    ///         Err(e) if !e.is_fatal() => eprintln!("skipped: {}", e.report()),
+    ///         Err(e) => return Err(e),
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            Error::NoConverter { .. }
+            | Error::UnexpectedFrame { .. }
+            | Error::Decode { .. }
+            | Error::Encode { .. }
+            | Error::Unsendable(_) => false,
+            Error::UnknownConverter { .. }
+            | Error::TooBig { .. }
+            | Error::InvalidUtf8
+            | Error::InvalidCompressed(_)
+            | Error::Overloaded { .. }
+            | Error::Protocol(_)
+            | Error::Timeout(_)
+            | Error::HandshakeTimeout(_)
+            | Error::Closed(_)
+            | Error::Io(_)
+            | Error::Handshake { .. }
+            | Error::InvalidUrl { .. } => true,
+        }
+    }
+
+    /// The error and each of its causes on one line, `error: cause: cause`; see [`Report`].
+    ///
+    /// ```
+    /// use typed_ws::Error;
+    ///
+    /// let error = Error::from(std::io::Error::other("Connection refused"));
+    /// assert_eq!(error.to_string(), "I/O error on the connection");
+    /// assert_eq!(error.report().to_string(), "I/O error on the connection: Connection refused");
+    /// ```
+    pub fn report(&self) -> Report<'_> {
+        Report::new(self)
     }
 
     /// The frame that caused the error, for [`UnexpectedFrame`](Error::UnexpectedFrame),
@@ -300,11 +369,6 @@ impl Error {
     pub(crate) fn protocol(e: WsError) -> Self {
         Error::Protocol(tungstenite_cause(e))
     }
-
-    /// Builds [`Error::Protocol`] for a frame refused before sending.
-    pub(crate) fn refused_frame(why: String) -> Self {
-        Error::Protocol(why.into())
-    }
 }
 
 /// The error inside a tungstenite error, when it wraps one: tungstenite prints the inner
@@ -318,43 +382,5 @@ pub(crate) fn tungstenite_cause(e: WsError) -> BoxError {
         WsError::Url(e) => e.into(),
         WsError::HttpFormat(e) => e.into(),
         other => other.into(),
-    }
-}
-
-/// The most of a codec's message that an error's text repeats: codecs quote what they could
-/// not read, and a peer chooses that text, so a log line stays short whatever it sent.
-pub(crate) const MAX_QUOTED: usize = 200;
-
-/// Displays an error's text cut to [`MAX_QUOTED`] bytes (at a character boundary), saying how
-/// long it was.
-pub(crate) struct Truncated<'a, E: ?Sized>(pub(crate) &'a E);
-
-impl<E: std::fmt::Display + ?Sized> std::fmt::Display for Truncated<'_, E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let text = self.0.to_string();
-        if text.len() <= MAX_QUOTED {
-            return f.write_str(&text);
-        }
-        let cut = (0..=MAX_QUOTED)
-            .rev()
-            .find(|&i| text.is_char_boundary(i))
-            .unwrap_or(0);
-        write!(f, "{}... ({} bytes in all)", &text[..cut], text.len())
-    }
-}
-
-/// Displays an error and each of its sources, `error: cause: cause`, every part cut to
-/// [`MAX_QUOTED`] bytes: for reports whose sources may quote what a peer sent.
-pub(crate) struct Chain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
-
-impl std::fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", Truncated(self.0))?;
-        let mut source = self.0.source();
-        while let Some(cause) = source {
-            write!(f, ": {}", Truncated(cause))?;
-            source = cause.source();
-        }
-        Ok(())
     }
 }

@@ -92,7 +92,7 @@ pub use converter::JsonConverter;
 pub use converter::MsgPackConverter;
 pub use converter::{AnyConverter, BorrowingConverter, Converter, NoConverter};
 pub use deflate::{Compression, PerMessageDeflate};
-pub use error::{BoxError, Error};
+pub use error::{BoxError, Error, Report};
 pub use frame::{CloseCode, CloseReason, Frame, FrameKind, Utf8Bytes};
 pub use negotiation::Negotiation;
 /// The rustls crate behind the `tls` feature, for `Config::tls_client` and

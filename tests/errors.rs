@@ -1,6 +1,7 @@
-//! How errors print and what they keep: printed as a chain (`error: cause: cause`, as
-//! `anyhow` prints `{:#}`), every cause appears once, and the error another library reported
-//! is there to match on, typed, as the source.
+//! How errors print and what they keep: printed as a chain by `Error::report` (`error: cause:
+//! cause`, as `anyhow` prints `{:#}`), every cause appears once, and the error another library
+//! reported is there to match on, typed, as the source. `Error::is_fatal` for each variant is
+//! a unit test (`src/error/tests.rs`): most variants cannot be built outside the crate.
 
 mod common;
 
@@ -9,10 +10,10 @@ use std::io;
 
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
-use typed_ws::{Client, CloseCode, Config, Error, Frame, Server};
+use typed_ws::{Client, CloseCode, Config, Error, Frame, JsonConverter, Report, Server};
 
 use common::raw::{RawPeer, client_frame};
-use common::{error_chain, within};
+use common::within;
 
 #[tokio::test]
 async fn an_io_error_names_its_cause_once() {
@@ -33,9 +34,12 @@ async fn an_io_error_names_its_cause_once() {
     };
     assert_eq!(io_error.kind(), io::ErrorKind::ConnectionRefused);
     let cause = io_error.to_string();
-    let chain = error_chain(&error);
+    let chain = error.report().to_string();
     assert_eq!(chain, format!("I/O error on the connection: {cause}"));
     assert_eq!(chain.matches(&cause).count(), 1, "{chain}");
+    #[cfg(unix)]
+    assert!(chain.contains("Connection refused"), "{chain}");
+    assert!(error.is_fatal());
 }
 
 #[tokio::test]
@@ -70,7 +74,8 @@ async fn a_protocol_error_keeps_tungstenite_s_error_as_its_source() {
         "{error:?}"
     );
     assert_eq!(error.close_code(), Some(CloseCode::ProtocolError));
-    let chain = error_chain(&error);
+    assert!(error.is_fatal());
+    let chain = error.report().to_string();
     assert_eq!(
         chain,
         format!("WebSocket protocol violation: {source}"),
@@ -83,7 +88,7 @@ async fn a_protocol_error_keeps_tungstenite_s_error_as_its_source() {
 }
 
 #[tokio::test]
-async fn a_frame_refused_before_sending_says_why_in_its_source() {
+async fn a_frame_refused_before_sending_says_why() {
     let (mut client, _server) = common::pair(Config::new(), Config::new()).await;
     let error = within(
         "a refused ping",
@@ -91,10 +96,11 @@ async fn a_frame_refused_before_sending_says_why_in_its_source() {
     )
     .await
     .expect_err("126 bytes is over the control frame limit");
-    assert!(matches!(error, Error::Protocol(_)), "{error:?}");
+    assert!(matches!(error, Error::Unsendable(_)), "{error:?}");
+    assert!(!error.is_fatal());
     assert_eq!(
-        error_chain(&error),
-        "WebSocket protocol violation: a control frame carries at most 125 bytes, not 126"
+        error.report().to_string(),
+        "the frame cannot be sent: a control frame carries at most 125 bytes, not 126"
     );
 }
 
@@ -135,8 +141,67 @@ async fn an_invalid_url_names_the_url_and_keeps_what_is_wrong_as_its_source() {
         assert!(typed.contains(expected), "{url}: {typed}");
         let cause = source.to_string();
         assert_eq!(
-            error_chain(&error),
+            error.report().to_string(),
             format!("invalid WebSocket URL {url:?}: {cause}")
         );
+        assert!(error.is_fatal(), "{url}: no session to go on with");
     }
+}
+
+#[tokio::test]
+async fn a_decode_error_leaves_the_session_usable() {
+    let (mut client, mut server) =
+        common::pair(Config::new(), Config::new().converter(JsonConverter)).await;
+    within("two messages", async {
+        client.send_text("{not json").await.expect("send");
+        client.send_text("\"fine\"").await.expect("send");
+    })
+    .await;
+    let error = within("the bad one", server.receive_deserialized::<String>())
+        .await
+        .expect_err("not JSON");
+    assert!(matches!(error, Error::Decode { .. }), "{error:?}");
+    assert!(!error.is_fatal());
+    assert_eq!(
+        error.report().to_string(),
+        error.to_string(),
+        "no source to add"
+    );
+    let next = within("the good one", server.receive_deserialized::<String>()).await;
+    assert_eq!(next.expect("decodes"), "fine");
+}
+
+/// An error that quotes its source in its own text, as many libraries' errors do.
+#[derive(Debug)]
+struct Quoting(io::Error);
+
+impl std::fmt::Display for Quoting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "request failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for Quoting {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+#[test]
+fn a_report_names_a_quoted_cause_once_and_cuts_long_parts() {
+    let quoting = Quoting(io::Error::other("Connection refused"));
+    assert_eq!(
+        Report::new(&quoting).to_string(),
+        "request failed: Connection refused"
+    );
+
+    // A peer chooses some error texts: each part of a report stops at 200 bytes.
+    let long = "é".repeat(300);
+    let quoting = Quoting(io::Error::other(long.clone()));
+    let report = Report::new(&quoting).to_string();
+    let cut: String = format!("request failed: {long}")
+        .chars()
+        .take(108)
+        .collect();
+    assert_eq!(report, format!("{cut}... (616 bytes in all)"));
 }

@@ -26,7 +26,7 @@ fn assert_refused(opening: Opening, result: Result<Session<JsonConverter>, Error
                 opening.status(),
                 "{opening:?}: {error:?}"
             );
-            let chain = error_chain(&error);
+            let chain = error.report().to_string();
             assert!(chain.contains(text), "{opening:?}: {chain:?}");
         }
         (None, Error::Io(e)) => {

@@ -180,7 +180,8 @@ async fn invalid_outgoing_frames_are_refused_and_the_session_stays_usable() {
         let err = within("an oversized control frame", client.send(frame))
             .await
             .unwrap_err();
-        assert!(matches!(err, Error::Protocol(_)), "{err:?}");
+        assert!(matches!(err, Error::Unsendable(_)), "{err:?}");
+        assert!(!err.is_fatal(), "{err:?}");
     }
 
     for code in [
@@ -194,7 +195,7 @@ async fn invalid_outgoing_frames_are_refused_and_the_session_stays_usable() {
         )
         .await
         .unwrap_err();
-        assert!(matches!(err, Error::Protocol(_)), "{code}: {err:?}");
+        assert!(matches!(err, Error::Unsendable(_)), "{code}: {err:?}");
         assert_eq!(client.close_reason(), None, "{code} must not close");
     }
 

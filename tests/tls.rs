@@ -107,7 +107,7 @@ async fn refused(client: Client<JsonConverter>, url: String) -> rustls::Error {
         "{err:?}"
     );
     assert!(err.to_string().contains("TLS handshake failed"), "{err}");
-    let chain = error_chain(&err);
+    let chain = err.report().to_string();
     let source = std::error::Error::source(&err).expect("a source");
     let tls = source
         .downcast_ref::<rustls::Error>()

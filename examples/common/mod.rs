@@ -7,12 +7,8 @@
 #![allow(dead_code)]
 
 mod chat_message;
-mod report;
 
 pub use chat_message::ChatMessage;
-// Not every example prints an error chain.
-#[allow(unused_imports)]
-pub use report::chain;
 
 use std::process::ExitCode;
 use std::sync::OnceLock;

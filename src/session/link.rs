@@ -550,7 +550,7 @@ impl Link {
                 Message::Close(reason.map(Into::into))
             }
             Frame::Ping(data) | Frame::Pong(data) if data.len() > 125 => {
-                return Err(Error::refused_frame(format!(
+                return Err(Error::Unsendable(format!(
                     "a control frame carries at most 125 bytes, not {}",
                     data.len()
                 )));
@@ -945,8 +945,6 @@ impl Sink<Message> for Ended {
     }
 }
 
-/// The frame a read gave. Fails only for `Message::Frame`, a raw frame that tungstenite never
-/// hands out when reading.
 /// The payload bytes that cost the receiving task one more unit of its tokio budget.
 const BYTES_PER_UNIT: usize = 8 << 10;
 
@@ -984,6 +982,8 @@ fn read_failure(e: &std::io::Error) -> Option<ReadFailure<'_>> {
         .map(ReadFailure::Overdrawn)
 }
 
+/// The frame a read gave. Fails only for `Message::Frame`, a raw frame that tungstenite never
+/// hands out when reading.
 fn frame_of(message: Message) -> Result<Frame, Error> {
     Ok(match message {
         Message::Text(text) => Frame::Text(text),
@@ -992,9 +992,7 @@ fn frame_of(message: Message) -> Result<Frame, Error> {
         Message::Pong(data) => Frame::Pong(data),
         Message::Close(close) => Frame::Close(close.map(CloseReason::from)),
         Message::Frame(_) => {
-            return Err(Error::refused_frame(
-                "a raw frame is not a message".to_owned(),
-            ));
+            return Err(Error::Protocol("a raw frame is not a message".into()));
         }
     })
 }
@@ -1002,7 +1000,7 @@ fn frame_of(message: Message) -> Result<Frame, Error> {
 /// Validates a close frame the caller asked to send.
 fn check_close(reason: CloseReason) -> Result<CloseReason, Error> {
     if !reason.code.is_sendable() {
-        return Err(Error::refused_frame(format!(
+        return Err(Error::Unsendable(format!(
             "close code {} may not be sent",
             reason.code
         )));

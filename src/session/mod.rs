@@ -41,6 +41,39 @@ use link::{Handshake, Link, Transport};
 ///
 /// Dropping a session without [`close`](Session::close) drops the connection: the peer sees
 /// 1006.
+///
+/// # Cancel safety
+///
+/// What a call leaves behind when its future is dropped unfinished (a losing branch of
+/// `tokio::select!`, a timeout), for the session and its halves alike. Nothing is ever torn:
+/// a frame is queued whole or not at all, a message is received whole or waits.
+///
+/// | method | cancel safe | when cancelled |
+/// |---|---|---|
+/// | [`receive`](Session::receive), [`receive_message`](Session::receive_message), [`receive_deserialized`](Session::receive_deserialized), `StreamExt::next` on a session, a [`RecvHalf`] or [`incoming_deserialized`](Session::incoming_deserialized) | yes | nothing is lost: a message is taken in the poll that returns it, and what has arrived of the next one waits for the next call (pings and pongs a typed receive skipped stay skipped) |
+/// | [`feed`](Session::feed), [`feed_serialized`](Session::feed_serialized), `SinkExt::feed` | yes | nothing was queued or sent (it was waiting for room in the write buffer) |
+/// | [`flush`](Session::flush) | yes | what is queued stays queued, for the next write |
+/// | [`send`](Session::send), [`send_text`](Session::send_text), [`send_binary`](Session::send_binary), [`send_serialized`](Session::send_serialized), `SinkExt::send` | no | the frame was either not queued (it was waiting for room in the write buffer) or queued whole, and then it goes out once with the session's next write (a send, flush or close, or a ping or pong it sends by itself); sending it again may send it twice, so use `feed` then `flush` when that matters |
+/// | [`close`](Session::close) | yes | calling it again sends the close frame if it was not queued, writes it out if it was, and waits for the peer's anew |
+/// | [`SendHalf::close`] | yes | calling it again sends the close frame if it was not queued and gives [`Error::Closed`] if it was |
+///
+/// With `feed` then `flush`, a cancelled call leaves nothing to guess: the frame goes out
+/// once if `feed` returned, and not at all otherwise.
+///
+/// ```no_run
+/// # async fn run(mut session: typed_ws::Session<typed_ws::JsonConverter>) -> Result<(), typed_ws::Error> {
+/// # let mut shutdown = tokio::sync::mpsc::channel::<()>(1).1;
+/// tokio::select! {
+///     // Done means queued; a flush cancelled below leaves it queued for the next write.
+///     queued = session.feed_serialized("update") => queued?,
+///     _ = shutdown.recv() => return Ok(()),
+/// }
+/// tokio::select! {
+///     flushed = session.flush() => flushed?,
+///     _ = shutdown.recv() => {}
+/// }
+/// # Ok(()) }
+/// ```
 pub struct Session<C = NoConverter> {
     tx: SendHalf<C>,
     rx: RecvHalf<C>,
@@ -167,6 +200,9 @@ impl<C> Session<C> {
     /// before `send` returns. Only sessions whose connection typed-ws set up (not
     /// [`Session::from_stream`], nor a `wss://` client) with a keep-alive task (any of ping
     /// interval, timeout or send timeout on) put flushes off.
+    ///
+    /// Not cancel safe: cancelled, the frame was either not queued or queued whole and still
+    /// goes out (see [cancel safety](Session#cancel-safety)).
     pub async fn send(&mut self, frame: Frame) -> Result<(), Error> {
         self.tx.send(frame).await
     }
@@ -174,21 +210,25 @@ impl<C> Session<C> {
     /// Queues a frame without flushing it, waiting only while the write buffer is full; then
     /// [`Session::flush`] sends a whole burst with one write. Queued frames also go out with
     /// the next send or when the buffer passes 128 KiB.
+    ///
+    /// Cancel safe: returning means queued; cancelled, nothing was queued.
     pub async fn feed(&mut self, frame: Frame) -> Result<(), Error> {
         self.tx.feed(frame).await
     }
 
     /// Writes out every queued frame.
+    ///
+    /// Cancel safe: what is not written yet stays queued for the next write.
     pub async fn flush(&mut self) -> Result<(), Error> {
         self.tx.flush().await
     }
 
-    /// Sends a text frame.
+    /// Sends a text frame. Not cancel safe, as [`Session::send`].
     pub async fn send_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), Error> {
         self.tx.send(Frame::Text(text.into())).await
     }
 
-    /// Sends a binary frame.
+    /// Sends a binary frame. Not cancel safe, as [`Session::send`].
     pub async fn send_binary(&mut self, data: impl Into<Bytes>) -> Result<(), Error> {
         self.tx.send(Frame::Binary(data.into())).await
     }
@@ -196,6 +236,8 @@ impl<C> Session<C> {
     /// Receives the next frame: a reassembled data message, a ping (already answered), a
     /// pong, or the peer's close frame, which comes once; after it, and after any error that
     /// ends the connection, every call gives [`Error::Closed`] (or [`Error::Timeout`]).
+    ///
+    /// Cancel safe: a frame is only taken from the connection when it is returned.
     pub async fn receive(&mut self) -> Result<Frame, Error> {
         self.rx.receive().await
     }
@@ -206,6 +248,8 @@ impl<C> Session<C> {
     ///
     /// [`SendHalf::close`] differs: it only sends the close frame and returns, because the
     /// receiving half, perhaps in another task, is the one that reads the peer's answer.
+    ///
+    /// Cancel safe: calling it again finishes the job and sends the close frame once.
     pub async fn close(&mut self, reason: CloseReason) -> Result<(), Error> {
         self.tx.link.close(reason).await
     }
@@ -252,11 +296,15 @@ impl<C> Session<C> {
 impl<C: Converter> Session<C> {
     /// Encodes `value` with the converter and sends it (text frame for JSON, binary for CBOR
     /// and MessagePack). An encode failure sends nothing and leaves the session usable.
+    ///
+    /// Not cancel safe, as [`Session::send`]: the value is encoded before anything waits, and
+    /// the frame was either not queued or queued whole.
     pub async fn send_serialized<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
         self.tx.send_serialized(value).await
     }
 
-    /// Encodes `value` and queues it without flushing; see [`Session::feed`].
+    /// Encodes `value` and queues it without flushing; see [`Session::feed`]. Cancel safe:
+    /// returning means queued; cancelled, nothing was queued.
     pub async fn feed_serialized<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
         self.tx.feed_serialized(value).await
     }
@@ -265,6 +313,9 @@ impl<C: Converter> Session<C> {
     /// skipping pongs on the way. A frame of the wrong type comes back in
     /// [`Error::UnexpectedFrame`], one that does not decode in [`Error::Decode`]; neither
     /// closes the session. The peer's close frame gives [`Error::Closed`].
+    ///
+    /// Cancel safe: a message is only taken from the connection when it is returned, and what
+    /// has arrived of it so far waits for the next call.
     pub async fn receive_deserialized<T: DeserializeOwned>(&mut self) -> Result<T, Error> {
         self.rx.receive_deserialized().await
     }
@@ -286,6 +337,8 @@ impl<C: Converter> Session<C> {
     /// println!("{} {}", quote.symbol, quote.price);
     /// # Ok(()) }
     /// ```
+    ///
+    /// Cancel safe, as [`Session::receive_deserialized`].
     pub async fn receive_message(&mut self) -> Result<Frame, Error> {
         self.rx.receive_message().await
     }
@@ -299,19 +352,20 @@ impl<C: Converter> Session<C> {
 }
 
 impl<C> SendHalf<C> {
-    /// See [`Session::send`].
+    /// See [`Session::send`]. Not cancel safe: cancelled, the frame was either not queued or
+    /// queued whole and still goes out.
     pub async fn send(&mut self, frame: Frame) -> Result<(), Error> {
         let mut frame = Some(frame);
         std::future::poll_fn(|cx| self.link.poll_send(cx, &mut frame, true)).await
     }
 
-    /// See [`Session::feed`].
+    /// See [`Session::feed`]. Cancel safe: cancelled, nothing was queued.
     pub async fn feed(&mut self, frame: Frame) -> Result<(), Error> {
         let mut frame = Some(frame);
         std::future::poll_fn(|cx| self.link.poll_send(cx, &mut frame, false)).await
     }
 
-    /// See [`Session::flush`].
+    /// See [`Session::flush`]. Cancel safe: what is not written stays queued.
     pub async fn flush(&mut self) -> Result<(), Error> {
         std::future::poll_fn(|cx| self.link.poll_flush(cx)).await
     }
@@ -320,6 +374,9 @@ impl<C> SendHalf<C> {
     /// unlike [`Session::close`]: the receiving half keeps receiving what the peer sent
     /// before it answered, then its close frame, then [`Error::Closed`]. Keep receiving on
     /// the other half until then, or data the peer sent is lost with the connection.
+    ///
+    /// Cancel safe: calling it again sends the close frame if it was not queued, and gives
+    /// [`Error::Closed`] if it was.
     pub async fn close(&mut self, reason: CloseReason) -> Result<(), Error> {
         self.send(Frame::Close(Some(reason))).await
     }
@@ -336,13 +393,13 @@ impl<C> SendHalf<C> {
 }
 
 impl<C: Converter> SendHalf<C> {
-    /// See [`Session::send_serialized`].
+    /// See [`Session::send_serialized`]. Not cancel safe, as [`SendHalf::send`].
     pub async fn send_serialized<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
         let frame = self.converter.serialize(value)?;
         self.send(frame).await
     }
 
-    /// See [`Session::feed_serialized`].
+    /// See [`Session::feed_serialized`]. Cancel safe: cancelled, nothing was queued.
     pub async fn feed_serialized<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
         let frame = self.converter.serialize(value)?;
         self.feed(frame).await
@@ -350,7 +407,7 @@ impl<C: Converter> SendHalf<C> {
 }
 
 impl<C> RecvHalf<C> {
-    /// See [`Session::receive`].
+    /// See [`Session::receive`]. Cancel safe: nothing received is lost.
     pub async fn receive(&mut self) -> Result<Frame, Error> {
         std::future::poll_fn(|cx| self.link.poll_receive(cx)).await
     }
@@ -367,7 +424,7 @@ impl<C> RecvHalf<C> {
 }
 
 impl<C: Converter> RecvHalf<C> {
-    /// See [`Session::receive_deserialized`].
+    /// See [`Session::receive_deserialized`]. Cancel safe: nothing received is lost.
     pub async fn receive_deserialized<T: DeserializeOwned>(&mut self) -> Result<T, Error> {
         let frame = self.receive_message().await?;
         self.converter
@@ -375,7 +432,7 @@ impl<C: Converter> RecvHalf<C> {
             .inspect_err(|error| self.trace_decode(error))
     }
 
-    /// See [`Session::receive_message`].
+    /// See [`Session::receive_message`]. Cancel safe: nothing received is lost.
     pub async fn receive_message(&mut self) -> Result<Frame, Error> {
         loop {
             let frame = self.receive().await?;

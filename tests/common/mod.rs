@@ -33,10 +33,6 @@ use typed_ws::{
 };
 
 pub use chat_message::ChatMessage;
-#[path = "../../examples/common/report.rs"]
-mod report;
-#[allow(unused_imports)] // like the rest of this module, used by some test files only
-pub use report::chain as error_chain;
 
 /// Every network await in a test is bounded by this, so a hang fails fast.
 pub const LIMIT: Duration = Duration::from_secs(10);

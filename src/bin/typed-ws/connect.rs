@@ -9,7 +9,7 @@ use typed_ws::{AnyConverter, Client, CloseCode, CloseReason, Config, Error, Recv
 
 use crate::cli::ConnectArgs;
 use crate::value::Value;
-use crate::{Failure, report, with_causes};
+use crate::{Failure, report};
 
 /// How long to wait for the server to answer our close when no `--timeout` is set.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
@@ -37,13 +37,10 @@ pub async fn run(args: ConnectArgs) -> Result<(), Failure> {
 
     // Lines typed or piped while the handshake runs wait in the channel.
     let mut lines = read_stdin();
-    let session = request.web_socket_session().await.map_err(|e| {
-        Failure::io(format!(
-            "cannot connect to {}: {}",
-            args.url,
-            with_causes(&e)
-        ))
-    })?;
+    let session = request
+        .web_socket_session()
+        .await
+        .map_err(|e| Failure::io(format!("cannot connect to {}: {}", args.url, e.report())))?;
     let (mut tx, rx) = session.split();
     let mut receiver = tokio::spawn(print_messages(rx));
 
@@ -64,7 +61,7 @@ pub async fn run(args: ConnectArgs) -> Result<(), Failure> {
                     };
                     match tx.send_serialized(&value).await {
                         Ok(()) => {}
-                        Err(e @ Error::Encode { .. }) => report(&format!("stdin line {number}: {}; skipped", with_causes(&e))),
+                        Err(e @ Error::Encode { .. }) => report(&format!("stdin line {number}: {}; skipped", e.report())),
                         // The session is over; the receiver tells how it ended.
                         Err(_) => break,
                     }
@@ -128,7 +125,7 @@ async fn print_messages(mut rx: RecvHalf<AnyConverter>) -> Result<(), Failure> {
                     .map_err(|e| Failure::io(format!("cannot write to stdout: {e}")))?;
             }
             Err(e @ (Error::Decode { .. } | Error::UnexpectedFrame { .. })) => {
-                report(&format!("{}; skipped", with_causes(&e)));
+                report(&format!("{}; skipped", e.report()));
             }
             Err(Error::Closed(reason)) => {
                 return match reason.code {
@@ -141,7 +138,7 @@ async fn print_messages(mut rx: RecvHalf<AnyConverter>) -> Result<(), Failure> {
                     ))),
                 };
             }
-            Err(e) => return Err(Failure::session(with_causes(&e))),
+            Err(e) => return Err(Failure::session(e.report().to_string())),
         }
     }
 }

@@ -41,22 +41,6 @@ impl Failure {
     }
 }
 
-/// An error and its causes as one text: typed-ws's errors say what failed and keep the cause
-/// (the I/O error, rustls's, tungstenite's) as their source, which a one-line report needs too.
-pub fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        // Some errors quote their cause already.
-        if !text.contains(&cause_text) {
-            text = format!("{text}: {cause_text}");
-        }
-        source = cause.source();
-    }
-    text
-}
-
 /// Prints a message on stderr as the one line `typed-ws: MESSAGE`.
 pub fn report(message: &str) {
     let line = message.split_whitespace().collect::<Vec<_>>().join(" ");

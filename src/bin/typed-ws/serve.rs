@@ -8,7 +8,7 @@ use typed_ws::{AnyConverter, CloseReason, Config, Server, Session};
 
 use crate::cli::ServeArgs;
 use crate::value::Value;
-use crate::{Failure, report, with_causes};
+use crate::{Failure, report};
 
 pub async fn run(args: ServeArgs) -> Result<(), Failure> {
     // Clients that offer no subprotocol at all (most of them) get the first codec.
@@ -69,7 +69,7 @@ async fn echo(mut session: Session<AnyConverter>) {
     if let Some(code) = error.close_code() {
         report(&format!(
             "closing a session with {code}: {}",
-            with_causes(&error)
+            error.report()
         ));
         let _ = session
             .close(CloseReason::new(code, error.to_string()))
