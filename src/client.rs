@@ -28,6 +28,7 @@ use crate::error::{BoxError, Error};
 use crate::frame::{CloseCode, CloseReason};
 use crate::handshake::{self, Side};
 use crate::read_buffer::Elastic;
+use crate::reconnect::Reconnect;
 use crate::session::Session;
 use crate::session::link::{Handshake, Transport};
 use crate::trace;
@@ -123,6 +124,13 @@ impl<C: Converter> Client<C> {
     {
         self.request(endpoint).web_socket(block).await
     }
+
+    /// A client that connects to `endpoint` and reconnects, with backoff, whenever the
+    /// connection is lost to something transient: see [`Reconnect`]. For headers or
+    /// subprotocols, [`ClientRequest::reconnecting`].
+    pub fn reconnecting(&self, endpoint: impl Into<Endpoint>) -> Reconnect<C> {
+        self.request(endpoint).reconnecting()
+    }
 }
 
 /// Where to connect: a `ws://` URL, or `(host, port, path)`.
@@ -167,7 +175,7 @@ impl From<(&str, u16, &str)> for Endpoint {
 }
 
 /// A connection request being prepared: see [`Client::request`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ClientRequest<C = NoConverter> {
     client: Client<C>,
     url: String,
@@ -194,6 +202,18 @@ impl<C: Converter> ClientRequest<C> {
     pub async fn web_socket_session(self) -> Result<Session<C>, Error> {
         let span = trace::client_handshake(self.url.as_str());
         trace::handshake(span, self.open()).await
+    }
+
+    /// A client that makes this request, and makes it again whenever the connection is
+    /// lost to something transient: see [`Reconnect`].
+    pub fn reconnecting(self) -> Reconnect<C> {
+        let config = &self.client.config;
+        let (converter, timeout) = (config.converter.clone(), config.settings.timeout);
+        Reconnect::new(
+            converter,
+            timeout,
+            Box::new(move || Box::pin(self.clone().web_socket_session())),
+        )
     }
 
     /// The handshake of [`ClientRequest::web_socket_session`].

@@ -33,6 +33,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// | `Decode` | usable | 1007 `InvalidPayload` |
 /// | `Encode` | usable | 1011 `InternalError` |
 /// | `Unsendable` | usable | 1011 `InternalError` |
+/// | `NotConnected` | usable: the reconnecting client goes on, nothing was sent | — |
 /// | `TooBig` | closed, 1009 sent | 1009 `TooBig` |
 /// | `InvalidUtf8` | closed, 1007 sent | 1007 `InvalidPayload` |
 /// | `InvalidCompressed` | closed, 1007 sent | 1007 `InvalidPayload` |
@@ -128,6 +129,18 @@ pub enum Error {
     /// bytes, a close code that may not be sent (1005, 1006, ...). Nothing was sent.
     #[error("the frame cannot be sent: {0}")]
     Unsendable(String),
+
+    /// A typed send on a [reconnecting client](crate::Reconnecting) while it is between
+    /// connections, with its send queue full (or no queue): nothing was sent, and the client
+    /// is still reconnecting, so the same send may succeed later.
+    #[error(
+        "not connected: the client is reconnecting and its send queue is full ({queued} messages)"
+    )]
+    #[non_exhaustive]
+    NotConnected {
+        /// The messages waiting in the queue.
+        queued: usize,
+    },
 
     /// The peer sent a frame or message larger than the configured limit.
     #[error("message too big: {size} bytes exceeds the limit of {limit} bytes")]
@@ -236,6 +249,7 @@ impl Error {
             Error::Overloaded { .. } => Some(CloseCode::TryAgainLater),
             Error::Protocol(_) => Some(CloseCode::ProtocolError),
             Error::NoConverter { .. }
+            | Error::NotConnected { .. }
             | Error::UnknownConverter { .. }
             | Error::Closed(_)
             | Error::Io(_)
@@ -248,7 +262,8 @@ impl Error {
     /// Whether the session is over: `false` for the errors after which it goes on
     /// ([`NoConverter`](Error::NoConverter), [`UnexpectedFrame`](Error::UnexpectedFrame),
     /// [`Decode`](Error::Decode), [`Encode`](Error::Encode),
-    /// [`Unsendable`](Error::Unsendable)), `true` for those that ended it and for those of a
+    /// [`Unsendable`](Error::Unsendable), and a reconnecting client's
+    /// [`NotConnected`](Error::NotConnected)), `true` for those that ended it and for those of a
     /// connection or handshake that never made one. The table on [`Error`] says the same.
     ///
     /// ```no_run
@@ -269,7 +284,8 @@ impl Error {
             | Error::UnexpectedFrame { .. }
             | Error::Decode { .. }
             | Error::Encode { .. }
-            | Error::Unsendable(_) => false,
+            | Error::Unsendable(_)
+            | Error::NotConnected { .. } => false,
             Error::UnknownConverter { .. }
             | Error::TooBig { .. }
             | Error::InvalidUtf8

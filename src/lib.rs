@@ -61,6 +61,7 @@ mod handshake;
 mod listener;
 mod negotiation;
 mod read_buffer;
+mod reconnect;
 mod server;
 mod session;
 mod tls;
@@ -95,6 +96,10 @@ pub use deflate::{Compression, PerMessageDeflate};
 pub use error::{BoxError, Error, Report};
 pub use frame::{CloseCode, CloseReason, Frame, FrameKind, Utf8Bytes};
 pub use negotiation::Negotiation;
+pub use reconnect::{
+    Backoff, DEFAULT_BUSY_DELAY, DEFAULT_INITIAL_DELAY, DEFAULT_MAX_DELAY, DEFAULT_RESET_AFTER,
+    Reconnect, ReconnectState, Reconnecting, Stop,
+};
 /// The rustls crate behind the `tls` feature, for `Config::tls_client` and
 /// `Config::tls_server`.
 #[cfg(feature = "tls")]

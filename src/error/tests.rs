@@ -22,6 +22,7 @@ fn one_of_each() -> Vec<Error> {
         Error::decode("json", &Frame::text("{"), "EOF while parsing"),
         Error::encode("json", "key must be a string"),
         Error::Unsendable("a control frame carries at most 125 bytes, not 126".to_owned()),
+        Error::NotConnected { queued: 0 },
         Error::TooBig { size: 2, limit: 1 },
         Error::InvalidUtf8,
         Error::InvalidCompressed("invalid block type".to_owned()),

@@ -42,6 +42,27 @@ pub fn build(name: &str) -> PathBuf {
         .args(["--features", &features.join(",")])
         .arg("--manifest-path")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
+    // cargo test gives the test its package's CARGO_PKG_*, CARGO_MANIFEST_DIR and the like,
+    // and ring's build script reruns when any of them changes: inherited, they would rebuild
+    // ring and everything above it here, and again in the next cargo test.
+    let set_for_the_test = [
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_CRATE_",
+        "CARGO_BIN_",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+    ];
+    for (name, _) in std::env::vars_os() {
+        if let Some(name) = name.to_str()
+            && set_for_the_test
+                .iter()
+                .any(|prefix| name.starts_with(prefix))
+        {
+            build.env_remove(name);
+        }
+    }
     if profile_dir.ends_with("release") {
         build.arg("--release");
     }

@@ -112,6 +112,16 @@ pub struct ConnectArgs {
     #[arg(long = "subprotocol", value_name = "NAME")]
     pub subprotocols: Vec<String>,
 
+    /// Connect again when the connection is lost or refused for a reason that may pass
+    ///
+    /// Retried: refused or dropped connections, timeouts, closes with 1001, 1006, 1011, 1012,
+    /// 1013 and HTTP 5xx answers, after a delay drawn from 0 to 1 s, doubling with each
+    /// failure up to 30 s (at least 5 s after 1012 and 1013). Anything else ends the run as
+    /// it would without the flag. Each connection and each wait prints one line on stderr;
+    /// stdin lines, and its end, wait while disconnected.
+    #[arg(long)]
+    pub reconnect: bool,
+
     #[command(flatten)]
     pub session: SessionArgs,
 }

@@ -15,7 +15,7 @@ use crate::{Failure, report};
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// One line of stdin, numbered from 1, or the error that ended reading.
-type Line = std::io::Result<(u64, Vec<u8>)>;
+pub type Line = std::io::Result<(u64, Vec<u8>)>;
 
 pub async fn run(args: ConnectArgs) -> Result<(), Failure> {
     // Even one codec is offered: a negotiating server would otherwise pick its own first
@@ -37,6 +37,9 @@ pub async fn run(args: ConnectArgs) -> Result<(), Failure> {
 
     // Lines typed or piped while the handshake runs wait in the channel.
     let mut lines = read_stdin();
+    if args.reconnect {
+        return crate::reconnect::run(request.reconnecting(), &args.url, lines).await;
+    }
     let session = request
         .web_socket_session()
         .await
@@ -89,7 +92,7 @@ pub async fn run(args: ConnectArgs) -> Result<(), Failure> {
 
 /// Parses one stdin line; an empty line is skipped silently, one that is not JSON with a
 /// message on stderr.
-fn parse_line(number: u64, line: &[u8]) -> Option<serde_json::Value> {
+pub fn parse_line(number: u64, line: &[u8]) -> Option<serde_json::Value> {
     if line.iter().all(u8::is_ascii_whitespace) {
         return None;
     }
@@ -118,12 +121,7 @@ async fn print_messages(mut rx: RecvHalf<AnyConverter>) -> Result<(), Failure> {
             .await
             .and_then(|frame| Value::decode(rx.converter(), &frame));
         match decoded {
-            Ok(value) => {
-                let mut stdout = std::io::stdout().lock();
-                writeln!(stdout, "{}", value.to_json())
-                    .and_then(|()| stdout.flush())
-                    .map_err(|e| Failure::io(format!("cannot write to stdout: {e}")))?;
-            }
+            Ok(value) => print(&value)?,
             Err(e @ (Error::Decode { .. } | Error::UnexpectedFrame { .. })) => {
                 report(&format!("{}; skipped", e.report()));
             }
@@ -143,7 +141,15 @@ async fn print_messages(mut rx: RecvHalf<AnyConverter>) -> Result<(), Failure> {
     }
 }
 
-fn joined(ended: Result<Result<(), Failure>, tokio::task::JoinError>) -> Result<(), Failure> {
+/// Prints a received value as one JSON line, flushed.
+pub fn print(value: &Value) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", value.to_json())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Failure::io(format!("cannot write to stdout: {e}")))
+}
+
+pub fn joined(ended: Result<Result<(), Failure>, tokio::task::JoinError>) -> Result<(), Failure> {
     ended.unwrap_or_else(|e| Err(Failure::session(format!("the receiving task failed: {e}"))))
 }
 

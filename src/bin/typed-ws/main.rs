@@ -6,6 +6,7 @@
 
 mod cli;
 mod connect;
+mod reconnect;
 mod serve;
 mod value;
 
