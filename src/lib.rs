@@ -74,6 +74,7 @@ pub mod axum;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod http_upgrade;
+pub mod topics;
 
 pub use bytes::Bytes;
 pub use client::{Client, ClientRequest, Endpoint};
