@@ -271,7 +271,7 @@ impl Link {
                 st.pending_bytes -= frame.payload().len();
             }
             coop.made_progress();
-            charge(cx, &item);
+            self.charge(cx, &item);
             return Poll::Ready(item);
         }
         if let Some(end) = st.end {
@@ -292,8 +292,29 @@ impl Link {
         };
         coop.made_progress();
         let item = self.on_read(&mut st, item);
-        charge(cx, &item);
+        self.charge(cx, &item);
         Poll::Ready(item)
+    }
+
+    /// Charges a large message that came compressed to the task's tokio budget by its
+    /// size, a unit per [`BYTES_PER_UNIT`], beyond the one every message costs: as if it had
+    /// come from the socket in reads of that size. A peer whose kilobyte frames inflate to
+    /// megabytes would otherwise have the task decode, answer and compress many of them in
+    /// one go, milliseconds each, while the other sessions on its worker wait. Once the
+    /// budget is spent, the next receive yields. Uncompressed messages paid for their size
+    /// in socket reads already.
+    fn charge(&self, cx: &mut Context<'_>, item: &Result<Frame, Error>) {
+        let Ok(frame) = item else { return };
+        if self.handshake.compression.is_none() {
+            return;
+        }
+        for _ in 0..frame.payload().len() / BYTES_PER_UNIT {
+            match tokio::task::coop::poll_proceed(cx) {
+                Poll::Ready(coop) => coop.made_progress(),
+                // Spent: tokio has arranged for the task to run again after the others.
+                Poll::Pending => return,
+            }
+        }
     }
 
     /// The receiver is about to wait: the replies it put off go out now. Should the socket be
@@ -947,23 +968,6 @@ impl Sink<Message> for Ended {
 
 /// The payload bytes that cost the receiving task one more unit of its tokio budget.
 const BYTES_PER_UNIT: usize = 8 << 10;
-
-/// Charges a large message to the task's tokio budget by its size, a unit per
-/// [`BYTES_PER_UNIT`], beyond the one every message costs: as if it had come from the socket
-/// in reads of that size. A peer whose small compressed frames inflate to megabytes would
-/// otherwise have the task decode, answer and compress many of them in one go, milliseconds
-/// each, while the other sessions on its worker wait. Once the budget is spent, the next
-/// receive yields.
-fn charge(cx: &mut Context<'_>, item: &Result<Frame, Error>) {
-    let Ok(frame) = item else { return };
-    for _ in 0..frame.payload().len() / BYTES_PER_UNIT {
-        match tokio::task::coop::poll_proceed(cx) {
-            Poll::Ready(coop) => coop.made_progress(),
-            // Spent: tokio has arranged for the task to run again after the others.
-            Poll::Pending => return,
-        }
-    }
-}
 
 /// Why the layers under tungstenite ended a read, when one of them did: they can only say it
 /// inside an I/O error.
