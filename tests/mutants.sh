@@ -114,7 +114,7 @@ break_and_test src/session/link.rs \
     coalescing the_receive_that_would_wait_flushes_the_replies_put_off_in_one_write
 break_and_test src/session/link.rs \
     'coop.made_progress();
-        Poll::Ready(self.on_read(&mut st, item))' 'Poll::Ready(self.on_read(&mut st, item))' \
+        let item = self.on_read(&mut st, item);' 'let item = self.on_read(&mut st, item);' \
     coalescing a_session_working_through_a_long_burst_lets_other_sessions_in
 break_and_test src/read_buffer.rs \
     'self.counting.store(true, Ordering::Relaxed);' '' \
