@@ -18,7 +18,8 @@
 //!
 //! What a client sees is what `echo_server` promises: its `ChatMessage` back; 1007 for a
 //! message that does not decode, 1003 for the wrong kind of data frame, 1009 for a message
-//! over 1 MiB; HTTP 404 for any path other than `/echo`. Stop it with Ctrl-C.
+//! over 1 MiB; HTTP 404 for any path other than `/echo`. Stop it with Ctrl-C or SIGTERM, which
+//! it answers as `echo_server` does: every session closed with 1001, then exit.
 
 mod common;
 
@@ -32,7 +33,7 @@ use axum::routing::any;
 use typed_ws::axum::WebSocketUpgrade;
 use typed_ws::{AnyConverter, Config};
 
-use common::{ECHO_PATH, EchoSetup, announce, echo_chat, echo_setup, log};
+use common::{ECHO_PATH, EchoSetup, announce, echo_chat, echo_setup, log, shutdown_signal};
 
 const USAGE: &str =
     "usage: axum_echo [--addr IP:PORT] [--codec json|cbor|msgpack[,...]] [--compress]
@@ -82,13 +83,15 @@ async fn main() -> ExitCode {
         .fallback(not_found)
         .with_state(config.clone());
 
+    let stop = shutdown_signal();
     if let Err(code) = announce(bound) {
         return code;
     }
 
-    // Serves until the process is stopped (Ctrl-C), with the handshake deadline, connection
-    // limit and TCP_NODELAY of `echo_server`, which plain `axum::serve` does not give.
-    if let Err(e) = typed_ws::axum::serve(listener, app, &config).await {
+    // With the handshake deadline, connection limit and TCP_NODELAY of `echo_server`, which
+    // plain `axum::serve` does not give.
+    let served = typed_ws::axum::serve(listener, app, &config).with_graceful_shutdown(stop);
+    if let Err(e) = served.await {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }

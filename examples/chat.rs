@@ -25,7 +25,8 @@
 //! `message` (`id`, `author`, `text`) events, in the same order to everyone.
 //!
 //! The room holds at most 1,000 participants at once; the server closes the session of one
-//! more with 1013 (try again later).
+//! more with 1013 (try again later). Ctrl-C or SIGTERM closes every session with 1001 (going
+//! away), which the page answers by reconnecting, and stops the server.
 
 mod common;
 #[path = "chat/room.rs"]
@@ -48,7 +49,7 @@ use typed_ws::{
     MsgPackConverter, Negotiation, RecvHalf, SendHalf,
 };
 
-use common::{log, parse_flags, usage_error};
+use common::{log, parse_flags, shutdown_signal, usage_error};
 use room::Room;
 
 const USAGE: &str = "usage: chat [--addr IP:PORT]
@@ -227,6 +228,7 @@ async fn main() -> ExitCode {
         .route("/ws", get(ws))
         .with_state(app);
 
+    let stop = shutdown_signal();
     {
         use std::io::Write;
         let mut stdout = std::io::stdout().lock();
@@ -239,7 +241,8 @@ async fn main() -> ExitCode {
     }
     // Not axum::serve: this one drops connections that send no request within the handshake
     // deadline, caps how many are open, and sets TCP_NODELAY.
-    if let Err(e) = typed_ws::axum::serve(listener, router, &config).await {
+    let served = typed_ws::axum::serve(listener, router, &config).with_graceful_shutdown(stop);
+    if let Err(e) = served.await {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }

@@ -108,7 +108,11 @@ async fn run_codec(codec: &'static str, converter: AnyConverter) -> Result<Row, 
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr: SocketAddr = listener.local_addr()?;
     // Never awaited: the server lives until the process exits.
-    tokio::spawn(serve_echo(listener, echo_config(only(converter))));
+    tokio::spawn(serve_echo(
+        listener,
+        echo_config(only(converter)),
+        std::future::pending(),
+    ));
 
     let encoded = converter.serialize(&typical())?;
     let (frame, bytes) = (encoded.kind(), encoded.payload().len());

@@ -25,13 +25,15 @@
 //! - any path other than `/echo` is refused with HTTP 404.
 //!
 //! Each connection has its own task, so one session ending never affects the others. Talk to
-//! it with `cargo run --example echo_client`. Stop it with Ctrl-C.
+//! it with `cargo run --example echo_client`. Stop it with Ctrl-C or SIGTERM: it closes every
+//! session with 1001 (going away), once the messages it has received are answered, and exits
+//! when the clients have answered the close (10 s at most).
 
 mod common;
 
 use std::process::ExitCode;
 
-use common::{EchoSetup, announce, echo_setup, serve_echo};
+use common::{EchoSetup, announce, echo_setup, serve_echo, shutdown_signal};
 
 const USAGE: &str =
     "usage: echo_server [--addr IP:PORT] [--codec json|cbor|msgpack[,...]] [--compress]
@@ -51,11 +53,11 @@ async fn main() -> ExitCode {
         Ok(setup) => setup,
         Err(code) => return code,
     };
+    let stop = shutdown_signal();
     if let Err(code) = announce(bound) {
         return code;
     }
 
-    // Serves until the process is stopped (Ctrl-C).
-    serve_echo(listener, config).await;
+    serve_echo(listener, config, stop).await;
     ExitCode::SUCCESS
 }

@@ -57,7 +57,11 @@ async fn main() -> ExitCode {
         .and_then(|l| Ok((l.local_addr()?, l)))
     {
         Ok((addr, listener)) => {
-            tokio::spawn(serve_echo(listener, echo_config(only(converter))));
+            tokio::spawn(serve_echo(
+                listener,
+                echo_config(only(converter)),
+                std::future::pending(),
+            ));
             addr
         }
         Err(e) => {

@@ -26,6 +26,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(40);
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default [`Config::send_timeout`]: 30 s.
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default [`Config::shutdown_timeout`]: 10 s, within the 30 s that service managers
+/// (systemd, Kubernetes) give before they kill.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default [`Config::max_connections`]: 10,000.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// The default [`Config::max_unfinished_bytes`]: 64 MiB, one message of the default
@@ -48,6 +51,7 @@ pub const DEFAULT_MAX_UNFINISHED_BYTES: usize = 64 << 20;
 /// | [`timeout`](Config::timeout) | 40 s without a frame from the peer |
 /// | [`handshake_timeout`](Config::handshake_timeout) | 10 s for the opening handshake |
 /// | [`send_timeout`](Config::send_timeout) | 30 s for a write the peer does not take |
+/// | [`shutdown_timeout`](Config::shutdown_timeout) | 10 s for the close handshakes of a graceful shutdown |
 /// | [`max_connections`](Config::max_connections) | 10,000 sessions and handshakes at once, per `Server::serve` or `axum::serve` |
 /// | [`max_unfinished_bytes`](Config::max_unfinished_bytes) | 64 MiB held in unfinished messages, all sessions together |
 /// | [`fragment_size`](Config::fragment_size) | off (every message in one frame) |
@@ -86,6 +90,7 @@ pub(crate) struct Settings {
     pub(crate) timeout: Option<Duration>,
     pub(crate) handshake_timeout: Option<Duration>,
     pub(crate) send_timeout: Option<Duration>,
+    pub(crate) shutdown_timeout: Option<Duration>,
     pub(crate) max_connections: Option<usize>,
     /// Shared by every session of this config and of the configs cloned from it.
     pub(crate) unfinished: Arc<Budget>,
@@ -107,6 +112,7 @@ impl Default for Settings {
             timeout: Some(DEFAULT_TIMEOUT),
             handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
             send_timeout: Some(DEFAULT_SEND_TIMEOUT),
+            shutdown_timeout: Some(DEFAULT_SHUTDOWN_TIMEOUT),
             max_connections: Some(DEFAULT_MAX_CONNECTIONS),
             unfinished: Budget::new(DEFAULT_MAX_UNFINISHED_BYTES),
             fragment_size: None,
@@ -226,6 +232,15 @@ impl<C> Config<C> {
     /// turns it off.
     pub fn send_timeout(self, timeout: Duration) -> Self {
         self.set(|s| s.send_timeout = nonzero(timeout))
+    }
+
+    /// How long a graceful shutdown of [`Server::serve`](crate::Server::serve) or
+    /// `typed_ws::axum::serve` (see [`Serve::with_graceful_shutdown`](crate::Serve)) waits
+    /// for its sessions' close handshakes and handlers, and for the HTTP requests under way,
+    /// before it drops what is left and returns. Default 10 s; `Duration::ZERO` turns the
+    /// wait off: sessions are sent their close frame and dropped at once.
+    pub fn shutdown_timeout(self, timeout: Duration) -> Self {
+        self.set(|s| s.shutdown_timeout = nonzero(timeout))
     }
 
     /// The most connections [`Server::serve`](crate::Server::serve),

@@ -22,6 +22,7 @@ use crate::read_buffer::Elastic;
 use crate::server::offered_subprotocols;
 use crate::session::Session;
 use crate::session::link::Handshake;
+use crate::shutdown::{Shutdown, Watch};
 use crate::upgrade;
 
 /// Answers a WebSocket upgrade request in a hyper 1.x service: the `101 Switching Protocols`
@@ -30,6 +31,13 @@ use crate::upgrade;
 /// session has every setting of `config` (limits, keep-alive, timeouts, fragment size);
 /// [`Config::handshake_timeout`] bounds the wait for hyper's upgrade. A request that is no
 /// valid upgrade, or offers no converter we speak, is a [`Refusal`] to answer with.
+///
+/// A request served by [`typed_ws::axum::serve`](crate::axum::serve) carries its graceful
+/// shutdown, which the session follows: it closes with the shutdown's reason at its next
+/// receive (see [`Serve::with_graceful_shutdown`](crate::Serve::with_graceful_shutdown)).
+/// The task you run it in is yours, so the server does not wait for it; the extractor's
+/// [`on_upgrade`](crate::axum::WebSocketUpgrade::on_upgrade) runs its handler in one the
+/// server waits for.
 ///
 /// ```no_run
 /// use std::convert::Infallible;
@@ -68,7 +76,8 @@ pub fn upgrade<B, C: Converter>(
     config: &Config<C>,
 ) -> Result<(Response<String>, Upgrading<C>), Refusal> {
     let on_upgrade = hyper::upgrade::on(&mut request);
-    Opening::read(&request)?.answer(config, on_upgrade)
+    let shutdown = request.extensions().get::<Shutdown>();
+    Opening::read(&request)?.answer(config, on_upgrade, shutdown)
 }
 
 /// A checked upgrade request, before the converter is chosen.
@@ -98,11 +107,13 @@ impl Opening {
     }
 
     /// Chooses the converter for the subprotocols offered, and answers with it; the session
-    /// comes through `on_upgrade`, hyper's handle on the connection.
+    /// comes through `on_upgrade`, hyper's handle on the connection, and follows `shutdown`,
+    /// that of the server the request came to.
     pub(crate) fn answer<C: Converter>(
         self,
         config: &Config<C>,
         on_upgrade: OnUpgrade,
+        shutdown: Option<&Shutdown>,
     ) -> Result<(Response<String>, Upgrading<C>), Refusal> {
         let offered: Vec<&str> = self.offered.iter().map(String::as_str).collect();
         let (subprotocol, converter) = config
@@ -134,6 +145,7 @@ impl Opening {
                 compression: compression.map(|(_, agreed)| agreed),
             },
             converter,
+            shutdown: shutdown.map(Shutdown::watch).unwrap_or_default(),
         };
         Ok((response, upgrading))
     }
@@ -149,6 +161,7 @@ pub struct Upgrading<C> {
     settings: Arc<Settings>,
     handshake: Handshake,
     converter: C,
+    shutdown: Watch,
 }
 
 impl<C> fmt::Debug for Upgrading<C> {
@@ -171,6 +184,7 @@ impl<C: Converter> IntoFuture for Upgrading<C> {
                 settings,
                 handshake,
                 converter,
+                shutdown,
             } = self;
             let upgraded = handshake::bounded(settings.handshake_timeout, on_upgrade)
                 .await?
@@ -191,12 +205,13 @@ impl<C: Converter> IntoFuture for Upgrading<C> {
                 Some(settings.websocket_config()),
             )
             .await;
-            Ok(Session::start(
+            Ok(Session::start_watched(
                 Box::new(ws),
                 Some(arrivals),
                 settings,
                 handshake,
                 converter,
+                shutdown,
             ))
         })
     }

@@ -62,8 +62,10 @@ mod listener;
 mod negotiation;
 mod read_buffer;
 mod reconnect;
+mod serve;
 mod server;
 mod session;
+mod shutdown;
 mod tls;
 mod trace;
 mod upgrade;
@@ -81,7 +83,7 @@ pub use client::{Client, ClientRequest, Endpoint};
 pub use config::{
     Config, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_SIZE,
     DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_UNFINISHED_BYTES, DEFAULT_PING_INTERVAL,
-    DEFAULT_READ_BUFFER_SIZE, DEFAULT_SEND_TIMEOUT, DEFAULT_TIMEOUT,
+    DEFAULT_READ_BUFFER_SIZE, DEFAULT_SEND_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_TIMEOUT,
 };
 #[cfg(feature = "cbor")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cbor")))]
@@ -106,6 +108,7 @@ pub use reconnect::{
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use rustls;
+pub use serve::Serve;
 pub use server::{Failure, Server, Stage};
 pub use session::{Deserialized, RecvHalf, SendHalf, Session};
 /// tokio-rustls, for TLS on streams given to [`Server::accept`].

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -15,9 +16,10 @@ use crate::converter::{Converter, NoConverter};
 use crate::deflate::{self, Inflating};
 use crate::error::{Chain, Error};
 use crate::handshake::{self, Side};
-use crate::listener::Listener;
+use crate::serve::Serve;
 use crate::session::Session;
 use crate::session::link::Handshake;
+use crate::shutdown::Watch;
 use crate::trace;
 use crate::upgrade;
 
@@ -95,7 +97,8 @@ pub enum Stage {
     /// 1001 or none, or by a timeout. A connection that merely drops without a close frame
     /// (1006) is not reported: on the internet that is how many clients leave (a closed
     /// laptop, a lost mobile network), and one log line per departure would drown the
-    /// failures; a peer that vanishes silently is reported when its timeout ends it.
+    /// failures; a peer that vanishes silently is reported when its timeout ends it. Nor is
+    /// a session closed by a graceful shutdown ([`Serve::with_graceful_shutdown`]).
     Session,
 }
 
@@ -177,12 +180,21 @@ impl<C: Converter> Server<C> {
         let deadline = self.config.settings.handshake_timeout;
         // On the heap, the handshake's state (kilobytes) is freed when it ends; inline, it
         // would stay in the caller's future, and so in every session's task, for good.
-        let upgrade = Box::pin(handshake::bounded(deadline, self.upgrade(io, check)));
+        let upgrade = Box::pin(handshake::bounded(
+            deadline,
+            self.upgrade(io, check, Watch::default()),
+        ));
         trace::handshake(trace::server_handshake(None), async { upgrade.await? }).await
     }
 
-    /// The server handshake of [`Server::accept_with`], without its deadline.
-    async fn upgrade<S, F>(&self, io: S, check: F) -> Result<Session<C>, Error>
+    /// The server handshake of [`Server::accept_with`], without its deadline; the session
+    /// follows `shutdown`.
+    pub(crate) async fn upgrade<S, F>(
+        &self,
+        io: S,
+        check: F,
+        shutdown: Watch,
+    ) -> Result<Session<C>, Error>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
         F: FnOnce(&Request) -> Result<(), StatusCode> + Unpin,
@@ -251,28 +263,33 @@ impl<C: Converter> Server<C> {
             subprotocol,
             compression,
         };
-        Ok(Session::start(
+        Ok(Session::start_watched(
             Box::new(ws),
             Some(arrivals),
             config.settings.clone(),
             handshake,
             converter,
+            shutdown,
         ))
     }
 
-    /// Accepts connections on `listener` forever, each in its own task: the handshake, then
+    /// Accepts connections on `listener`, each in its own task: the handshake, then
     /// `handler` with the session. Connections whose handshake fails are dropped without
     /// reaching the handler, and reported to [`Server::on_failure`]. At most
     /// [`Config::max_connections`] connections are handled at once; the next waits in the
     /// kernel's accept queue until one ends. An accept error that concerns one connection is
     /// skipped; any other (out of file descriptors, say) pauses accepting until a connection
     /// ends or 100 ms pass, instead of spinning. Sets `TCP_NODELAY` on every connection.
-    pub async fn serve<F, Fut>(&self, listener: TcpListener, handler: F)
+    ///
+    /// Nothing happens until the [`Serve`] is awaited; it serves forever, or until the
+    /// signal given to [`Serve::with_graceful_shutdown`], which closes every session and
+    /// waits for them before it ends.
+    pub fn serve<F, Fut>(&self, listener: TcpListener, handler: F) -> Serve<C>
     where
         F: Fn(Session<C>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.serve_with(listener, |_| Ok(()), handler).await
+        self.serve_with(listener, |_| Ok(()), handler)
     }
 
     /// Like [`Server::serve`], but every request goes through `check` first, as in
@@ -300,52 +317,19 @@ impl<C: Converter> Server<C> {
     ///     .await;
     /// # }
     /// ```
-    pub async fn serve_with<K, F, Fut>(&self, listener: TcpListener, check: K, handler: F)
+    pub fn serve_with<K, F, Fut>(&self, listener: TcpListener, check: K, handler: F) -> Serve<C>
     where
         K: Fn(&Request) -> Result<(), StatusCode> + Send + Sync + 'static,
         F: Fn(Session<C>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let check = Arc::new(check);
-        let handler = Arc::new(handler);
-        let listener = Listener::new(listener, self.config.settings.max_connections);
-        loop {
-            let (tcp, peer, slot) = listener.accept().await;
-            let server = self.clone();
-            let check = check.clone();
-            let handler = handler.clone();
-            tokio::spawn(async move {
-                let check = move |request: &Request| check(request);
-                let deadline = server.config.settings.handshake_timeout;
-                let span = trace::server_handshake(Some(peer));
-                // Boxed for the reason given in `accept_with`.
-                let accepted = Box::pin(handshake::bounded(deadline, async {
-                    match server.tls_acceptor() {
-                        #[cfg(feature = "tls")]
-                        Some(tls) => {
-                            let tls = tls.accept(tcp).await.map_err(handshake::tls_failure)?;
-                            server.upgrade(tls, check).await
-                        }
-                        _ => server.upgrade(tcp, check).await,
-                    }
-                }));
-                let accepted = trace::handshake(span, async { accepted.await? }).await;
-                match accepted {
-                    Ok(session) => {
-                        let link = session.link();
-                        handler(session).await;
-                        if let Some(error) = link.failure() {
-                            server.report(peer, Stage::Session, error);
-                        }
-                    }
-                    Err(error) => server.report(peer, Stage::Handshake, error),
-                }
-                drop(slot);
-            });
-        }
+        let handler = move |session| -> Pin<Box<dyn Future<Output = ()> + Send>> {
+            Box::pin(handler(session))
+        };
+        Serve::new(self.clone(), listener, Arc::new(check), Arc::new(handler))
     }
 
-    fn report(&self, peer: SocketAddr, stage: Stage, error: Error) {
+    pub(crate) fn report(&self, peer: SocketAddr, stage: Stage, error: Error) {
         if let Some(hook) = &self.on_failure {
             hook(Failure { peer, stage, error });
         }
@@ -374,7 +358,7 @@ fn refusal(status: StatusCode, body: String) -> ErrorResponse {
 impl<C> Server<C> {
     /// The TLS acceptor of `serve`, when the config has TLS server settings.
     #[cfg(feature = "tls")]
-    fn tls_acceptor(&self) -> Option<tokio_rustls::TlsAcceptor> {
+    pub(crate) fn tls_acceptor(&self) -> Option<tokio_rustls::TlsAcceptor> {
         self.config
             .settings
             .tls
@@ -384,7 +368,7 @@ impl<C> Server<C> {
     }
 
     #[cfg(not(feature = "tls"))]
-    fn tls_acceptor(&self) -> Option<std::convert::Infallible> {
+    pub(crate) fn tls_acceptor(&self) -> Option<std::convert::Infallible> {
         None
     }
 }

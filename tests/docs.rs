@@ -137,6 +137,10 @@ fn the_readme_defaults_are_the_constants() {
             DEFAULT_HANDSHAKE_TIMEOUT.as_secs(),
         ),
         ("DEFAULT_SEND_TIMEOUT", DEFAULT_SEND_TIMEOUT.as_secs()),
+        (
+            "DEFAULT_SHUTDOWN_TIMEOUT",
+            DEFAULT_SHUTDOWN_TIMEOUT.as_secs(),
+        ),
     ]);
     let shown: BTreeMap<&str, u64> = table_after(README, "## Limits and defaults")
         .iter()

@@ -306,3 +306,43 @@ async fn the_chat_gives_a_crowd_that_asks_for_one_name_distinct_names() {
     let online: BTreeSet<&str> = last.into_iter().flatten().map(String::as_str).collect();
     assert_eq!(online, names);
 }
+
+/// Ctrl-C or SIGTERM closes the sessions of `echo_server`, `axum_echo` and `chat` with 1001,
+/// and the server exits with 0.
+#[tokio::test]
+async fn the_servers_close_their_sessions_with_1001_on_ctrl_c_and_sigterm() {
+    for (example, signal) in [
+        ("echo_server", "INT"),
+        ("axum_echo", "TERM"),
+        ("chat", "TERM"),
+    ] {
+        let mut server = Running::start(example, &["--addr", "127.0.0.1:0"]).await;
+        let url = match server.url.strip_prefix("http://") {
+            Some(addr) => format!("ws://{addr}ws?name=ada"),
+            None => server.url.clone(),
+        };
+        let mut session = within(
+            "connecting to the example",
+            Client::new(negotiating("json")).web_socket_session(url.as_str()),
+        )
+        .await
+        .expect("connect");
+        if example == "chat" {
+            let _: Welcome = within("the welcome", session.receive_deserialized())
+                .await
+                .expect("a welcome");
+        } else {
+            echo_with(&url, negotiating("json")).await;
+        }
+
+        common::examples::signal(server.pid(), signal);
+        match within("the close", session.receive()).await {
+            Ok(Frame::Close(Some(reason))) => {
+                assert_eq!(reason.code, CloseCode::GoingAway, "{example}")
+            }
+            other => panic!("{example}: expected the close frame, got {other:?}"),
+        }
+        let status = server.exited().await;
+        assert!(status.success(), "{example} after SIG{signal}: {status}");
+    }
+}

@@ -114,7 +114,7 @@ break_and_test src/session/link.rs \
     coalescing the_receive_that_would_wait_flushes_the_replies_put_off_in_one_write
 break_and_test src/session/link.rs \
     'coop.made_progress();
-        let item = self.on_read(&mut st, item);' 'let item = self.on_read(&mut st, item);' \
+        let item = self.on_read(st, item);' 'let item = self.on_read(st, item);' \
     coalescing a_session_working_through_a_long_burst_lets_other_sessions_in
 break_and_test src/read_buffer.rs \
     'self.counting.store(true, Ordering::Relaxed);' '' \
@@ -205,6 +205,18 @@ break_and_test src/deflate/inflate.rs \
 break_and_test src/session/link.rs \
     'for _ in 0..frame.payload().len() / BYTES_PER_UNIT {' 'for _ in 0..0 {' \
     compression messages_that_inflate_to_megabytes_are_read_one_per_turn_of_the_task
+
+# Graceful shutdown: the close sent as soon as the shutdown begins, ahead of the replies that
+# handlers are still working on; and hyper's graceful shutdown of HTTP connections left out.
+break_and_test src/session/link/shutdown.rs \
+    'st.shutdown = Some(ShutdownClose::Due(reason));
+        if let' 'st.shutdown = Some(ShutdownClose::Due(reason));
+        self.send_shutdown_close(&mut st);
+        if let' \
+    shutdown serve_closes_a_busy_crowd_with_1001_after_answering_what_it_received
+break_and_test src/axum/serve.rs \
+    'connection.as_mut().graceful_shutdown();' '' \
+    shutdown axum_serve_does_the_same_and_closes_idle_http_connections
 
 if [ "$survived" -ne 0 ]; then
     echo "$survived mutant(s) survived"

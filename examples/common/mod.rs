@@ -41,9 +41,14 @@ pub fn only(converter: AnyConverter) -> Negotiation {
     Negotiation::prefer(converter).fallback(converter)
 }
 
-/// Serves `ws://ADDR/echo` on `listener` until the process ends, one task per connection.
-/// Other paths are refused during the handshake, with a real HTTP status the client sees.
-pub async fn serve_echo(listener: TcpListener, config: Config<AnyConverter>) {
+/// Serves `ws://ADDR/echo` on `listener`, one task per connection, until `stop` completes;
+/// then closes every session with 1001 and returns once they are closed. Other paths are
+/// refused during the handshake, with a real HTTP status the client sees.
+pub async fn serve_echo(
+    listener: TcpListener,
+    config: Config<AnyConverter>,
+    stop: impl Future<Output = ()> + Send + 'static,
+) {
     let only_echo = |request: &Request<()>| {
         if request.uri().path() == ECHO_PATH {
             Ok(())
@@ -54,7 +59,39 @@ pub async fn serve_echo(listener: TcpListener, config: Config<AnyConverter>) {
     Server::new(config)
         .on_failure(|failure| log(failure.to_string()))
         .serve_with(listener, only_echo, echo_chat)
+        .with_graceful_shutdown(stop)
         .await
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM, saying which on stderr. The handlers are in place
+/// when this returns: call it before announcing the server, and a signal sent from then on
+/// shuts it down rather than killing the process.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    let signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).expect("a SIGINT handler");
+        let mut terminate = signal(SignalKind::terminate()).expect("a SIGTERM handler");
+        async move {
+            tokio::select! {
+                _ = interrupt.recv() => "Ctrl-C",
+                _ = terminate.recv() => "SIGTERM",
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let signals = {
+        let mut interrupt = tokio::signal::windows::ctrl_c().expect("a Ctrl-C handler");
+        async move {
+            interrupt.recv().await;
+            "Ctrl-C"
+        }
+    };
+    async move {
+        let name = signals.await;
+        // Straight to stderr: the process may end before `log`'s thread writes.
+        eprintln!("{name}: closing every session with 1001 and shutting down");
+    }
 }
 
 /// Writes `line` to stderr from a thread of its own, so that a slow or stalled stderr never

@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::converter::Converter;
 use crate::http_upgrade::{Opening, Refusal};
 use crate::session::Session;
+use crate::shutdown::Shutdown;
 
 /// A WebSocket upgrade request, extracted in an axum handler: answer it with
 /// [`WebSocketUpgrade::on_upgrade`], which runs your handler on the typed [`Session`]. A
@@ -62,6 +63,8 @@ use crate::session::Session;
 pub struct WebSocketUpgrade {
     opening: Opening,
     on_upgrade: OnUpgrade,
+    /// The graceful shutdown of the [`serve`] the request came through, if it did.
+    shutdown: Option<Shutdown>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
@@ -87,6 +90,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
         Ok(WebSocketUpgrade {
             opening,
             on_upgrade,
+            shutdown: parts.extensions.get::<Shutdown>().cloned(),
         })
     }
 }
@@ -99,19 +103,37 @@ impl WebSocketUpgrade {
     /// every setting of `config`: limits, keep-alive, timeouts, fragment size. `handler` runs
     /// in a task of its own once hyper has switched protocols; if that never happens (the
     /// client leaves, or [`Config::handshake_timeout`] passes first), it does not run.
+    ///
+    /// Served by [`serve`], the session and its task follow serve's graceful shutdown as
+    /// those of [`Server::serve`](crate::Server::serve) do: see
+    /// [`Serve::with_graceful_shutdown`].
     pub fn on_upgrade<C, F, Fut>(self, config: &Config<C>, handler: F) -> Response
     where
         C: Converter,
         F: FnOnce(Session<C>) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        match self.opening.answer(config, self.on_upgrade) {
+        let shutdown = self.shutdown;
+        match self
+            .opening
+            .answer(config, self.on_upgrade, shutdown.as_ref())
+        {
             Ok((response, upgrading)) => {
-                tokio::spawn(async move {
-                    if let Ok(session) = upgrading.await {
-                        handler(session).await;
+                let closing = shutdown.clone();
+                let task = async move {
+                    let Ok(session) = upgrading.await else {
+                        return;
+                    };
+                    let link = session.link();
+                    handler(session).await;
+                    if let Some(shutdown) = closing {
+                        shutdown.close_session(&link).await;
                     }
-                });
+                };
+                match shutdown {
+                    Some(shutdown) => tokio::spawn(shutdown.track(task)),
+                    None => tokio::spawn(task),
+                };
                 response.map(Body::from)
             }
             Err(refusal) => refused(refusal),

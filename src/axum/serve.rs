@@ -5,7 +5,7 @@
 
 use std::future::{Future, IntoFuture, poll_fn};
 use std::io::{self, IoSlice};
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -20,8 +20,10 @@ use tower_service::Service;
 
 use crate::config::{Config, Settings};
 use crate::error::BoxError;
+use crate::frame::CloseReason;
 use crate::http_upgrade::Refusal;
 use crate::listener::{Listener, Slot};
+use crate::shutdown::{Plan, Shutdown};
 use crate::upgrade::{MAX_HEAD, MAX_REQUEST_LINE};
 
 /// Serves `service` (an axum `Router`, or any tower service of HTTP requests) on `listener`,
@@ -40,8 +42,8 @@ use crate::upgrade::{MAX_HEAD, MAX_REQUEST_LINE};
 /// - `TCP_NODELAY` on every connection.
 ///
 /// Pass the same `config` your routes answer upgrades with. The future never ends unless
-/// it is dropped; its `io::Result` is there so it replaces `axum::serve(listener,
-/// app).await?` as it is.
+/// it is dropped or given a signal with [`Serve::with_graceful_shutdown`]; its `io::Result`
+/// is there so it replaces `axum::serve(listener, app).await?` as it is.
 ///
 /// `axum::serve` itself builds hyper without a timer: a connection that sends nothing, or a
 /// byte now and then, is kept forever, and nothing caps how many are open. Behind a reverse
@@ -75,6 +77,7 @@ pub fn serve<C, S>(listener: TcpListener, service: S, config: &Config<C>) -> Ser
         listener,
         service,
         settings: config.settings.clone(),
+        plan: Plan::default(),
     }
 }
 
@@ -84,13 +87,54 @@ pub struct Serve<S> {
     listener: TcpListener,
     service: S,
     settings: Arc<Settings>,
+    plan: Plan,
 }
 
 impl<S> std::fmt::Debug for Serve<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Serve")
             .field("listener", &self.listener)
+            .field("graceful_shutdown", &self.plan.has_signal())
             .finish_non_exhaustive()
+    }
+}
+
+impl<S> Serve<S> {
+    /// Shuts down gracefully once `signal` completes, as
+    /// [`typed_ws::Serve::with_graceful_shutdown`](crate::Serve::with_graceful_shutdown)
+    /// does, and then the future ends with `Ok(())`. The sessions of
+    /// [`WebSocketUpgrade::on_upgrade`](super::WebSocketUpgrade::on_upgrade) close with the
+    /// reason of [`Serve::close_with`] and are awaited as that server's are; HTTP connections
+    /// finish the request under way, if any, and close. What is still open after
+    /// [`Config::shutdown_timeout`] is dropped.
+    ///
+    /// ```no_run
+    /// # async fn run(app: axum::Router, config: typed_ws::Config) -> std::io::Result<()> {
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+    /// typed_ws::axum::serve(listener, app, &config)
+    ///     .with_graceful_shutdown(async {
+    ///         let _ = tokio::signal::ctrl_c().await;
+    ///     })
+    ///     .await
+    /// # }
+    /// ```
+    pub fn with_graceful_shutdown(
+        mut self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> Self {
+        self.plan.set_signal(signal);
+        self
+    }
+
+    /// The close frame that a graceful shutdown sends every session; 1001 (going away) by
+    /// default. See [`typed_ws::Serve::close_with`](crate::Serve::close_with).
+    ///
+    /// # Panics
+    ///
+    /// When the code may not be sent ([`CloseCode::is_sendable`](crate::CloseCode::is_sendable)).
+    pub fn close_with(mut self, reason: CloseReason) -> Self {
+        self.plan.set_reason(reason);
+        self
     }
 }
 
@@ -111,39 +155,70 @@ where
             listener,
             service,
             settings,
+            plan,
         } = self;
         Box::pin(async move {
+            let shutdown = Shutdown::new();
             let listener = Listener::new(listener, settings.max_connections);
             let mut http = http1::Builder::new();
             http.timer(TokioTimer::new())
                 .header_read_timeout(settings.handshake_timeout)
                 .max_header_size(MAX_HEAD);
-            loop {
-                let (tcp, _peer, slot) = listener.accept().await;
-                let io = TokioIo::new(Held {
-                    io: tcp,
-                    _slot: slot,
-                });
-                let service = service.clone();
-                let connection = http
-                    .serve_connection(
-                        io,
-                        service_fn(move |request| screened(service.clone(), request)),
-                    )
-                    .with_upgrades();
-                // Its errors (a timeout, a malformed request) concern that connection alone,
-                // and hyper has answered what deserved an answer.
-                tokio::spawn(async move {
-                    let _ = connection.await;
-                });
-            }
+            let tracker = shutdown.clone();
+            // Owns the listener: dropping it once the signal comes refuses new connections
+            // and resets those still in the kernel's queue.
+            let accepting = async move {
+                let shutdown = tracker;
+                loop {
+                    let (tcp, _peer, slot) = listener.accept().await;
+                    let io = TokioIo::new(Held {
+                        io: tcp,
+                        _slot: slot,
+                    });
+                    let service = service.clone();
+                    let requests = shutdown.clone();
+                    let connection = http
+                        .serve_connection(
+                            io,
+                            service_fn(move |request| {
+                                screened(service.clone(), request, requests.clone())
+                            }),
+                        )
+                        .with_upgrades();
+                    let watching = shutdown.clone();
+                    // Its errors (a timeout, a malformed request) concern that connection
+                    // alone, and hyper has answered what deserved an answer.
+                    tokio::spawn(shutdown.track(async move {
+                        let mut connection = pin!(connection);
+                        if watching
+                            .before_shutdown(connection.as_mut())
+                            .await
+                            .is_some()
+                        {
+                            return;
+                        }
+                        // The request under way, if any, is answered; then the connection
+                        // closes. An upgrade's session follows the shutdown on its own.
+                        connection.as_mut().graceful_shutdown();
+                        let _ = connection.await;
+                    }));
+                }
+            };
+            let reason = plan.accept_until(accepting).await;
+            shutdown.run(reason, settings.shutdown_timeout).await;
+            Ok(())
         })
     }
 }
 
 /// Calls `service` with `request`, unless its request line is over what
-/// [`Server::serve`](crate::Server::serve) takes: 414, as there.
-async fn screened<S, B>(mut service: S, request: Request<Incoming>) -> Result<Response<B>, S::Error>
+/// [`Server::serve`](crate::Server::serve) takes: 414, as there. The request carries the
+/// server's shutdown, for the upgrades to follow.
+async fn screened<S, B>(
+    mut service: S,
+    mut request: Request<Incoming>,
+    shutdown: Shutdown,
+) -> Result<Response<B>, S::Error>
 where
     S: Service<Request<Incoming>, Response = Response<B>>,
     B: From<String>,
@@ -157,6 +232,7 @@ where
         let refusal = Refusal::new(StatusCode::URI_TOO_LONG, why);
         return Ok(refusal.into_response().map(B::from));
     }
+    request.extensions_mut().insert(shutdown);
     poll_fn(|cx| service.poll_ready(cx)).await?;
     service.call(request).await
 }

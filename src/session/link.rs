@@ -28,7 +28,8 @@
 //! close read early would make tungstenite answer it and refuse the replies still owed.
 //!
 //! The watchdog also releases the compressor of a session that has sent nothing for a while
-//! (see [`crate::deflate`]'s memory notes).
+//! (see [`crate::deflate`]'s memory notes), and tells the link when the server that started it
+//! shuts down (see [`shutdown`]).
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -53,7 +54,12 @@ use crate::deflate::{Deflater, InflateError, PerMessageDeflate};
 use crate::error::{Chain, Error};
 use crate::frame::{CloseCode, CloseReason, Frame};
 use crate::read_buffer::Arrivals;
+use crate::shutdown::Watch;
 use crate::trace::{self, Span};
+
+mod shutdown;
+
+use shutdown::ShutdownClose;
 
 /// A tungstenite WebSocket stream of any transport (TCP, TLS, in-memory), type-erased so that
 /// client and server sessions are one type.
@@ -114,6 +120,8 @@ pub(crate) struct Link {
     pub(crate) watchdog: Arc<Notify>,
     /// The session's span, which its events and its watchdog are recorded in.
     pub(crate) span: Span,
+    /// The shutdown of the server that started the session, if one did.
+    pub(crate) shutdown: Watch,
     /// Wakes the watchdog when a put-off flush can go on, after the socket was full.
     watchdog_waker: Waker,
 }
@@ -144,6 +152,8 @@ struct State {
     backstop_armed: bool,
     /// Compresses data messages, when the handshake agreed on permessage-deflate.
     deflater: Option<Deflater>,
+    /// The server's shutdown, once the watchdog has seen it begin.
+    shutdown: Option<ShutdownClose>,
     end: Option<End>,
 }
 
@@ -160,6 +170,11 @@ impl Drop for Link {
     fn drop(&mut self) {
         // The watchdog may be asleep until its next tick; it has nothing left to watch.
         self.watchdog.notify_one();
+        // Dropped while its server shuts down (the handler returned, or its task was dropped
+        // at the deadline): the peer still gets the close, and a FIN rather than a reset.
+        if let Some(reason) = self.shutdown.reason() {
+            self.end_for_shutdown(reason);
+        }
         if trace::ENABLED && self.close_reason.get().is_none() {
             trace::event!(debug, &self.span, "session dropped without a close frame");
         }
@@ -175,6 +190,7 @@ impl Link {
         handshake: Handshake,
         arrivals: Option<Arc<Arrivals>>,
         span: Span,
+        shutdown: Watch,
     ) -> Arc<Link> {
         if let Some(arrivals) = &arrivals {
             arrivals.hold_within(settings.unfinished.clone());
@@ -203,6 +219,7 @@ impl Link {
                     .compression
                     .zip(settings.compression)
                     .map(|(agreed, ours)| Deflater::new(agreed, ours)),
+                shutdown: None,
                 end: None,
             }),
             close_reason: OnceLock::new(),
@@ -211,6 +228,7 @@ impl Link {
             watchdog_waker: Waker::from(Arc::new(NotifyWaker(watchdog.clone()))),
             watchdog,
             span,
+            shutdown,
         })
     }
 
@@ -259,11 +277,26 @@ impl Link {
 
     pub(crate) fn poll_receive(&self, cx: &mut Context<'_>) -> Poll<Result<Frame, Error>> {
         let mut st = self.lock();
+        if matches!(st.shutdown, Some(ShutdownClose::Due(_))) {
+            self.send_shutdown_close(&mut st);
+        }
+        loop {
+            let item = ready!(self.poll_frame(&mut st, cx));
+            // Once the shutdown's close is out, what the peer sent that no receive had handed
+            // out is discarded: the receive reads on until the peer's answer ends the session.
+            if item.is_err() || !matches!(st.shutdown, Some(ShutdownClose::Sent)) {
+                return Poll::Ready(item);
+            }
+        }
+    }
+
+    /// The next frame, or the error that ended the session.
+    fn poll_frame(&self, st: &mut State, cx: &mut Context<'_>) -> Poll<Result<Frame, Error>> {
         // Every message counts against the task's tokio budget, as a socket read does: with a
         // pipelining peer, messages come from buffers for thousands of receives in a row, and
         // the task would run on, and hold its replies, while other sessions wait.
         let Poll::Ready(coop) = tokio::task::coop::poll_proceed(cx) else {
-            self.flush_before_waiting(&mut st, cx);
+            self.flush_before_waiting(st, cx);
             return Poll::Pending;
         };
         if let Some(item) = st.pending.pop_front() {
@@ -284,14 +317,14 @@ impl Link {
             let waker = wake_all([Some(cx.waker()), st.send_waker.as_ref()]);
             let flushed = Pin::new(&mut *st.ws).poll_flush(&mut Context::from_waker(&waker));
             // A failed flush leaves the connection broken, which the read reports.
-            let _flushed = ready!(self.track_write(&mut st, flushed, true));
+            let _flushed = ready!(self.track_write(st, flushed, true));
         }
         let Poll::Ready(item) = Pin::new(&mut *st.ws).poll_next(cx) else {
-            self.flush_before_waiting(&mut st, cx);
+            self.flush_before_waiting(st, cx);
             return Poll::Pending;
         };
         coop.made_progress();
-        let item = self.on_read(&mut st, item);
+        let item = self.on_read(st, item);
         self.charge(cx, &item);
         Poll::Ready(item)
     }
@@ -635,6 +668,13 @@ impl Link {
         if st.pending.is_empty() && arrivals.count() <= st.taken {
             return false;
         }
+        self.owe_flush(st);
+        true
+    }
+
+    /// Notes that what is queued is owed a flush, which the receiver's next wait or the
+    /// watchdog's backstop will see to.
+    fn owe_flush(&self, st: &mut State) {
         if st.owed_since.is_none() {
             st.owed_since = Some(Instant::now());
             if !st.backstop_armed {
@@ -642,7 +682,6 @@ impl Link {
                 self.watchdog.notify_one();
             }
         }
-        true
     }
 
     /// The watchdog's backstop for flushes put off: flushes what has been owed for
@@ -813,7 +852,13 @@ impl Link {
             reason = trace::display(&reason)
         );
         self.send_close_now(st, CloseReason::new(CloseCode::InternalError, reason));
-        st.end = Some(End::TimedOut(after));
+        self.end_now(st, End::TimedOut(after));
+    }
+
+    /// Ends the session from outside its halves (the watchdog, a drop) and lets the
+    /// connection go; both halves are woken to see `end`.
+    fn end_now(&self, st: &mut State, end: End) {
+        st.end = Some(end);
         finish(st, &self.watchdog);
         for waker in [&st.recv_waker, &st.send_waker].into_iter().flatten() {
             waker.wake_by_ref();
@@ -843,11 +888,16 @@ impl Link {
 
     /// What made the session fail, once it has ended: a timeout, or a close frame (from
     /// either side) with a code other than 1000, 1001 or none. `None` for a session that is
-    /// open, ended well, or whose connection dropped without a close frame (1006; see
+    /// open, ended well, was closed by its server's shutdown (whatever the code), or whose
+    /// connection dropped without a close frame (1006; see
     /// [`Stage::Session`](crate::Stage::Session) for why).
     pub(crate) fn failure(&self) -> Option<Error> {
-        if let Some(End::TimedOut(after)) = self.lock().end {
+        let st = self.lock();
+        if let Some(End::TimedOut(after)) = st.end {
             return Some(Error::Timeout(after));
+        }
+        if matches!(st.shutdown, Some(ShutdownClose::Sent)) {
+            return None;
         }
         let reason = self.close_reason()?;
         match reason.code {
@@ -882,18 +932,21 @@ impl Link {
             .settings
             .timeout
             .map_or(CLOSE_WAIT, |t| t.min(CLOSE_WAIT));
-        let drained = tokio::time::timeout(wait, async {
-            while std::future::poll_fn(|cx| self.poll_receive(cx))
-                .await
-                .is_ok()
-            {}
-        });
-        if drained.await.is_err() {
+        if tokio::time::timeout(wait, self.drain()).await.is_err() {
             // The peer never answered; stop waiting for it and drop the connection.
             self.record_close(Self::abnormal(), "connection");
             finish(&mut self.lock(), &self.watchdog);
         }
         Ok(())
+    }
+
+    /// Receives, discarding what comes, until the session ends: after our close frame, the
+    /// wait for the peer's.
+    pub(crate) async fn drain(&self) {
+        while std::future::poll_fn(|cx| self.poll_receive(cx))
+            .await
+            .is_ok()
+        {}
     }
 }
 

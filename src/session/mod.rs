@@ -20,6 +20,7 @@ use crate::deflate::PerMessageDeflate;
 use crate::error::Error;
 use crate::frame::{CloseCode, CloseReason, Frame, Utf8Bytes};
 use crate::read_buffer::Arrivals;
+use crate::shutdown::Watch;
 use crate::trace;
 
 pub(crate) mod link;
@@ -127,8 +128,8 @@ impl<C> Unpin for SendHalf<C> {}
 impl<C> Unpin for RecvHalf<C> {}
 
 impl<C: Clone> Session<C> {
-    /// Starts a session on a connection whose opening handshake is done: the one place a
-    /// session and its watchdog come to life.
+    /// Starts a session on a connection whose opening handshake is done, with no server's
+    /// shutdown to follow.
     pub(crate) fn start(
         ws: Box<dyn Transport>,
         arrivals: Option<Arc<Arrivals>>,
@@ -136,12 +137,37 @@ impl<C: Clone> Session<C> {
         handshake: Handshake,
         converter: C,
     ) -> Self {
-        let watchdog = settings.needs_watchdog();
+        Session::start_watched(
+            ws,
+            arrivals,
+            settings,
+            handshake,
+            converter,
+            Watch::default(),
+        )
+    }
+
+    /// Starts a session that follows `shutdown`, that of the server that accepted it: the one
+    /// place a session and its watchdog come to life. The watchdog is what passes the
+    /// shutdown on, so it runs when there is one to follow, whatever the settings.
+    pub(crate) fn start_watched(
+        ws: Box<dyn Transport>,
+        arrivals: Option<Arc<Arrivals>>,
+        settings: Arc<Settings>,
+        handshake: Handshake,
+        converter: C,
+        shutdown: Watch,
+    ) -> Self {
+        let watchdog = settings.needs_watchdog() || shutdown.is_some();
         let span = trace::session(handshake.path.as_deref(), handshake.subprotocol.as_deref());
         trace::event!(debug, &span, "session started");
-        let link = Link::new(ws, settings, handshake, arrivals, span);
+        let link = Link::new(ws, settings, handshake, arrivals, span, shutdown);
         if watchdog {
-            let run = watchdog::run(Arc::downgrade(&link), link.watchdog.clone());
+            let run = watchdog::run(
+                Arc::downgrade(&link),
+                link.watchdog.clone(),
+                link.shutdown.clone(),
+            );
             tokio::spawn(trace::instrument(run, link.span.clone()));
         }
         Session {

@@ -1,8 +1,8 @@
 //! The example programs, built and run as their users run them: from outside, by their
 //! command-line contract.
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Child;
@@ -80,36 +80,64 @@ pub fn build(name: &str) -> PathBuf {
     path
 }
 
-/// A server example running in a child process, killed when dropped.
+/// A server (an example, or `typed-ws serve`) running in a child process, killed when
+/// dropped.
 pub struct Running {
     /// What it printed first: `listening on URL`, without the prefix.
     pub url: String,
-    _child: Child,
+    child: Child,
 }
 
 impl Running {
     /// Builds and starts the example `name` with `args`, and waits for its `listening on`
     /// line.
     pub async fn start(name: &str, args: &[&str]) -> Running {
-        let mut child = tokio::process::Command::new(build(name))
+        Running::spawn(&build(name), args).await
+    }
+
+    /// Starts `program` with `args`, and waits for its `listening on` line.
+    pub async fn spawn(program: &Path, args: &[&str]) -> Running {
+        let name = program.display();
+        let mut child = tokio::process::Command::new(program)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .unwrap_or_else(|e| panic!("start the {name} example: {e}"));
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
         let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-        let line = within("the example's listening line", lines.next_line())
+        let line = within("the listening line", lines.next_line())
             .await
-            .expect("read the example's stdout")
+            .expect("read the server's stdout")
             .unwrap_or_else(|| panic!("{name} exited before saying where it listens"));
         let url = line
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("{name} printed {line:?} instead of `listening on URL`"));
         Running {
             url: url.to_owned(),
-            _child: child,
+            child,
         }
     }
+
+    /// The process id, for [`signal`].
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("still running")
+    }
+
+    /// Waits for the process to exit by itself.
+    pub async fn exited(&mut self) -> ExitStatus {
+        within("the server exits", self.child.wait())
+            .await
+            .expect("wait for the server")
+    }
+}
+
+/// Sends the signal `name` (`INT`, `TERM`) to the process `pid`, with kill(1).
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args(["-s", name, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -s {name} {pid}: {status}");
 }

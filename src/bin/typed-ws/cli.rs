@@ -10,7 +10,7 @@ use typed_ws::{AnyConverter, Compression, Config, Negotiation};
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success: stdin ended and the session closed, or the server closed it with
-     1000, 1001 or no code
+     1000, 1001 or no code; serve stopped by Ctrl-C or SIGTERM
   1  could not connect or listen (refused, unreachable, HTTP status, TLS), or
      stdin/stdout failed
   2  usage error
@@ -50,19 +50,25 @@ Exit codes:
      a timeout, a protocol error, a message over the size limits";
 
 const SERVE_EXIT_CODES: &str = "\
-Exit codes: 1 cannot listen, 2 usage error. More with --help.";
+Exit codes: 0 stopped by Ctrl-C or SIGTERM, 1 cannot listen, 2 usage error.
+More with --help.";
 
 const SERVE_LONG_HELP: &str = "\
 Each message is decoded with the session's codec and sent back re-encoded. A
 message that does not decode closes its session with 1007, one of the wrong
 frame type (binary for json, text for cbor and msgpack) with 1003; other
 sessions go on. Prints `listening on ws://ADDR` on stdout when ready (with the
-path, if --path is given), and runs until killed.
+path, if --path is given).
+
+Ctrl-C or SIGTERM shuts it down: it stops accepting, closes every session with
+1001 once the messages it has received are answered, waits up to 10 s for the
+clients' answers, and exits.
 
 Example:
   typed-ws serve --addr 127.0.0.1:8080 --codec msgpack,cbor,json
 
 Exit codes:
+  0  stopped by Ctrl-C or SIGTERM
   1  could not listen on the address
   2  usage error";
 

@@ -26,6 +26,9 @@ pub async fn run(args: ServeArgs) -> Result<(), Failure> {
         .local_addr()
         .map_err(|e| Failure::io(format!("cannot listen on {}: {e}", args.addr)))?;
     let path = args.path;
+    // Before the line below: whoever reads it may signal at once.
+    let stop = stop_signal()
+        .map_err(|e| Failure::io(format!("cannot listen for Ctrl-C and SIGTERM: {e}")))?;
     // Scripts wait for this line before connecting, so it must not sit in a buffer.
     let mut stdout = std::io::stdout().lock();
     writeln!(
@@ -41,8 +44,35 @@ pub async fn run(args: ServeArgs) -> Result<(), Failure> {
         Some(path) if request.uri().path() != path => Err(StatusCode::NOT_FOUND),
         _ => Ok(()),
     };
-    Server::new(config).serve_with(listener, check, echo).await;
+    Server::new(config)
+        .serve_with(listener, check, echo)
+        .with_graceful_shutdown(stop)
+        .await;
     Ok(())
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM. The handlers are in place when this returns, so
+/// neither signal kills the process from then on.
+#[cfg(unix)]
+fn stop_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}
+
+/// Completes on Ctrl-C, the one signal there is.
+#[cfg(not(unix))]
+fn stop_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+    let mut interrupt = tokio::signal::windows::ctrl_c()?;
+    Ok(async move {
+        interrupt.recv().await;
+    })
 }
 
 /// Sends every message back, decoded into its codec's value type and re-encoded, until the
