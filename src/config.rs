@@ -261,7 +261,9 @@ impl<C> Config<C> {
     /// carry on, and it is given back as their messages complete or they end.
     ///
     /// The budget is shared by every session of this config, every server and client set up
-    /// with it or with a config cloned from it (after this call). Default 64 MiB, one message
+    /// with it or with a config cloned from it (after this call). A client's sessions count
+    /// only what compressed messages inflated to: the frames a server sends right behind its
+    /// `101` are read with it, before fragments could be followed. Default 64 MiB, one message
     /// of the default [`Config::max_message_size`]; `0` means no limit.
     pub fn max_unfinished_bytes(self, bytes: usize) -> Self {
         let limit = if bytes == 0 { usize::MAX } else { bytes };

@@ -205,6 +205,10 @@ impl<C: Converter> IntoFuture for Upgrading<C> {
                 Some(settings.websocket_config()),
             )
             .await;
+            // A server's stream is at a frame boundary once the request head is read (a client
+            // sends nothing before the 101), so what follows can be followed frame by frame for
+            // the budget of unfinished messages. A client's may hold frames read with the 101.
+            arrivals.hold_within(settings.unfinished.clone());
             Ok(Session::start_watched(
                 Box::new(ws),
                 Some(arrivals),

@@ -146,3 +146,36 @@ async fn a_compressed_fragment_holds_what_it_inflates_to() {
     assert_eq!(echo.opcode, BINARY);
     assert!(echo.rsv1, "the echo is compressed");
 }
+
+/// Messages that complete give their share back, whatever their frames: a long stream of
+/// compressed messages in small fragments, each well under the budget, never overdraws it.
+#[tokio::test]
+async fn a_stream_of_fragmented_compressed_messages_gives_the_budget_back_as_each_completes() {
+    let budget = 1 << 20;
+    let receiving = Config::new()
+        .compression(Compression::new())
+        .max_unfinished_bytes(budget);
+    let sending = Config::new()
+        .compression(Compression::new().threshold(0).level(1))
+        .fragment_size(1024);
+    let (mut client, mut server) = common::pair(receiving, sending).await;
+    let text: String = (0..128 * KIB)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let messages = 4 * budget / text.len() + 8;
+    let send = async {
+        for _ in 0..messages {
+            server.send_text(text.clone()).await.expect("send");
+        }
+    };
+    let receive = async {
+        for i in 0..messages {
+            let frame = client
+                .receive()
+                .await
+                .unwrap_or_else(|e| panic!("message {i}: {e}"));
+            assert_eq!(frame.payload().len(), text.len());
+        }
+    };
+    within("the stream", async { tokio::join!(send, receive) }).await;
+}

@@ -192,9 +192,6 @@ impl Link {
         span: Span,
         shutdown: Watch,
     ) -> Arc<Link> {
-        if let Some(arrivals) = &arrivals {
-            arrivals.hold_within(settings.unfinished.clone());
-        }
         // A flush put off needs the watchdog as its backstop.
         let arrivals = arrivals.filter(|_| settings.needs_watchdog());
         if let Some(arrivals) = &arrivals {
