@@ -243,6 +243,7 @@ struct Held<S> {
     io: S,
     _slot: Slot,
 }
+
 impl<S: AsyncRead + Unpin> AsyncRead for Held<S> {
     fn poll_read(
         self: Pin<&mut Self>,
