@@ -73,6 +73,9 @@ mod upgrade;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
+#[cfg(any(feature = "nats", feature = "redis"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "nats", feature = "redis"))))]
+pub mod bus;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod http_upgrade;

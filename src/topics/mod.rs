@@ -82,9 +82,12 @@ use crate::error::Error;
 
 mod mailbox;
 mod outbox;
+#[cfg(any(feature = "nats", feature = "redis"))]
+mod remote;
 mod topic;
 
 pub use outbox::Outbox;
+use topic::Forwarding;
 pub use topic::{Policy, Topic, TopicConfig, TopicStats};
 
 /// How many of a topic's frames may wait for one subscriber unless the topic's
@@ -119,6 +122,7 @@ pub struct Topics<T> {
 struct Registry<T> {
     config: TopicConfig<T>,
     topics: Mutex<HashMap<String, Topic<T>>>,
+    forward: Forwarding<T>,
 }
 
 impl<T: Serialize + 'static> Topics<T> {
@@ -133,6 +137,7 @@ impl<T: Serialize + 'static> Topics<T> {
             shared: Arc::new(Registry {
                 config,
                 topics: Mutex::new(HashMap::new()),
+                forward: Arc::default(),
             }),
         }
     }
@@ -143,7 +148,11 @@ impl<T: Serialize + 'static> Topics<T> {
         if let Some(topic) = topics.get(name) {
             return topic.clone();
         }
-        let topic = Topic::with_config(name, self.shared.config.clone());
+        let topic = Topic::forwarded(
+            name.to_owned(),
+            self.shared.config.clone(),
+            self.shared.forward.clone(),
+        );
         topics.insert(name.to_owned(), topic.clone());
         topic
     }
@@ -154,11 +163,17 @@ impl<T: Serialize + 'static> Topics<T> {
     }
 
     /// Publishes to the topic of that name (see [`Topic::publish`]); `Ok(0)` when there is
-    /// none, which is not made.
+    /// none here, which is not made. On a [bus](crate::bus), the value goes to the topic's
+    /// subscribers on every other node either way.
     pub fn publish(&self, name: &str, value: &T) -> Result<usize, Error> {
         match self.get(name) {
             Some(topic) => topic.publish(value),
-            None => Ok(0),
+            None => {
+                if let Some(forward) = self.shared.forward.get() {
+                    forward(name, value)?;
+                }
+                Ok(0)
+            }
         }
     }
 

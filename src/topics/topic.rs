@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use serde::Serialize;
 
@@ -210,6 +210,9 @@ pub struct TopicStats {
     pub conflated: u64,
     /// Subscribers disconnected by [`Policy::disconnect`].
     pub disconnected: u64,
+    /// Values published on other nodes that came over the [bus](crate::bus) and were queued
+    /// for this node's subscribers (not counted in `published`).
+    pub received: u64,
 }
 
 #[derive(Debug, Default)]
@@ -220,7 +223,13 @@ pub(super) struct Counters {
     dropped: AtomicU64,
     conflated: AtomicU64,
     disconnected: AtomicU64,
+    received: AtomicU64,
 }
+
+/// What carries a topic's publications to other nodes: set once, by
+/// [`Topics::bus`](super::Topics::bus), for every topic of the set.
+pub(super) type Forward<T> = Box<dyn Fn(&str, &T) -> Result<(), Error> + Send + Sync>;
+pub(super) type Forwarding<T> = Arc<OnceLock<Forward<T>>>;
 
 /// Encodes a topic's values with one converter: the converter of a group of subscribers.
 trait Encoding<T>: Send + Sync {
@@ -257,6 +266,7 @@ struct Shared<T> {
     rule: Rule,
     counters: Arc<Counters>,
     state: Mutex<State<T>>,
+    forward: Forwarding<T>,
 }
 
 impl<T> Shared<T> {
@@ -323,7 +333,11 @@ impl<T: Serialize + 'static> Topic<T> {
 
     /// A topic with its own queue bound and policy.
     pub fn with_config(name: impl Into<String>, config: TopicConfig<T>) -> Self {
-        let name = name.into();
+        Self::forwarded(name.into(), config, Arc::default())
+    }
+
+    /// A topic of a [`Topics`](super::Topics), whose publications go where the set's do.
+    pub(super) fn forwarded(name: String, config: TopicConfig<T>, forward: Forwarding<T>) -> Self {
         let (mode, key) = match config.policy.kind {
             Kind::Disconnect(reason) => {
                 let reason = reason.unwrap_or_else(|| {
@@ -351,6 +365,7 @@ impl<T: Serialize + 'static> Topic<T> {
                     groups: Vec::new(),
                     key,
                 }),
+                forward,
             }),
         }
     }
@@ -419,8 +434,26 @@ impl<T: Serialize + 'static> Topic<T> {
     /// the subscribers' own tasks write. Returns how many subscribers the value was queued
     /// for (conflated ones included, disconnected ones not).
     ///
+    /// On a [bus](crate::bus), the value also goes to the topic's subscribers on every other
+    /// node.
+    ///
     /// An [`Error::Encode`] from any converter queues nothing for anyone.
     pub fn publish(&self, value: &T) -> Result<usize, Error> {
+        self.fan_out(value, true)
+    }
+
+    /// Queues a value from another node for this node's subscribers.
+    pub(super) fn publish_received(&self, value: &T) -> Result<usize, Error> {
+        self.fan_out(value, false)
+    }
+
+    /// Whether anyone on this node is subscribed: a value from another node is decoded only
+    /// then.
+    pub(super) fn has_subscribers(&self) -> bool {
+        !self.shared.lock().groups.is_empty()
+    }
+
+    fn fan_out(&self, value: &T, local: bool) -> Result<usize, Error> {
         let shared = &*self.shared;
         let counters = &shared.counters;
         let mut state = shared.lock();
@@ -429,7 +462,16 @@ impl<T: Serialize + 'static> Topic<T> {
             .iter()
             .map(|g| g.encoding.encode(value))
             .collect::<Result<Vec<_>, _>>()?;
-        counters.published.fetch_add(1, Ordering::Relaxed);
+        if local {
+            // Under the topic's lock: one publisher's values leave in the order they were
+            // published, here and on the bus.
+            if let Some(forward) = shared.forward.get() {
+                forward(&shared.name, value)?;
+            }
+            counters.published.fetch_add(1, Ordering::Relaxed);
+        } else {
+            counters.received.fetch_add(1, Ordering::Relaxed);
+        }
         if frames.is_empty() {
             return Ok(0);
         }
@@ -494,6 +536,7 @@ impl<T: Serialize + 'static> Topic<T> {
             dropped: c.dropped.load(Ordering::Relaxed),
             conflated: c.conflated.load(Ordering::Relaxed),
             disconnected: c.disconnected.load(Ordering::Relaxed),
+            received: c.received.load(Ordering::Relaxed),
         }
     }
 }
