@@ -55,6 +55,11 @@ pub(super) async fn start(url: &str, driver: Driver) -> Result<(), Error> {
         .subscribe(pattern(">"))
         .await
         .map_err(|e| Error::bus_from("cannot subscribe on the NATS server", e))?;
+    // A round trip: the server has the subscription when `connect` returns.
+    client
+        .flush()
+        .await
+        .map_err(|e| Error::bus_from("cannot subscribe on the NATS server", e))?;
 
     let mut stopped = stop.clone();
     let receiving = shared.clone();

@@ -4,6 +4,7 @@
 // Every test file compiles this module as its own and uses only part of it.
 #![allow(dead_code)]
 
+pub mod brokers;
 #[path = "../../examples/common/chat_message.rs"]
 mod chat_message;
 pub mod deflate;
