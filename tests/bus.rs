@@ -96,7 +96,7 @@ async fn every_subscriber_on_every_node_gets_every_publication_once_in_order_per
         let broker = Broker::start(kind);
         let a = node::<Tick>(&broker).await;
         let b = node::<Tick>(&broker).await;
-        let mut sessions = vec![
+        let mut sessions = [
             subscriber(&a.topics, "EUR", "json").await,
             subscriber(&a.topics, "EUR", "msgpack").await,
             subscriber(&b.topics, "EUR", "cbor").await,
