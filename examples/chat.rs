@@ -2,7 +2,7 @@
 //! `/ws`. Every message a participant sends goes to everyone, encoded once per codec in use.
 //!
 //! ```text
-//! cargo run --example chat --features axum -- --addr 127.0.0.1:8080
+//! cargo run --example chat --features axum -- --addr 127.0.0.1:8080 [--bus URL]
 //! ```
 //!
 //! Then open <http://127.0.0.1:8080/> in two browser windows (`?name=alice` picks a name).
@@ -24,8 +24,17 @@
 //! `{"type": "welcome", "name", "online"}` once, then `joined`, `left` and
 //! `message` (`id`, `author`, `text`) events, in the same order to everyone.
 //!
-//! The room holds at most 1,000 participants at once; the server closes the session of one
-//! more with 1013 (try again later). Ctrl-C or SIGTERM closes every session with 1001 (going
+//! The room's events travel on a topic (`typed_ws::topics`), each participant's session
+//! subscribed through its outbox; a participant too slow to take 256 waiting events is let go
+//! with 1008. With `--bus nats://HOST:PORT` or `--bus redis://HOST:PORT` (features `nats`,
+//! `redis`), chat servers on one broker are one room: messages and `joined` / `left` events
+//! reach everyone on every node, in each node's order. Names are unique on each node, message
+//! ids count per node, and a node's online list holds its own participants and those of the
+//! others that joined while it was up (a node that stops without closing its sessions leaves
+//! them listed elsewhere).
+//!
+//! The room holds at most 1,000 participants at once on each node; the server closes the
+//! session of one more with 1013 (try again later). Ctrl-C or SIGTERM closes every session with 1001 (going
 //! away), which the page answers by reconnecting, and stops the server.
 
 mod common;
@@ -42,18 +51,20 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 use typed_ws::axum::WebSocketUpgrade;
+use typed_ws::topics::{Outbox, Policy, TopicConfig, Topics};
 use typed_ws::{
-    AnyConverter, CloseCode, CloseReason, Compression, Config, Frame, JsonConverter,
-    MsgPackConverter, Negotiation, RecvHalf, SendHalf,
+    AnyConverter, CloseCode, CloseReason, Compression, Config, JsonConverter, MsgPackConverter,
+    Negotiation, RecvHalf,
 };
 
 use common::{log, parse_flags, shutdown_signal, usage_error};
 use room::Room;
 
-const USAGE: &str = "usage: chat [--addr IP:PORT]
-  --addr   the address to listen on (default 127.0.0.1:8080; port 0 picks a free one)";
+const USAGE: &str = "usage: chat [--addr IP:PORT] [--bus URL]
+  --addr   the address to listen on (default 127.0.0.1:8080; port 0 picks a free one)
+  --bus    nats://HOST:PORT or redis://HOST:PORT: one room with every chat server on that
+           broker (default: this process only)";
 
 const PAGE: &str = include_str!("chat/index.html");
 const MSGPACK_JS: &str = include_str!("chat/msgpack.min.js");
@@ -65,11 +76,11 @@ const MAX_MESSAGE: usize = 16 << 10;
 /// stalled browser must not make the room buffer without bound.
 const OUTBOX: usize = 256;
 
-/// The most participants at once. Every event goes to everyone under the room's lock, so
-/// each message costs one queue push per member, a join also hands the newcomer the whole
-/// online list, and members dropped together (a cascade of `left` events) cost members
-/// squared: at 1,000 a broadcast is some tens of microseconds and a welcome some 30 KB, and a
-/// room of people reading one another has no use for more.
+/// The most participants at once on one node. Every event costs one queue push per member,
+/// a join also hands the newcomer the whole online list, and members dropped together (a
+/// cascade of `left` events) cost members squared: at 1,000 a broadcast is some tens of
+/// microseconds and a welcome some 30 KB, and a room of people reading one another has no use
+/// for more.
 const MAX_MEMBERS: usize = 1_000;
 
 /// What a page sends.
@@ -78,8 +89,9 @@ struct Say {
     text: String,
 }
 
-/// What the server sends, the same events in the same order to everyone.
-#[derive(Serialize)]
+/// What the server sends, the same events in the same order to everyone on a node. They
+/// cross the bus too, as they are.
+#[derive(Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Event {
     /// The first event of a session: the name the server gave, and who is online, in the
@@ -128,27 +140,28 @@ async fn ws(
     Query(join): Query<Join>,
     State(app): State<App>,
 ) -> Response {
-    upgrade.on_upgrade(&app.config, move |mut session| async move {
-        let converter = *session.converter();
-        let (outbox, mut queued) = mpsc::channel(OUTBOX);
-        let Some(id) = app.room.join(&join.name, converter, outbox) else {
+    upgrade.on_upgrade(&app.config, move |session| async move {
+        let (sender, mut receiver) = session.split();
+        let outbox = Outbox::new(sender);
+        let Some(id) = app.room.join(&join.name, &outbox).await else {
             log("refusing a session: the room is full".to_owned());
-            let full = CloseReason::new(CloseCode::TryAgainLater, "the room is full");
-            let _ = session.close(full).await;
+            outbox.close(CloseReason::new(
+                CloseCode::TryAgainLater,
+                "the room is full",
+            ));
+            // Its answer to the close, or the end of the connection.
+            while receiver.receive().await.is_ok() {}
             return;
         };
-        let (mut sender, mut receiver) = session.split();
-        let reason = tokio::select! {
-            reason = read(&app.room, id, &mut receiver) => reason,
-            reason = write(&mut sender, &mut queued) => reason,
-        };
+        let reason = read(&app.room, id, &mut receiver).await;
         app.room.leave(id);
         if let Some(reason) = reason {
             log(format!(
                 "closing a session with {}: {}",
                 reason.code, reason.reason
             ));
-            let _ = sender.close(reason).await;
+            outbox.close(reason);
+            while receiver.receive().await.is_ok() {}
         }
     })
 }
@@ -169,24 +182,57 @@ async fn read(room: &Room, id: u64, receiver: &mut RecvHalf<AnyConverter>) -> Op
     }
 }
 
-/// Sends what the room queued for one participant, in order, until the room lets it go (its
-/// outbox was full: 1008) or the connection fails.
-async fn write(
-    sender: &mut SendHalf<AnyConverter>,
-    queued: &mut mpsc::Receiver<Frame>,
-) -> Option<CloseReason> {
-    while let Some(frame) = queued.recv().await {
-        sender.send(frame).await.ok()?;
-    }
-    Some(CloseReason::new(
+/// The room's topic, on the bus at `url` when one is given.
+async fn room_topics(url: &str) -> Result<Topics<Event>, String> {
+    let too_slow = CloseReason::new(
         CloseCode::PolicyViolation,
         "too slow to keep up with the room",
-    ))
+    );
+    let topics = Topics::with_config(
+        TopicConfig::new()
+            .queue(OUTBOX)
+            .policy(Policy::disconnect_with(too_slow)),
+    );
+    if url.is_empty() {
+        return Ok(topics);
+    }
+    #[cfg(any(feature = "nats", feature = "redis"))]
+    {
+        let bus = typed_ws::bus::Bus::connect(url)
+            .await
+            .map_err(|e| e.report().to_string())?;
+        topics.bus(&bus, "chat").map_err(|e| e.to_string())
+    }
+    #[cfg(not(any(feature = "nats", feature = "redis")))]
+    {
+        let _ = topics;
+        Err("--bus needs the example built with `--features nats` or `--features redis`".into())
+    }
 }
+
+/// The room, with what the other nodes say of who is online.
+fn room(topics: Topics<Event>) -> Result<Arc<Room>, String> {
+    let room = Arc::new(Room::new(MAX_MEMBERS, topics.clone(), ROOM));
+    #[cfg(any(feature = "nats", feature = "redis"))]
+    {
+        let heard = Arc::downgrade(&room);
+        topics
+            .on_received(move |_, event| {
+                if let Some(room) = heard.upgrade() {
+                    room.heard(event);
+                }
+            })
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(room)
+}
+
+/// The name of the room's topic.
+const ROOM: &str = "room";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let [addr] = match parse_flags(USAGE, [("--addr", "127.0.0.1:8080")]) {
+    let [addr, bus] = match parse_flags(USAGE, [("--addr", "127.0.0.1:8080"), ("--bus", "")]) {
         Ok(flags) => flags,
         Err(code) => return code,
     };
@@ -218,8 +264,15 @@ async fn main() -> ExitCode {
         .compression(Compression::new())
         .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE);
+    let room = match room_topics(&bus).await.and_then(room) {
+        Ok(room) => room,
+        Err(e) => {
+            eprintln!("error: --bus {bus}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let app = App {
-        room: Arc::new(Room::new(MAX_MEMBERS)),
+        room,
         config: config.clone(),
     };
     let router = Router::new()
@@ -254,7 +307,7 @@ mod tests {
     use std::time::Duration;
 
     use serde_json::{Value, json};
-    use typed_ws::{Client, Error, Session};
+    use typed_ws::{Client, Error, Frame, Session};
 
     use super::*;
 
@@ -275,7 +328,7 @@ mod tests {
     #[tokio::test]
     async fn a_join_past_the_cap_is_closed_with_1013_and_the_room_carries_on() {
         let app = App {
-            room: Arc::new(Room::new(1)),
+            room: Arc::new(Room::new(1, Topics::new(), ROOM)),
             config: Config::new().converter(AnyConverter::from(JsonConverter)),
         };
         let router = Router::new().route("/ws", get(ws)).with_state(app);
@@ -310,6 +363,60 @@ mod tests {
         assert_eq!(
             heard,
             json!({"type": "message", "id": 0, "author": "ada", "text": "anyone?"})
+        );
+    }
+
+    /// A room served on a free port; its `/ws` URL, without the query.
+    async fn serve_room(room: Room) -> String {
+        let app = App {
+            room: Arc::new(room),
+            config: Config::new().converter(AnyConverter::from(JsonConverter)),
+        };
+        let router = Router::new().route("/ws", get(ws)).with_state(app);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        url
+    }
+
+    async fn next(session: &mut Session<AnyConverter>) -> Value {
+        within("an event", session.receive_deserialized())
+            .await
+            .expect("an event")
+    }
+
+    #[tokio::test]
+    async fn everyone_sees_one_history_welcome_first() {
+        let url = serve_room(Room::new(10, Topics::new(), ROOM)).await;
+        let mut alice = connect(&format!("{url}?name=alice")).await;
+        assert_eq!(
+            next(&mut alice).await,
+            json!({"type": "welcome", "name": "alice", "online": ["alice"]})
+        );
+        let mut bob = connect(&format!("{url}?name=alice")).await;
+        assert_eq!(
+            next(&mut bob).await,
+            json!({"type": "welcome", "name": "alice (2)", "online": ["alice", "alice (2)"]})
+        );
+        assert_eq!(
+            next(&mut alice).await,
+            json!({"type": "joined", "name": "alice (2)"})
+        );
+        let message = |id: u64, author: &str, text: &str| json!({"type": "message", "id": id, "author": author, "text": text});
+        within("say", alice.send_serialized(&json!({"text": "one"})))
+            .await
+            .unwrap();
+        assert_eq!(next(&mut alice).await, message(0, "alice", "one"));
+        within("say", bob.send_serialized(&json!({"text": "two"})))
+            .await
+            .unwrap();
+        assert_eq!(next(&mut bob).await, message(0, "alice", "one"));
+        assert_eq!(next(&mut bob).await, message(1, "alice (2)", "two"));
+        assert_eq!(next(&mut alice).await, message(1, "alice (2)", "two"));
+        drop(bob);
+        assert_eq!(
+            next(&mut alice).await,
+            json!({"type": "left", "name": "alice (2)"})
         );
     }
 }

@@ -123,6 +123,9 @@ struct Registry<T> {
     config: TopicConfig<T>,
     topics: Mutex<HashMap<String, Topic<T>>>,
     forward: Forwarding<T>,
+    /// Called with each value from another node, by [`Topics::on_received`].
+    #[cfg_attr(not(any(feature = "nats", feature = "redis")), allow(dead_code))]
+    heard: std::sync::OnceLock<Box<dyn Fn(&str, &T) + Send + Sync>>,
 }
 
 impl<T: Serialize + 'static> Topics<T> {
@@ -138,6 +141,7 @@ impl<T: Serialize + 'static> Topics<T> {
                 config,
                 topics: Mutex::new(HashMap::new()),
                 forward: Arc::default(),
+                heard: std::sync::OnceLock::new(),
             }),
         }
     }

@@ -20,6 +20,9 @@ where
     /// node decodes it once, and only if it has subscribers to the topic. See the
     /// [bus module](crate::bus) for what an outage of the broker loses.
     ///
+    /// The topics hear the other nodes for as long as a clone of this `Topics` lives: keep one
+    /// (a [`Topic`](super::Topic) alone still publishes to them, but hears nothing).
+    ///
     /// An error if these topics are on a bus already, or if the namespace is malformed or
     /// already used on this bus by another live set of topics.
     ///
@@ -53,28 +56,52 @@ where
         let _ = self.shared.forward.set(Box::new(forward));
         Ok(self)
     }
+
+    /// Calls `hook` with every value published on another node that comes over the bus
+    /// (with its topic's name), before it is queued for this node's subscribers, whether or
+    /// not the topic has any here: for what a node keeps of the others' state, such as who
+    /// is online. The hook runs on the bus's task: it should be quick and must not block.
+    ///
+    /// An error if these topics have a hook already.
+    pub fn on_received(
+        self,
+        hook: impl Fn(&str, &T) + Send + Sync + 'static,
+    ) -> Result<Self, Error> {
+        self.shared
+            .heard
+            .set(Box::new(hook))
+            .map_err(|_| Error::bus("these topics have an on_received hook already".to_owned()))?;
+        Ok(self)
+    }
 }
 
 impl<T> Route for Registry<T>
 where
     T: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
-    fn deliver(&self, topic: &str, body: &[u8]) -> bool {
+    fn deliver(&self, name: &str, body: &[u8]) -> bool {
         let topic = self
             .topics
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(topic)
+            .get(name)
             .cloned();
-        let Some(topic) = topic.filter(|t| t.has_subscribers()) else {
+        let topic = topic.filter(|t| t.has_subscribers());
+        let heard = self.heard.get();
+        if topic.is_none() && heard.is_none() {
             return true;
-        };
+        }
         let Ok(value) = rmp_serde::from_slice::<T>(body) else {
             return false;
         };
-        // An encoding failure here is this node's converters refusing a value another node
-        // published: nothing to send back, and the topic counts nothing.
-        let _ = topic.publish_received(&value);
+        if let Some(heard) = heard {
+            heard(name, &value);
+        }
+        if let Some(topic) = topic {
+            // An encoding failure here is this node's converters refusing a value another
+            // node published: nothing to send back, and the topic counts nothing.
+            let _ = topic.publish_received(&value);
+        }
         true
     }
 }
