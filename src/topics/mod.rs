@@ -125,8 +125,11 @@ struct Registry<T> {
     forward: Forwarding<T>,
     /// Called with each value from another node, by [`Topics::on_received`].
     #[cfg_attr(not(any(feature = "nats", feature = "redis")), allow(dead_code))]
-    heard: std::sync::OnceLock<Box<dyn Fn(&str, &T) + Send + Sync>>,
+    heard: std::sync::OnceLock<Heard<T>>,
 }
+
+/// What [`Topics::on_received`] calls: the topic's name and the value.
+type Heard<T> = Box<dyn Fn(&str, &T) + Send + Sync>;
 
 impl<T: Serialize + 'static> Topics<T> {
     /// Topics with the default [`TopicConfig`].

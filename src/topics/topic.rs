@@ -442,11 +442,13 @@ impl<T: Serialize + 'static> Topic<T> {
         self.fan_out(value, true)
     }
 
+    #[cfg(any(feature = "nats", feature = "redis"))]
     /// Queues a value from another node for this node's subscribers.
     pub(super) fn publish_received(&self, value: &T) -> Result<usize, Error> {
         self.fan_out(value, false)
     }
 
+    #[cfg(any(feature = "nats", feature = "redis"))]
     /// Whether anyone on this node is subscribed: a value from another node is decoded only
     /// then.
     pub(super) fn has_subscribers(&self) -> bool {
