@@ -80,15 +80,19 @@ use serde::Serialize;
 
 use crate::error::Error;
 
+mod config;
+pub mod history;
 mod mailbox;
 mod outbox;
 #[cfg(any(feature = "nats", feature = "redis"))]
 mod remote;
 mod topic;
 
+pub use config::{Policy, TopicConfig, TopicStats};
+pub use history::{History, Outcome, Position, Resumed, Sequenced};
 pub use outbox::Outbox;
 use topic::Forwarding;
-pub use topic::{Policy, Topic, TopicConfig, TopicStats};
+pub use topic::Topic;
 
 /// How many of a topic's frames may wait for one subscriber unless the topic's
 /// [`TopicConfig::queue`] says otherwise; also how many of the application's own frames may

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use tokio::sync::Notify;
 
-use super::topic::Counters;
+use super::config::Counters;
 use crate::frame::{CloseCode, CloseReason, Frame};
 
 /// The topic id of the application's own frames ([`Outbox::send`](super::Outbox::send));
@@ -292,6 +292,24 @@ impl Mailbox {
             self.wake.notify_one();
         }
         Ok(None)
+    }
+
+    /// Queues `frames` of `topic` at once, outside its bound: what a subscription starts with
+    /// (its outcome and the history it missed), bounded by the topic's history.
+    pub(super) fn lead(&self, topic: u64, frames: Vec<Frame>) {
+        let mut q = self.lock();
+        if !q.takes_frames() {
+            return;
+        }
+        let was_empty = q.entries.is_empty();
+        q.entries.extend(frames.into_iter().map(|frame| Entry {
+            topic,
+            item: Item::Frame(frame),
+        }));
+        drop(q);
+        if was_empty {
+            self.wake.notify_one();
+        }
     }
 
     /// Takes no more frames; with a reason (the application's close), queues the close frame
