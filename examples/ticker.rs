@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --example ticker --all-features -- --listen 127.0.0.1:0 --codec msgpack,json \
 //!     [--bus nats://127.0.0.1:4222 | --bus redis://127.0.0.1:6379] [--compress] \
-//!     [--policy disconnect|drop-oldest|conflate]
+//!     [--policy disconnect|drop-oldest|conflate] [--history N] [--history-age SECONDS]
 //! ```
 //!
 //! When it is ready it prints one line on stdout: `listening on ws://IP:PORT`. Then:
@@ -13,6 +13,15 @@
 //! - `ws://IP:PORT/publish/{name}` is a publisher: every message it sends is one `Tick`,
 //!   published to `{name}` on every node; nothing is sent back. A message that is not a
 //!   `Tick` closes it with 1007, the wrong kind of frame with 1003;
+//! - `ws://IP:PORT/topics/{name}?since={seq}&epoch={epoch}` is a subscriber that comes back:
+//!   its first frame tells the outcome, `{"outcome": "recovered", "count": N, "seq": S,
+//!   "epoch": E}` when the ticks after `since` are still kept (they follow, N of them, then the
+//!   live ones) or `{"outcome": "reset", ...}` when they are not (the live ones follow); then
+//!   each tick comes numbered, `{"seq": S, "epoch": E, "data": TICK}`, to come back with.
+//!   `?since=now` (or a `since` without `epoch`) starts the numbered stream from now on, with
+//!   the outcome `live`. Each topic keeps its last `--history` ticks (default 10,000) for at
+//!   most `--history-age` seconds (default 300); the epoch changes when the process restarts.
+//!   With `--bus`, numbers are each node's own: come back to the node you left;
 //! - any other path is refused with HTTP 404.
 //!
 //! `Tick` has the named fields `seq` (u64), `sent_at_us` (u64, µs since the Unix epoch at
@@ -29,12 +38,13 @@
 mod common;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use common::{OFF, ON, log, parse_codecs, parse_flags, shutdown_signal, usage_error};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use typed_ws::http::{Request, StatusCode};
-use typed_ws::topics::{Outbox, Policy, TopicConfig, Topics};
+use typed_ws::topics::{History, Outbox, Policy, Position, Topic, TopicConfig, Topics};
 use typed_ws::{AnyConverter, CloseReason, Compression, Config, Server, Session};
 
 const USAGE: &str = "usage: ticker [--listen IP:PORT] [--codec json|cbor|msgpack[,...]] [--bus URL]
@@ -45,7 +55,9 @@ const USAGE: &str = "usage: ticker [--listen IP:PORT] [--codec json|cbor|msgpack
   --bus       nats://HOST:PORT or redis://HOST:PORT: ticks reach subscribers on every
               node connected to that broker (default: this process only)
   --compress  accept permessage-deflate compression from clients that offer it
-  --policy    what happens to a subscriber that does not keep up (default disconnect)";
+  --policy    what happens to a subscriber that does not keep up (default disconnect)
+  --history   how many ticks each topic keeps for subscribers that come back (default 10000)
+  --history-age  how long, in seconds, a tick is kept for them at most (default 300)";
 
 /// One price update.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,7 +85,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), ExitCode> {
-    let [listen, codec, bus, compress, policy] = parse_flags(
+    let [listen, codec, bus, compress, policy, history, history_age] = parse_flags(
         USAGE,
         [
             ("--listen", "127.0.0.1:8080"),
@@ -81,6 +93,8 @@ async fn run() -> Result<(), ExitCode> {
             ("--bus", ""),
             ("--compress", OFF),
             ("--policy", "disconnect"),
+            ("--history", "10000"),
+            ("--history-age", "300"),
         ],
     )?;
     let addr: std::net::SocketAddr = listen.parse().map_err(|_| {
@@ -102,7 +116,15 @@ async fn run() -> Result<(), ExitCode> {
     if compress == ON {
         config = config.compression(Compression::new());
     }
-    let topics = on_bus(Topics::with_config(TopicConfig::new().policy(policy)), &bus).await?;
+    let number = |flag: &str, value: &str| {
+        value
+            .parse::<u64>()
+            .map_err(|_| usage_error(USAGE, &format!("{flag} {value:?} is not a number")))
+    };
+    let history = History::last(number("--history", &history)? as usize)
+        .max_age(Duration::from_secs(number("--history-age", &history_age)?));
+    let topics = TopicConfig::new().policy(policy).history(history);
+    let topics = on_bus(Topics::with_config(topics), &bus).await?;
 
     let listener = TcpListener::bind(addr).await.map_err(|e| {
         eprintln!("error: cannot listen on {addr}: {e}");
@@ -175,19 +197,48 @@ fn known_path(request: &Request<()>) -> Result<(), StatusCode> {
 
 async fn serve(session: Session<AnyConverter>, topics: Topics<Tick>) {
     let path = session.path().unwrap_or_default().to_owned();
+    let since = session.query().and_then(resume_from);
     match role(&path) {
-        Some(Role::Subscribe(name)) => subscribe(session, topics.topic(name)).await,
+        Some(Role::Subscribe(name)) => subscribe(session, topics.topic(name), since).await,
         Some(Role::Publish(name)) => publish(session, &topics, name).await,
         None => {}
     }
 }
 
+/// What a subscriber's query asks for: `None` for plain ticks, `Some(None)` for the numbered
+/// stream from now on, `Some(Some(position))` to come back after `position`.
+fn resume_from(query: &str) -> Option<Option<Position>> {
+    let mut since = None;
+    let mut epoch = None;
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("since", value)) => since = Some(value),
+            Some(("epoch", value)) => epoch = Some(value),
+            _ => {}
+        }
+    }
+    let since = since?;
+    let position = match (since.parse(), epoch.map(str::parse)) {
+        (Ok(seq), Some(Ok(epoch))) => Some(Position { epoch, seq }),
+        _ => None,
+    };
+    Some(position)
+}
+
 /// Subscribes the session until it ends; what it sends is read (so that pings, pongs and its
 /// close are answered) and dropped.
-async fn subscribe(session: Session<AnyConverter>, topic: typed_ws::topics::Topic<Tick>) {
+async fn subscribe(
+    session: Session<AnyConverter>,
+    topic: Topic<Tick>,
+    since: Option<Option<Position>>,
+) {
     let (tx, mut rx) = session.split();
     let outbox = Outbox::new(tx);
-    if topic.subscribe(&outbox).is_err() {
+    let subscribed = match since {
+        None => topic.subscribe(&outbox),
+        Some(since) => topic.subscribe_since(&outbox, since).map(|_| ()),
+    };
+    if subscribed.is_err() {
         return;
     }
     while rx.receive().await.is_ok() {}

@@ -257,6 +257,7 @@ impl<C: Converter> ClientRequest<C> {
                 .insert("sec-websocket-extensions", value);
         }
         let path = request.uri().path().to_owned();
+        let query = request.uri().query().map(str::to_owned);
         let settings = config.settings.clone();
         #[cfg(feature = "tls")]
         let tls_client = config.settings.tls.client.clone();
@@ -317,6 +318,7 @@ impl<C: Converter> ClientRequest<C> {
             .map_err(|message| Error::handshake(None, message))?;
         let handshake = Handshake {
             path: Some(path),
+            query,
             subprotocol,
             compression,
         };

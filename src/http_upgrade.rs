@@ -84,6 +84,7 @@ pub fn upgrade<B, C: Converter>(
 pub(crate) struct Opening {
     switching: Response<()>,
     path: String,
+    query: Option<String>,
     offered: Vec<String>,
     /// The request's headers, for the compression it offers.
     headers: HeaderMap,
@@ -98,6 +99,7 @@ impl Opening {
         Ok(Opening {
             switching,
             path: request.uri().path().to_owned(),
+            query: request.uri().query().map(str::to_owned),
             offered: offered_subprotocols(request)
                 .into_iter()
                 .map(str::to_owned)
@@ -141,6 +143,7 @@ impl Opening {
             settings: config.settings.clone(),
             handshake: Handshake {
                 path: Some(self.path),
+                query: self.query,
                 subprotocol,
                 compression: compression.map(|(_, agreed)| agreed),
             },

@@ -201,12 +201,14 @@ impl<C: Converter> Server<C> {
     {
         let config = &self.config;
         let mut path = None;
+        let mut query = None;
         let mut agreed = None;
         // tungstenite's callback signature fixes the large error type.
         #[allow(clippy::result_large_err)]
         let callback =
             |request: &Request, mut response: Response| -> Result<Response, ErrorResponse> {
                 path = Some(request.uri().path().to_owned());
+                query = request.uri().query().map(str::to_owned);
                 trace::record_path(request.uri().path());
                 if let Err(status) = check(request) {
                     return Err(refusal(
@@ -260,6 +262,7 @@ impl<C: Converter> Server<C> {
         }
         let handshake = Handshake {
             path,
+            query,
             subprotocol,
             compression,
         };

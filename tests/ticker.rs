@@ -312,3 +312,73 @@ async fn two_tickers_outlive_a_broker_restart_losing_at_most_the_outage() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_subscriber_comes_back_with_since_and_epoch_and_misses_nothing() {
+    use typed_ws::topics::{Outcome, Resumed, Sequenced};
+    let server = ticker(&["--history", "50"]).await;
+    let mut publisher = connect(&server, "/publish/SOL", "msgpack").await;
+    // The outcome frame is sent as the subscription is made: once it is here, so is the
+    // subscription.
+    let mut first = connect(&server, "/topics/SOL?since=now", "json").await;
+    let live: Resumed = within("the outcome", first.receive_deserialized())
+        .await
+        .unwrap();
+    assert_eq!((live.outcome, live.seq), (Outcome::Live, 0));
+
+    for seq in 1..=20 {
+        publisher.send_serialized(&tick("sol", seq)).await.unwrap();
+    }
+    let mut got: Vec<Sequenced<Tick>> = Vec::new();
+    while got.len() < 20 {
+        got.push(
+            within("a tick", first.receive_deserialized())
+                .await
+                .unwrap(),
+        );
+    }
+    let last = got.last().unwrap().position();
+    drop(first);
+    for seq in 21..=40 {
+        publisher.send_serialized(&tick("sol", seq)).await.unwrap();
+    }
+    let path = format!("/topics/SOL?since={}&epoch={}", last.seq, last.epoch);
+    let mut back = connect(&server, &path, "cbor").await;
+    let outcome: Resumed = within("the outcome", back.receive_deserialized())
+        .await
+        .unwrap();
+    assert_eq!(outcome.outcome, Outcome::Recovered, "{outcome:?}");
+    assert_eq!(outcome.seq - last.seq, outcome.count);
+    while got.len() < 40 {
+        got.push(within("a tick", back.receive_deserialized()).await.unwrap());
+    }
+    assert_eq!(
+        got.iter().map(|s| s.seq).collect::<Vec<_>>(),
+        (1..=40).collect::<Vec<_>>()
+    );
+    assert!(
+        got.iter()
+            .all(|s| s.data.seq == s.seq && s.epoch == last.epoch)
+    );
+
+    // 60 more, and history keeps 50: the position of tick 20 is too old now.
+    for seq in 41..=100 {
+        publisher.send_serialized(&tick("sol", seq)).await.unwrap();
+    }
+    let mut latest = None;
+    while latest != Some(100) {
+        let s: Sequenced<Tick> = within("a tick", back.receive_deserialized()).await.unwrap();
+        latest = Some(s.seq);
+    }
+    let mut late = connect(&server, &path, "msgpack").await;
+    let reset: Resumed = within("the outcome", late.receive_deserialized())
+        .await
+        .unwrap();
+    assert_eq!(
+        (reset.outcome, reset.count, reset.seq),
+        (Outcome::Reset, 0, 100)
+    );
+    publisher.send_serialized(&tick("sol", 101)).await.unwrap();
+    let s: Sequenced<Tick> = within("live", late.receive_deserialized()).await.unwrap();
+    assert_eq!(s.seq, 101, "then live");
+}

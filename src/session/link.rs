@@ -105,6 +105,7 @@ pub(crate) const FLUSH_DELAY: Duration = Duration::from_millis(1);
 #[derive(Debug, Default)]
 pub(crate) struct Handshake {
     pub(crate) path: Option<String>,
+    pub(crate) query: Option<String>,
     pub(crate) subprotocol: Option<String>,
     pub(crate) compression: Option<PerMessageDeflate>,
 }
