@@ -207,12 +207,25 @@ impl<C: Converter> ClientRequest<C> {
     /// A client that makes this request, and makes it again whenever the connection is
     /// lost to something transient: see [`Reconnect`].
     pub fn reconnecting(self) -> Reconnect<C> {
+        self.reconnecting_to(|url| url.to_owned())
+    }
+
+    /// [`ClientRequest::reconnecting`], with the URL of each attempt made from this one's by
+    /// `url`.
+    pub(crate) fn reconnecting_to(
+        self,
+        mut url: impl FnMut(&str) -> String + Send + 'static,
+    ) -> Reconnect<C> {
         let config = &self.client.config;
         let (converter, timeout) = (config.converter.clone(), config.settings.timeout);
         Reconnect::new(
             converter,
             timeout,
-            Box::new(move || Box::pin(self.clone().web_socket_session())),
+            Box::new(move || {
+                let mut attempt = self.clone();
+                attempt.url = url(&self.url);
+                Box::pin(attempt.web_socket_session())
+            }),
         )
     }
 

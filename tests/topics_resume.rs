@@ -230,3 +230,89 @@ async fn sequenced_and_plain_subscribers_in_every_codec_share_one_stream() {
         "plain and sequenced msgpack are two encodings"
     );
 }
+
+#[tokio::test]
+async fn a_resuming_client_gets_every_value_once_across_connections_the_server_drops() {
+    use std::sync::{Arc, Mutex};
+    use typed_ws::topics::Update;
+    use typed_ws::{Backoff, CloseCode, CloseReason};
+
+    let topic: Topic<Tick> =
+        Topic::with_config("prices", TopicConfig::new().history(History::last(5_000)));
+    let outboxes: Arc<Mutex<Vec<Outbox<AnyConverter>>>> = Arc::default();
+    let (subscribers, kept) = (topic.clone(), outboxes.clone());
+    let addr = serve(
+        Server::new(negotiating("json,msgpack")),
+        move |session: Session<AnyConverter>| {
+            let (topic, kept) = (subscribers.clone(), kept.clone());
+            async move {
+                let query = session.query().unwrap_or_default().to_owned();
+                let param = |name: &str| {
+                    query
+                        .split('&')
+                        .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
+                        .and_then(|v| v.parse::<u64>().ok())
+                };
+                let since = param("since")
+                    .zip(param("epoch"))
+                    .map(|(seq, epoch)| Position { epoch, seq });
+                let (tx, mut rx) = session.split();
+                let outbox = Outbox::new(tx);
+                topic.subscribe_since(&outbox, since).expect("subscribe");
+                kept.lock().unwrap().push(outbox);
+                while rx.receive().await.is_ok() {}
+            }
+        },
+    )
+    .await;
+
+    let backoff = Backoff::new()
+        .initial(Duration::from_millis(10))
+        .cap(Duration::from_millis(50));
+    let feed = Client::new(negotiating("msgpack"))
+        .request(format!("ws://{addr}/resume"))
+        .resuming()
+        .backoff(backoff)
+        .start::<Tick>();
+    let first = within("the first connection", feed.next()).await.unwrap();
+    assert!(
+        matches!(first, Update::Resumed(r) if r.outcome == Outcome::Live),
+        "{first:?}"
+    );
+
+    let mut values = Vec::new();
+    let mut outcomes = Vec::new();
+    for round in 0..5u64 {
+        for seq in round * 200 + 1..=(round + 1) * 200 {
+            topic.publish(&tick("ADA", seq)).unwrap();
+        }
+        // Take half of this round, then the server drops every connection (1001, which the
+        // client comes back from) while the rest is in flight.
+        while values.len() < (round * 200 + 100) as usize {
+            match within("an update", feed.next()).await.unwrap() {
+                Update::Value(v) => values.push(v.seq),
+                Update::Resumed(r) => outcomes.push(r.outcome),
+            }
+        }
+        for outbox in outboxes.lock().unwrap().drain(..) {
+            outbox.close(CloseReason::new(CloseCode::GoingAway, "restarting"));
+        }
+    }
+    while values.len() < 1_000 {
+        match within("an update", feed.next()).await.unwrap() {
+            Update::Value(v) => values.push(v.seq),
+            Update::Resumed(r) => outcomes.push(r.outcome),
+        }
+    }
+    assert_eq!(
+        values,
+        (1..=1_000).collect::<Vec<_>>(),
+        "each once, in order"
+    );
+    assert!(!outcomes.is_empty(), "it came back at least once");
+    assert!(
+        outcomes.iter().all(|o| *o == Outcome::Recovered),
+        "{outcomes:?}"
+    );
+    assert_eq!(feed.position().map(|p| p.seq), Some(1_000));
+}

@@ -86,11 +86,13 @@ mod mailbox;
 mod outbox;
 #[cfg(any(feature = "nats", feature = "redis"))]
 mod remote;
+mod resume;
 mod topic;
 
 pub use config::{Policy, TopicConfig, TopicStats};
 pub use history::{History, Outcome, Position, Resumed, Sequenced};
 pub use outbox::Outbox;
+pub use resume::{Resume, Resuming, Update};
 use topic::Forwarding;
 pub use topic::Topic;
 
