@@ -21,8 +21,13 @@
 //! subprotocol (`ws.extensions`).
 //!
 //! The wire protocol, in either codec: the page sends `{"text": "..."}`; the server sends
-//! `{"type": "welcome", "name", "online"}` once, then `joined`, `left` and
-//! `message` (`id`, `author`, `text`) events, in the same order to everyone.
+//! `{"type": "welcome", "name", "online"}` once, then the room's numbered stream
+//! (`typed_ws::topics::history`): an outcome (`{"outcome": "live", "seq", "epoch"}`), then
+//! `joined`, `left` and `message` (`id`, `author`, `text`) events, each as
+//! `{"seq", "epoch", "data": EVENT}`, in the same order to everyone. A page that lost its
+//! connection comes back with `&since=SEQ&epoch=EPOCH` of the last event it got, and is given
+//! what it missed first (the room keeps its last 1,000 events, for 10 minutes), or the outcome
+//! `reset` when they are no longer kept; the page shows them as they come.
 //!
 //! The room's events travel on a topic (`typed_ws::topics`), each participant's session
 //! subscribed through its outbox; a participant too slow to take 256 waiting events is let go
@@ -52,7 +57,7 @@ use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use typed_ws::axum::WebSocketUpgrade;
-use typed_ws::topics::{Outbox, Policy, TopicConfig, Topics};
+use typed_ws::topics::{History, Outbox, Policy, Position, TopicConfig, Topics};
 use typed_ws::{
     AnyConverter, CloseCode, CloseReason, Compression, Config, JsonConverter, MsgPackConverter,
     Negotiation, RecvHalf,
@@ -76,6 +81,11 @@ const MAX_MESSAGE: usize = 16 << 10;
 /// stalled browser must not make the room buffer without bound.
 const OUTBOX: usize = 256;
 
+/// The events a page that lost its connection is given again when it comes back, at most,
+/// and how old they may be.
+const HISTORY: usize = 1_000;
+const HISTORY_AGE: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// The most participants at once on one node. Every event costs one queue push per member,
 /// a join also hands the newcomer the whole online list, and members dropped together (a
 /// cascade of `left` events) cost members squared: at 1,000 a broadcast is some tens of
@@ -91,7 +101,7 @@ struct Say {
 
 /// What the server sends, the same events in the same order to everyone on a node. They
 /// cross the bus too, as they are.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Event {
     /// The first event of a session: the name the server gave, and who is online, in the
@@ -117,6 +127,9 @@ enum Event {
 struct Join {
     #[serde(default)]
     name: String,
+    /// The last event a page got, when it comes back after losing its connection.
+    since: Option<u64>,
+    epoch: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -143,7 +156,11 @@ async fn ws(
     upgrade.on_upgrade(&app.config, move |session| async move {
         let (sender, mut receiver) = session.split();
         let outbox = Outbox::new(sender);
-        let Some(id) = app.room.join(&join.name, &outbox).await else {
+        let since = join
+            .since
+            .zip(join.epoch)
+            .map(|(seq, epoch)| Position { epoch, seq });
+        let Some(id) = app.room.join(&join.name, &outbox, since).await else {
             log("refusing a session: the room is full".to_owned());
             outbox.close(CloseReason::new(
                 CloseCode::TryAgainLater,
@@ -191,7 +208,8 @@ async fn room_topics(url: &str) -> Result<Topics<Event>, String> {
     let topics = Topics::with_config(
         TopicConfig::new()
             .queue(OUTBOX)
-            .policy(Policy::disconnect_with(too_slow)),
+            .policy(Policy::disconnect_with(too_slow))
+            .history(History::last(HISTORY).max_age(HISTORY_AGE)),
     );
     if url.is_empty() {
         return Ok(topics);
@@ -357,9 +375,7 @@ mod tests {
         )
         .await
         .unwrap();
-        let heard: Value = within("the message", ada.receive_deserialized())
-            .await
-            .unwrap();
+        let heard = next(&mut ada).await;
         assert_eq!(
             heard,
             json!({"type": "message", "id": 0, "author": "ada", "text": "anyone?"})
@@ -380,9 +396,19 @@ mod tests {
     }
 
     async fn next(session: &mut Session<AnyConverter>) -> Value {
-        within("an event", session.receive_deserialized())
-            .await
-            .expect("an event")
+        // The welcome, then the room's numbered stream: its outcome, skipped here, then events.
+        loop {
+            let frame: Value = within("an event", session.receive_deserialized())
+                .await
+                .expect("an event");
+            if frame.get("outcome").is_some() {
+                continue;
+            }
+            return match frame.get("data") {
+                Some(event) => event.clone(),
+                None => frame,
+            };
+        }
     }
 
     #[tokio::test]
@@ -418,5 +444,53 @@ mod tests {
             next(&mut alice).await,
             json!({"type": "left", "name": "alice (2)"})
         );
+    }
+
+    #[tokio::test]
+    async fn a_page_that_lost_its_connection_is_given_what_it_missed() {
+        let url = serve_room(Room::new(
+            10,
+            Topics::with_config(TopicConfig::new().history(History::last(100))),
+            ROOM,
+        ))
+        .await;
+        let mut alice = connect(&format!("{url}?name=alice")).await;
+        let mut bob = connect(&format!("{url}?name=bob")).await;
+        // Alice's frames as they come: welcome, outcome, `joined bob`, numbered.
+        let mut frames = Vec::new();
+        while frames.len() < 3 {
+            let frame: Value = within("a frame", alice.receive_deserialized())
+                .await
+                .unwrap();
+            frames.push(frame);
+        }
+        assert_eq!(frames[1]["outcome"], "live");
+        assert_eq!(frames[2]["data"], json!({"type": "joined", "name": "bob"}));
+        let (seq, epoch) = (frames[2]["seq"].as_u64().unwrap(), &frames[2]["epoch"]);
+        drop(alice);
+        for text in ["are you there?", "guess not"] {
+            within("say", bob.send_serialized(&json!({ "text": text })))
+                .await
+                .unwrap();
+        }
+        let mut back = connect(&format!("{url}?name=alice&since={seq}&epoch={epoch}")).await;
+        let welcome = next(&mut back).await;
+        assert_eq!(welcome["type"], "welcome");
+        let outcome: Value = within("the outcome", back.receive_deserialized())
+            .await
+            .unwrap();
+        assert_eq!(outcome["outcome"], "recovered", "{outcome}");
+        let mut missed = Vec::new();
+        for _ in 0..outcome["count"].as_u64().unwrap() {
+            missed.push(next(&mut back).await);
+        }
+        let texts: Vec<&Value> = missed.iter().filter_map(|e| e.get("text")).collect();
+        assert_eq!(
+            texts,
+            [&json!("are you there?"), &json!("guess not")],
+            "{missed:?}"
+        );
+        assert!(missed.contains(&json!({"type": "left", "name": "alice"})));
+        assert!(missed.contains(&json!({"type": "joined", "name": "alice"})));
     }
 }

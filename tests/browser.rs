@@ -40,6 +40,9 @@ struct Report {
     sent: Sent,
     alice_after_messages: Shown,
     bob_after_messages: Shown,
+    alice_cut: Shown,
+    missed: Vec<String>,
+    alice_back: Shown,
     alice_after_bob_left: Shown,
     alice_server_gone: Shown,
     alice_after_restart: Shown,
@@ -147,6 +150,16 @@ fn two_browser_pages_chat_in_msgpack_and_json_and_see_each_other_leave_and_recon
     assert_eq!(by("alice", alice), report.sent.alice);
     assert_eq!(by("bob", alice), report.sent.bob);
     assert_eq!(alice.len(), report.sent.alice.len() + report.sent.bob.len());
+
+    // Alice's network dropped while bob spoke: her page came back on its own and shows what
+    // she missed, after what she had, as bob's page does.
+    assert_eq!(report.alice_cut.status, "reconnecting");
+    let back = &report.alice_back;
+    assert_eq!(back.messages[..alice.len()], alice[..], "what she had stays");
+    let missed: Vec<String> = report.missed.iter().map(|t| format!("bob: {t}")).collect();
+    assert_eq!(back.messages[alice.len()..], missed[..], "then what she missed, once");
+    assert_eq!(back.online, ["bob", "alice"], "she came back after bob");
+    let alice = &back.messages;
 
     // Bob's page closed: alice sees him leave.
     let left = &report.alice_after_bob_left;

@@ -26,9 +26,19 @@ async fn join(node: &Running, name: &str) -> Session<AnyConverter> {
 }
 
 async fn next(session: &mut Session<AnyConverter>) -> Value {
-    within("an event", session.receive_deserialized())
-        .await
-        .expect("an event")
+    // The welcome, then the room's numbered stream: its outcome, skipped here, then events.
+    loop {
+        let frame: Value = within("an event", session.receive_deserialized())
+            .await
+            .expect("an event");
+        if frame.get("outcome").is_some() {
+            continue;
+        }
+        return match frame.get("data") {
+            Some(event) => event.clone(),
+            None => frame,
+        };
+    }
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use typed_ws::AnyConverter;
-use typed_ws::topics::{Outbox, Topic, Topics};
+use typed_ws::topics::{Outbox, Position, Topic, Topics};
 
 use crate::Event;
 use crate::common::log;
@@ -61,9 +61,15 @@ impl Room {
     }
 
     /// Adds the outbox's session under a name no one else on this node has: tells the
-    /// others, welcomes it, then subscribes it to the room's events. Gives its id, or `None`,
-    /// with the room untouched, when the room is full.
-    pub async fn join(&self, wanted: &str, outbox: &Outbox<AnyConverter>) -> Option<u64> {
+    /// others, welcomes it, then subscribes it to the room's numbered events, from `since`
+    /// (the last a page got before it lost its connection) when given. Gives its id, or
+    /// `None`, with the room untouched, when the room is full.
+    pub async fn join(
+        &self,
+        wanted: &str,
+        outbox: &Outbox<AnyConverter>,
+        since: Option<Position>,
+    ) -> Option<u64> {
         let joining = self.joining.lock().await;
         let (id, welcome) = {
             let mut state = self.lock();
@@ -83,9 +89,10 @@ impl Room {
             self.publish(&Event::Joined { name: name.clone() });
             (id, Event::Welcome { name, online })
         };
-        // The welcome comes first, then every event from the `joined` on.
+        // The welcome comes first, then the outcome of `since` and what was missed, then every
+        // event from the `joined` on.
         let welcomed = outbox.send_serialized(&welcome).await.is_ok();
-        if !welcomed || self.topic.subscribe(outbox).is_err() {
+        if !welcomed || self.topic.subscribe_since(outbox, since).is_err() {
             drop(joining);
             self.leave(id);
             return None;
