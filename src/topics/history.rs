@@ -185,6 +185,25 @@ impl<T> Log<T> {
         }
     }
 
+    /// Whether nothing is kept, once what is too old is forgotten.
+    pub(super) fn keeps_nothing(&mut self) -> bool {
+        self.forget_old();
+        self.kept.is_empty()
+    }
+
+    fn forget_old(&mut self) {
+        if let Some(age) = self.history.max_age {
+            let now = Instant::now();
+            while self
+                .kept
+                .front()
+                .is_some_and(|(_, at, _)| now.duration_since(*at) > age)
+            {
+                self.kept.pop_front();
+            }
+        }
+    }
+
     /// The position the next publication will have.
     pub(super) fn next(&self) -> Position {
         Position {
@@ -213,16 +232,7 @@ impl<T> Log<T> {
     where
         T: 'static,
     {
-        if let Some(age) = self.history.max_age {
-            let now = Instant::now();
-            while self
-                .kept
-                .front()
-                .is_some_and(|(_, at, _)| now.duration_since(*at) > age)
-            {
-                self.kept.pop_front();
-            }
-        }
+        self.forget_old();
         let resumed = |outcome, count| Resumed {
             outcome,
             count,

@@ -74,6 +74,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
@@ -101,9 +102,15 @@ pub use topic::Topic;
 /// wait in an [`Outbox`] before [`Outbox::send`] waits.
 pub const DEFAULT_QUEUE: usize = 1024;
 
+/// The set's size below which idle topics are not looked for.
+const SWEEP_FROM: usize = 64;
+
 /// Topics of one value type by name, all with one [`TopicConfig`], made on first use.
 ///
-/// Cheap to clone: clones share the topics.
+/// A topic that nobody holds a handle to, with no subscribers and nothing kept in its
+/// history, is forgotten (its counters and position with it) as the set grows, so that
+/// topics named by clients (rooms, symbols) stay bounded by those in use. Cheap to clone:
+/// clones share the topics.
 ///
 /// ```
 /// use typed_ws::topics::{Policy, TopicConfig, Topics};
@@ -128,6 +135,8 @@ pub struct Topics<T> {
 struct Registry<T> {
     config: TopicConfig<T>,
     topics: Mutex<HashMap<String, Topic<T>>>,
+    /// How many topics there were after the last sweep of idle ones.
+    swept: AtomicUsize,
     forward: Forwarding<T>,
     /// Called with each value from another node, by [`Topics::on_received`].
     #[cfg_attr(not(any(feature = "nats", feature = "redis")), allow(dead_code))]
@@ -149,6 +158,7 @@ impl<T: Serialize + 'static> Topics<T> {
             shared: Arc::new(Registry {
                 config,
                 topics: Mutex::new(HashMap::new()),
+                swept: AtomicUsize::new(0),
                 forward: Arc::default(),
                 heard: std::sync::OnceLock::new(),
             }),
@@ -160,6 +170,14 @@ impl<T: Serialize + 'static> Topics<T> {
         let mut topics = self.lock();
         if let Some(topic) = topics.get(name) {
             return topic.clone();
+        }
+        // Topics named by clients come and go: the idle ones are forgotten whenever the set
+        // has doubled since the last sweep, which keeps it within twice those in use, at an
+        // amortized constant cost per topic made.
+        let swept = self.shared.swept.load(Ordering::Relaxed);
+        if topics.len() >= (2 * swept).max(SWEEP_FROM) {
+            topics.retain(|_, topic| !topic.is_idle());
+            self.shared.swept.store(topics.len(), Ordering::Relaxed);
         }
         let topic = Topic::forwarded(
             name.to_owned(),
@@ -229,5 +247,26 @@ impl<T> fmt::Debug for Topics<T> {
         f.debug_struct("Topics")
             .field("config", &self.shared.config)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_named_and_let_go_are_forgotten_but_held_and_kept_ones_stay() {
+        let topics: Topics<String> =
+            Topics::with_config(TopicConfig::new().history(History::last(8)));
+        let held = topics.topic("held");
+        topics.topic("kept").publish(&"remember me".to_owned()).unwrap();
+        for n in 0..10_000 {
+            topics.topic(&format!("client-{n}"));
+        }
+        let names = topics.names();
+        assert!(names.len() <= 2 * SWEEP_FROM, "{} topics kept", names.len());
+        assert!(topics.get("held").is_some() && topics.get("kept").is_some());
+        assert_eq!(topics.topic("kept").position().seq, 1, "the same topic");
+        drop(held);
     }
 }

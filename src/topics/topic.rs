@@ -394,6 +394,16 @@ impl<T: Serialize + 'static> Topic<T> {
         Ok(queued)
     }
 
+    /// Whether this is the topic's only handle, and it has no subscribers and keeps nothing:
+    /// forgetting it loses nothing but its counters.
+    pub(super) fn is_idle(&self) -> bool {
+        if Arc::strong_count(&self.shared) > 1 {
+            return false;
+        }
+        let mut state = self.shared.lock();
+        state.groups.is_empty() && state.log.keeps_nothing()
+    }
+
     /// Where the topic's numbered stream is: its epoch and the number of the last value
     /// published (0 before the first). See [`Topic::subscribe_since`].
     pub fn position(&self) -> Position {
