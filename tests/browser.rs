@@ -155,9 +155,17 @@ fn two_browser_pages_chat_in_msgpack_and_json_and_see_each_other_leave_and_recon
     // she missed, after what she had, as bob's page does.
     assert_eq!(report.alice_cut.status, "reconnecting");
     let back = &report.alice_back;
-    assert_eq!(back.messages[..alice.len()], alice[..], "what she had stays");
+    assert_eq!(
+        back.messages[..alice.len()],
+        alice[..],
+        "what she had stays"
+    );
     let missed: Vec<String> = report.missed.iter().map(|t| format!("bob: {t}")).collect();
-    assert_eq!(back.messages[alice.len()..], missed[..], "then what she missed, once");
+    assert_eq!(
+        back.messages[alice.len()..],
+        missed[..],
+        "then what she missed, once"
+    );
     assert_eq!(back.online, ["bob", "alice"], "she came back after bob");
     let alice = &back.messages;
 

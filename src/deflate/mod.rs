@@ -34,7 +34,7 @@ mod compress;
 mod inflate;
 mod negotiation;
 
-pub(crate) use compress::Deflater;
+pub(crate) use compress::{Alone, Deflater};
 pub(crate) use inflate::{InflateError, Inflating};
 pub(crate) use negotiation::{accept, offer};
 

@@ -204,8 +204,16 @@ pub struct TopicStats {
     pub subscribers: usize,
     /// Values published (an encoding failure publishes nothing).
     pub published: u64,
-    /// Encodings: one per publication and converter in use among the subscribers.
+    /// Encodings: one per publication and converter in use among the subscribers (and way of
+    /// compressing, below).
     pub encoded: u64,
+    /// Compressions made once for many subscribers: one per publication and way of
+    /// compressing among the subscribers whose sessions compress each message on its own
+    /// (permessage-deflate without context takeover on the server's side, which
+    /// [`Compression::no_context_takeover`](crate::Compression::no_context_takeover) asks
+    /// for). Subscribers that compress with context takeover compress each message
+    /// themselves.
+    pub compressed: u64,
     /// Frames handed to subscribers' sessions to write.
     pub delivered: u64,
     /// Frames dropped unwritten by [`Policy::drop_oldest`], or by [`Policy::conflate`] when
@@ -233,4 +241,5 @@ pub(super) struct Counters {
     pub(super) disconnected: AtomicU64,
     pub(super) received: AtomicU64,
     pub(super) replayed: AtomicU64,
+    pub(super) compressed: AtomicU64,
 }

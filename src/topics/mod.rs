@@ -259,7 +259,10 @@ mod tests {
         let topics: Topics<String> =
             Topics::with_config(TopicConfig::new().history(History::last(8)));
         let held = topics.topic("held");
-        topics.topic("kept").publish(&"remember me".to_owned()).unwrap();
+        topics
+            .topic("kept")
+            .publish(&"remember me".to_owned())
+            .unwrap();
         for n in 0..10_000 {
             topics.topic(&format!("client-{n}"));
         }

@@ -11,8 +11,9 @@ use serde::Serialize;
 use super::Outbox;
 use super::config::{Counters, KeyFn, Kind, TopicConfig, TopicStats};
 use super::history::{Log, Position, Resumed, Sequenced};
-use super::mailbox::{Mailbox, Membership, Mode, Offered, Rule, Subscription};
+use super::mailbox::{Delivery, Mailbox, Membership, Mode, Offered, Rule, Subscription};
 use crate::converter::Converter;
+use crate::deflate::Alone;
 use crate::error::Error;
 use crate::frame::{CloseCode, CloseReason, Frame};
 
@@ -53,11 +54,13 @@ impl<T: Serialize, C: Converter + PartialEq> Encoding<T> for With<C> {
     }
 }
 
-/// The subscribers that share a converter and a form (plain or sequenced), and so each
-/// publication's frame.
+/// The subscribers that share a converter, a form (plain or sequenced) and, for those that
+/// compress each message on its own, how they compress: so each publication's frame, and its
+/// compressed payload.
 struct Group<T> {
     encoding: Box<dyn Encoding<T>>,
     sequenced: bool,
+    alone: Option<Alone>,
     members: HashMap<u64, Arc<Mailbox>>,
 }
 
@@ -68,6 +71,13 @@ impl<T> Group<T> {
         } else {
             self.encoding.encode(value)
         }
+    }
+
+    /// The group's frame for a value, compressed once for all its members if they compress.
+    fn deliver(&self, frame: Frame) -> (Delivery, bool) {
+        let compressed = self.alone.and_then(|alone| alone.compress(frame.payload()));
+        let once = compressed.is_some();
+        (Delivery { frame, compressed }, once)
     }
 }
 
@@ -267,21 +277,22 @@ impl<T: Serialize + 'static> Topic<T> {
             mailbox.lead(self.shared.rule.topic, lead);
         }
         let converter: &dyn Any = outbox.converter();
-        let at = match state
-            .groups
-            .iter()
-            .position(|g| g.sequenced == sequenced && g.encoding.is(converter))
-        {
-            Some(at) => at,
-            None => {
-                state.groups.push(Group {
-                    encoding: Box::new(encoding),
-                    sequenced,
-                    members: HashMap::new(),
-                });
-                state.groups.len() - 1
-            }
-        };
+        let alone = outbox.compresses_alone();
+        let at =
+            match state.groups.iter().position(|g| {
+                g.sequenced == sequenced && g.alone == alone && g.encoding.is(converter)
+            }) {
+                Some(at) => at,
+                None => {
+                    state.groups.push(Group {
+                        encoding: Box::new(encoding),
+                        sequenced,
+                        alone,
+                        members: HashMap::new(),
+                    });
+                    state.groups.len() - 1
+                }
+            };
         state.groups[at].members.insert(mailbox.id, mailbox.clone());
         Ok(resumed)
     }
@@ -358,8 +369,12 @@ impl<T: Serialize + 'static> Topic<T> {
         let (mut queued, mut dropped, mut conflated, mut kicked) = (0, 0, 0, 0);
         let mut gone = Vec::new();
         for (group, frame) in state.groups.iter_mut().zip(frames) {
+            let (delivery, once) = group.deliver(frame);
+            if once {
+                counters.compressed.fetch_add(1, Ordering::Relaxed);
+            }
             for (&id, mailbox) in &group.members {
-                match mailbox.offer(&shared.rule, key, frame.clone()) {
+                match mailbox.offer(&shared.rule, key, delivery.clone()) {
                     Offered::Queued => queued += 1,
                     Offered::Displaced => {
                         queued += 1;
@@ -434,6 +449,7 @@ impl<T: Serialize + 'static> Topic<T> {
             disconnected: c.disconnected.load(Ordering::Relaxed),
             received: c.received.load(Ordering::Relaxed),
             replayed: c.replayed.load(Ordering::Relaxed),
+            compressed: c.compressed.load(Ordering::Relaxed),
         }
     }
 }
