@@ -16,7 +16,10 @@ fn drain(mailbox: &Mailbox) -> Vec<(u64, String)> {
     let mut out = Vec::new();
     if let Next::Write = mailbox.take(&mut batch) {
         while let Some((topic, delivery)) = batch.pop() {
-            out.push((topic, delivery.frame.as_text().unwrap_or("<close>").to_owned()));
+            out.push((
+                topic,
+                delivery.frame.as_text().unwrap_or("<close>").to_owned(),
+            ));
             batch.count(topic);
         }
     }
@@ -29,7 +32,10 @@ fn drop_oldest_keeps_the_newest_frames_of_its_topic_only() {
     let mailbox = Mailbox::new(1);
     let prices = rule(1, 2, Mode::DropOldest);
     let news = rule(2, 2, Mode::DropOldest);
-    assert_eq!(mailbox.offer(&news, None, text("n1").into()), Offered::Queued);
+    assert_eq!(
+        mailbox.offer(&news, None, text("n1").into()),
+        Offered::Queued
+    );
     for (i, expected) in [Offered::Queued, Offered::Queued, Offered::Displaced]
         .into_iter()
         .enumerate()
@@ -45,7 +51,10 @@ fn drop_oldest_keeps_the_newest_frames_of_its_topic_only() {
         [(2, "n1".into()), (1, "p1".into()), (1, "p2".into())]
     );
     // The batch taken no longer counts against the bound.
-    assert_eq!(mailbox.offer(&prices, None, text("p3").into()), Offered::Queued);
+    assert_eq!(
+        mailbox.offer(&prices, None, text("p3").into()),
+        Offered::Queued
+    );
 }
 
 #[test]
@@ -61,12 +70,18 @@ fn conflation_keeps_the_latest_value_in_the_place_of_the_first() {
         // A fourth key passes the bound of 3: the oldest key's value goes.
         (10, "d1", Offered::Displaced),
     ] {
-        assert_eq!(mailbox.offer(&ticks, Some(key), text(value).into()), expected);
+        assert_eq!(
+            mailbox.offer(&ticks, Some(key), text(value).into()),
+            expected
+        );
     }
     let values: Vec<_> = drain(&mailbox).into_iter().map(|(_, v)| v).collect();
     assert_eq!(values, ["b1", "c1", "d1"]);
     // After the batch is taken, a key starts a new entry.
-    assert_eq!(mailbox.offer(&ticks, Some(8), text("b2").into()), Offered::Queued);
+    assert_eq!(
+        mailbox.offer(&ticks, Some(8), text("b2").into()),
+        Offered::Queued
+    );
     assert_eq!(drain(&mailbox), [(1, "b2".into())]);
 }
 
@@ -76,10 +91,22 @@ fn a_full_queue_under_disconnect_kicks_frees_the_queue_and_takes_nothing_more() 
     let reason = CloseReason::new(CloseCode::PolicyViolation, "slow");
     let strict = rule(1, 2, Mode::Disconnect(reason.clone()));
     let lenient = rule(2, 2, Mode::DropOldest);
-    assert_eq!(mailbox.offer(&strict, None, text("1").into()), Offered::Queued);
-    assert_eq!(mailbox.offer(&strict, None, text("2").into()), Offered::Queued);
-    assert_eq!(mailbox.offer(&strict, None, text("3").into()), Offered::Kicked);
-    assert_eq!(mailbox.offer(&lenient, None, text("x").into()), Offered::Gone);
+    assert_eq!(
+        mailbox.offer(&strict, None, text("1").into()),
+        Offered::Queued
+    );
+    assert_eq!(
+        mailbox.offer(&strict, None, text("2").into()),
+        Offered::Queued
+    );
+    assert_eq!(
+        mailbox.offer(&strict, None, text("3").into()),
+        Offered::Kicked
+    );
+    assert_eq!(
+        mailbox.offer(&lenient, None, text("x").into()),
+        Offered::Gone
+    );
     assert!(mailbox.is_kicked());
     assert!(matches!(mailbox.take(&mut Batch::default()), Next::Kick(r) if r == reason));
     assert_eq!(mailbox.offer_app(text("app"), 8), Err(reason.clone()));
@@ -106,7 +133,10 @@ fn sealing_with_a_reason_queues_the_close_frame_last_then_the_writer_is_done() {
     mailbox.offer(&topic, None, text("t1").into());
     let reason = CloseReason::new(CloseCode::Normal, "bye");
     mailbox.seal(Some(reason.clone()));
-    assert_eq!(mailbox.offer(&topic, None, text("t2").into()), Offered::Gone);
+    assert_eq!(
+        mailbox.offer(&topic, None, text("t2").into()),
+        Offered::Gone
+    );
     assert_eq!(drain(&mailbox), [(1, "t1".into()), (APP, "<close>".into())]);
     assert!(matches!(mailbox.take(&mut Batch::default()), Next::Done));
     assert_eq!(mailbox.close_reason(), Some(reason));
