@@ -7,7 +7,7 @@ Python's standard library, and prints what the pages showed as one JSON object o
 It starts the chat server (port 0), then two pages: alice speaks MessagePack, bob JSON. Both
 send messages, bob's page closes, the server restarts on the same port and alice's page must
 reconnect and be heard. Each step waits for what the pages show, with a deadline; on a missed
-deadline it prints what they showed last to stderr and exits 1. The caller (tests/browser.rs)
+deadline it prints what they showed last to stderr and exits 1. The caller (tests/interop/browser.rs)
 asserts on the report.
 
 Chromium runs with --remote-debugging-pipe: commands go in on its fd 3 and answers come out on

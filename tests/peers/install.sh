@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the independent peers the interop and conformance tests talk to: a Python venv
 # (websockets, cbor2, msgpack, kosoku), the npm packages ws, cbor-x and @msgpack/msgpack, and
-# Debian's chromium for tests/browser.rs (system-wide, with apt-get, unless it is on the PATH).
+# Debian's chromium for tests/interop/browser.rs (system-wide, with apt-get, unless it is on the PATH).
 # Safe to run again; it only installs what is missing or changed. They go under
 # $CARGO_TARGET_DIR/peers/ (a relative CARGO_TARGET_DIR is taken from the repository root), or
 # target/peers/ without the variable; the tests and tests/autobahn/run.sh look there the same
