@@ -36,7 +36,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -101,12 +101,6 @@ enum Event {
     },
 }
 
-#[derive(Deserialize)]
-struct Join {
-    #[serde(default)]
-    name: String,
-}
-
 #[derive(Clone)]
 struct App {
     room: Arc<Room>,
@@ -121,17 +115,48 @@ async fn msgpack_js() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/javascript")], MSGPACK_JS)
 }
 
-/// The WebSocket route. The name comes from the query string, read by axum's own extractor
-/// beside the upgrade.
+/// The `name` parameter of a query string, percent-decoded as the page's `URLSearchParams`
+/// encodes it (`+` for a space); empty without one. By hand rather than through axum's `Query`:
+/// its `query` feature is one more dependency of every example's build.
+fn name_in(query: Option<&str>) -> String {
+    let Some(value) = query
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("name="))
+    else {
+        return String::new();
+    };
+    let mut name = Vec::with_capacity(value.len());
+    let mut rest = value.as_bytes();
+    while let Some((&byte, tail)) = rest.split_first() {
+        rest = tail;
+        let digits = tail
+            .get(..2)
+            .and_then(|digits| std::str::from_utf8(digits).ok())
+            .filter(|digits| digits.bytes().all(|digit| digit.is_ascii_hexdigit()));
+        match (byte, digits) {
+            (b'%', Some(digits)) => {
+                name.push(u8::from_str_radix(digits, 16).expect("two hex digits"));
+                rest = &tail[2..];
+            }
+            (b'+', _) => name.push(b' '),
+            _ => name.push(byte),
+        }
+    }
+    String::from_utf8_lossy(&name).into_owned()
+}
+
+/// The WebSocket route. The name comes from the query string, read beside the upgrade.
 async fn ws(
     upgrade: WebSocketUpgrade,
-    Query(join): Query<Join>,
+    RawQuery(query): RawQuery,
     State(app): State<App>,
 ) -> Response {
+    let name = name_in(query.as_deref());
     upgrade.on_upgrade(&app.config, move |mut session| async move {
         let converter = *session.converter();
         let (outbox, mut queued) = mpsc::channel(OUTBOX);
-        let Some(id) = app.room.join(&join.name, converter, outbox) else {
+        let Some(id) = app.room.join(&name, converter, outbox) else {
             log("refusing a session: the room is full".to_owned());
             let full = CloseReason::new(CloseCode::TryAgainLater, "the room is full");
             let _ = session.close(full).await;
@@ -257,6 +282,14 @@ mod tests {
     use typed_ws::{Client, Error, Session};
 
     use super::*;
+
+    #[test]
+    fn the_name_in_the_query_string_is_percent_decoded() {
+        assert_eq!(name_in(Some("codec=json&name=Ad%C3%A1+L%2B")), "Adá L+");
+        assert_eq!(name_in(Some("name=100%")), "100%");
+        assert_eq!(name_in(Some("codec=json")), "");
+        assert_eq!(name_in(None), "");
+    }
 
     /// Awaits `future` for at most 10 seconds, so that a hang fails fast.
     async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {

@@ -1,13 +1,13 @@
 //! wss:// with rustls: a TLS server from `Config::tls_server`, clients trusting a custom root
-//! store, and wrong certificates refused with a clear error. Certificates are made at test
-//! time with rcgen.
+//! store, and wrong certificates refused with a clear error. The certificates are in
+//! tests/common/certificates/.
 #![cfg(all(feature = "tls", feature = "json"))]
 
 use crate::common;
 
 use std::sync::Arc;
 
-use common::tls::{certificate_for, trusting};
+use common::tls::{certificate, trusting};
 use common::*;
 use tokio::net::TcpListener;
 use typed_ws::rustls;
@@ -30,7 +30,7 @@ async fn tls_server_with(config: Config<JsonConverter>) -> String {
 
 #[tokio::test]
 async fn a_client_trusting_the_certificate_exchanges_typed_messages() {
-    let certificate = certificate_for(&["localhost"]);
+    let certificate = certificate("localhost");
     let (cert, server) = (certificate.der, certificate.server);
     let url = tls_server(server).await;
     let client = trusting_client(cert);
@@ -60,7 +60,7 @@ async fn a_client_trusting_the_certificate_exchanges_typed_messages() {
 
 #[tokio::test]
 async fn compressed_messages_go_over_tls_both_ways() {
-    let certificate = certificate_for(&["localhost"]);
+    let certificate = certificate("localhost");
     let compressing = Config::new()
         .converter(JsonConverter)
         .compression(Compression::new());
@@ -119,7 +119,7 @@ async fn refused(client: Client<JsonConverter>, url: String) -> rustls::Error {
 
 #[tokio::test]
 async fn an_unknown_issuer_is_refused_with_the_default_roots() {
-    let server = certificate_for(&["localhost"]).server;
+    let server = certificate("localhost").server;
     let url = tls_server(server).await;
     let tls = refused(Client::new(Config::new().converter(JsonConverter)), url).await;
     assert_eq!(
@@ -130,8 +130,8 @@ async fn an_unknown_issuer_is_refused_with_the_default_roots() {
 
 #[tokio::test]
 async fn a_certificate_from_another_root_is_refused() {
-    let server = certificate_for(&["localhost"]).server;
-    let other = certificate_for(&["localhost"]).der;
+    let server = certificate("localhost").server;
+    let other = certificate("localhost-other").der;
     let tls = refused(trusting_client(other), tls_server(server).await).await;
     assert!(
         matches!(tls, rustls::Error::InvalidCertificate(_)),
@@ -141,7 +141,7 @@ async fn a_certificate_from_another_root_is_refused() {
 
 #[tokio::test]
 async fn a_certificate_for_another_name_is_refused() {
-    let certificate = certificate_for(&["example.com"]);
+    let certificate = certificate("example.com");
     let url = tls_server(certificate.server).await;
     let tls = refused(trusting_client(certificate.der), url).await;
     assert!(
@@ -157,7 +157,7 @@ async fn a_certificate_for_another_name_is_refused() {
 
 #[tokio::test]
 async fn a_plain_client_cannot_talk_to_a_tls_server_and_the_server_keeps_serving() {
-    let certificate = certificate_for(&["localhost"]);
+    let certificate = certificate("localhost");
     let (cert, server) = (certificate.der, certificate.server);
     let url = tls_server(server).await;
     let plain = url.replacen("wss://", "ws://", 1);
@@ -188,7 +188,7 @@ async fn a_plain_client_cannot_talk_to_a_tls_server_and_the_server_keeps_serving
 #[cfg(feature = "cbor")]
 #[tokio::test]
 async fn a_client_with_a_fallback_talks_to_a_plain_server_over_tls() {
-    let certificate = certificate_for(&["localhost"]);
+    let certificate = certificate("localhost");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("local addr").port();
     let plain = Server::new(

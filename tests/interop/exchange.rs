@@ -134,7 +134,7 @@ async fn axum_server(lang: Lang, codec: &str) {
 #[tokio::test]
 async fn our_client_python_tls_server() {
     require(Lang::Python);
-    let certificate = common::tls::certificate_for(&["localhost"]);
+    let certificate = common::tls::certificate("localhost");
     let (cert_file, key_file) = certificate.pem_files();
     let (cert_file, key_file) = (cert_file.to_string_lossy(), key_file.to_string_lossy());
     let args = [
@@ -157,7 +157,7 @@ async fn our_client_python_tls_server() {
 #[tokio::test]
 async fn python_tls_client_our_server() {
     require(Lang::Python);
-    let certificate = common::tls::certificate_for(&["localhost"]);
+    let certificate = common::tls::certificate("localhost");
     let (cert_file, _) = certificate.pem_files();
     let server_tls = certificate.server;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

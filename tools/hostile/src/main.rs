@@ -3,14 +3,15 @@
 //! a well-behaved bystander's round trips fare meanwhile, and how much the server logs.
 //!
 //! ```text
-//! cargo build --release --example hostile --example echo_server --example axum_echo --example chat --features axum
-//! cargo run --release --example hostile -- --target typed-ws|axum|chat|raw|python [--attack NAME[,NAME...]] [--quick]
+//! cargo build --release --example echo_server --example axum_echo --example chat --features axum
+//! cargo run --release -p hostile -- --target typed-ws|axum|chat|raw|python [--attack NAME[,NAME...]] [--quick]
 //! ```
 //!
 //! Targets, each started as a child process that prints `listening on ws://IP:PORT/echo`
 //! (`http://IP:PORT/` for the chat):
-//! - `typed-ws`: the `echo_server` example (`target/release/examples/echo_server`, next to
-//!   this program), run with `--addr 127.0.0.1:0 --codec msgpack,cbor,json`;
+//! - `typed-ws`: the `echo_server` example (`target/release/examples/echo_server`, beside
+//!   this program's `target/release/hostile`), run with
+//!   `--addr 127.0.0.1:0 --codec msgpack,cbor,json`;
 //! - `axum`: the `axum_echo` example (built with `--features axum`), with the same flags;
 //! - `chat`: the `chat` example (built with `--features axum`), `--addr 127.0.0.1:0`: its
 //!   WebSocket is `/ws?name=...`, with the subprotocols `msgpack` and `json`;
@@ -77,13 +78,13 @@
 //! figures), one command per target:
 //!
 //! ```text
-//! cargo run --release --example hostile -- --target typed-ws --attack trickle,compressed-idle,bomb,parked,offer
-//! cargo run --release --example hostile -- --target axum --attack trickle,compressed-idle,bomb,parked,offer
-//! cargo run --release --example hostile -- --target chat
-//! cargo run --release --example hostile -- --target python --attack trickle,compressed-idle,bomb,parked,offer
+//! cargo run --release -p hostile -- --target typed-ws --attack trickle,compressed-idle,bomb,parked,offer
+//! cargo run --release -p hostile -- --target axum --attack trickle,compressed-idle,bomb,parked,offer
+//! cargo run --release -p hostile -- --target chat
+//! cargo run --release -p hostile -- --target python --attack trickle,compressed-idle,bomb,parked,offer
 //! ```
 
-#[path = "../common/mod.rs"]
+#[path = "../../../examples/common/mod.rs"]
 mod common;
 
 mod attacks;

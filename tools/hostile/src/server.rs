@@ -90,26 +90,27 @@ impl StderrCount {
     }
 }
 
-fn manifest_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+/// The repository, two up from this package.
+fn repository() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
 }
 
 /// Where `tests/peers/install.sh` puts the Python venv: under `CARGO_TARGET_DIR` (a relative
 /// one taken from the repository root, as install.sh does), else `target/`.
 fn python() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(
-            || manifest_dir().join("target"),
-            |dir| manifest_dir().join(dir),
-        )
+        .map_or_else(|| repository().join("target"), |dir| repository().join(dir))
         .join("peers/venv/bin/python")
 }
 
-/// An example built next to this program; `features` is what its build needs beyond the
-/// defaults, for the message when it is missing.
+/// An example of the same build as this program (`target/release/examples/` beside
+/// `target/release/hostile`); `features` is what its build needs beyond the defaults, for the
+/// message when it is missing.
 fn example(name: &str, features: &str) -> Result<Command, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
-    let path = exe.with_file_name(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let path = exe
+        .with_file_name("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     if !path.is_file() {
         return Err(format!(
             "{} is missing: run `cargo build --release --examples{features}` first",
@@ -157,7 +158,7 @@ fn server_command(target: Target, compress: bool) -> Result<Command, String> {
             }
             let mut command = Command::new(python);
             command
-                .arg(manifest_dir().join("benches/hostile/echo_server.py"))
+                .arg(repository().join("benches/hostile/echo_server.py"))
                 .args(["--port", "0"]);
             Ok(command)
         }
