@@ -93,7 +93,7 @@ break_and_test src/session/link.rs \
 break_and_test src/config.rs \
     'pub const DEFAULT_READ_BUFFER_SIZE: usize = 4 << 10;' \
     'pub const DEFAULT_READ_BUFFER_SIZE: usize = 4 >> 10;' \
-    docs the_readme_defaults_are_the_constants
+    docs the_config_defaults_table_shows_the_constants
 break_and_test src/config.rs \
     'self.ping_interval.is_some() || self.timeout.is_some() || self.send_timeout.is_some()' \
     'true' \
