@@ -50,7 +50,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -123,15 +123,6 @@ enum Event {
     },
 }
 
-#[derive(Deserialize)]
-struct Join {
-    #[serde(default)]
-    name: String,
-    /// The last event a page got, when it comes back after losing its connection.
-    since: Option<u64>,
-    epoch: Option<u64>,
-}
-
 #[derive(Clone)]
 struct App {
     room: Arc<Room>,
@@ -146,21 +137,50 @@ async fn msgpack_js() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/javascript")], MSGPACK_JS)
 }
 
-/// The WebSocket route. The name comes from the query string, read by axum's own extractor
-/// beside the upgrade.
+/// The parameter `key` of a query string, percent-decoded as the page's `URLSearchParams`
+/// encodes it (`+` for a space). By hand rather than through axum's `Query`: its `query` feature
+/// is one more dependency of every example's build.
+fn param(query: Option<&str>, key: &str) -> Option<String> {
+    let value = query
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))?;
+    let mut decoded = Vec::with_capacity(value.len());
+    let mut rest = value.as_bytes();
+    while let Some((&byte, tail)) = rest.split_first() {
+        rest = tail;
+        let digits = tail
+            .get(..2)
+            .and_then(|digits| std::str::from_utf8(digits).ok())
+            .filter(|digits| digits.bytes().all(|digit| digit.is_ascii_hexdigit()));
+        match (byte, digits) {
+            (b'%', Some(digits)) => {
+                decoded.push(u8::from_str_radix(digits, 16).expect("two hex digits"));
+                rest = &tail[2..];
+            }
+            (b'+', _) => decoded.push(b' '),
+            _ => decoded.push(byte),
+        }
+    }
+    Some(String::from_utf8_lossy(&decoded).into_owned())
+}
+
+/// The WebSocket route. The name comes from the query string, read beside the upgrade.
 async fn ws(
     upgrade: WebSocketUpgrade,
-    Query(join): Query<Join>,
+    RawQuery(query): RawQuery,
     State(app): State<App>,
 ) -> Response {
+    let name = param(query.as_deref(), "name").unwrap_or_default();
+    // The last event a page got, when it comes back after losing its connection.
+    let number = |key: &str| param(query.as_deref(), key)?.parse::<u64>().ok();
+    let since = number("since")
+        .zip(number("epoch"))
+        .map(|(seq, epoch)| Position { epoch, seq });
     upgrade.on_upgrade(&app.config, move |session| async move {
         let (sender, mut receiver) = session.split();
         let outbox = Outbox::new(sender);
-        let since = join
-            .since
-            .zip(join.epoch)
-            .map(|(seq, epoch)| Position { epoch, seq });
-        let Some(id) = app.room.join(&join.name, &outbox, since).await else {
+        let Some(id) = app.room.join(&name, &outbox, since).await else {
             log("refusing a session: the room is full".to_owned());
             outbox.close(CloseReason::new(
                 CloseCode::TryAgainLater,
@@ -328,6 +348,17 @@ mod tests {
     use typed_ws::{Client, Error, Frame, Session};
 
     use super::*;
+
+    #[test]
+    fn query_parameters_are_percent_decoded() {
+        let query = Some("codec=json&name=Ad%C3%A1+L%2B&since=7");
+        assert_eq!(param(query, "name").as_deref(), Some("Adá L+"));
+        assert_eq!(param(query, "since").as_deref(), Some("7"));
+        assert_eq!(param(Some("name=100%"), "name").as_deref(), Some("100%"));
+        assert_eq!(param(Some("codec=json"), "name"), None);
+        assert_eq!(param(Some("nickname=x"), "name"), None);
+        assert_eq!(param(None, "name"), None);
+    }
 
     /// Awaits `future` for at most 10 seconds, so that a hang fails fast.
     async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {

@@ -9,7 +9,7 @@ send messages; alice's network drops (a proxy between her page and the server cu
 connection and refuses new ones) while bob speaks, and her page must show what she missed once
 it is back; bob's page closes, the server restarts on the same port and alice's page must
 reconnect and be heard. Each step waits for what the pages show, with a deadline; on a missed
-deadline it prints what they showed last to stderr and exits 1. The caller (tests/browser.rs)
+deadline it prints what they showed last to stderr and exits 1. The caller (tests/interop/browser.rs)
 asserts on the report.
 
 Chromium runs with --remote-debugging-pipe: commands go in on its fd 3 and answers come out on

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the independent peers the interop and conformance tests talk to: a Python venv
 # (websockets, cbor2, msgpack, kosoku), the npm packages ws, cbor-x and @msgpack/msgpack, and
-# Debian's chromium for tests/browser.rs, and Debian's nats-server and redis-server for the bus
-# tests, which start their own on free loopback ports (system-wide, with apt-get, unless they
+# Debian's chromium for tests/interop/browser.rs, and Debian's nats-server and redis-server for the
+# bus tests, which start their own on free loopback ports (system-wide, with apt-get, unless they
 # are on the PATH; the packages' own services are stopped and disabled).
 # Safe to run again; it only installs what is missing or changed. They go under
 # $CARGO_TARGET_DIR/peers/ (a relative CARGO_TARGET_DIR is taken from the repository root), or
