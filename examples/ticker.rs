@@ -4,7 +4,8 @@
 //! ```text
 //! cargo run --example ticker --all-features -- --listen 127.0.0.1:0 --codec msgpack,json \
 //!     [--bus nats://127.0.0.1:4222 | --bus redis://127.0.0.1:6379] [--compress] \
-//!     [--policy disconnect|drop-oldest|conflate] [--history N] [--history-age SECONDS]
+//!     [--policy disconnect|drop-oldest|conflate] [--history N] [--history-age SECONDS] \
+//!     [--max-connections N]
 //! ```
 //!
 //! When it is ready it prints one line on stdout: `listening on ws://IP:PORT`. Then:
@@ -35,7 +36,9 @@
 //! A subscriber whose socket does not keep up is treated by `--policy`: `disconnect` (the
 //! default) closes it with 1008 once 1,024 ticks wait for it; `drop-oldest` drops the oldest
 //! waiting tick for each new one; `conflate` keeps only the latest tick per symbol. Stop it
-//! with Ctrl-C or SIGTERM: every session is closed with 1001.
+//! with Ctrl-C or SIGTERM: every session is closed with 1001. It serves at most
+//! `--max-connections` sessions at once (default 10,000, `Config`'s default); a handshake past
+//! them waits for a place, within the handshake deadline.
 
 mod common;
 
@@ -59,7 +62,8 @@ const USAGE: &str = "usage: ticker [--listen IP:PORT] [--codec json|cbor|msgpack
   --compress  accept permessage-deflate compression from clients that offer it
   --policy    what happens to a subscriber that does not keep up (default disconnect)
   --history   how many ticks each topic keeps for subscribers that come back (default 10000)
-  --history-age  how long, in seconds, a tick is kept for them at most (default 300)";
+  --history-age  how long, in seconds, a tick is kept for them at most (default 300)
+  --max-connections  how many sessions are served at once (default 10000)";
 
 /// One price update.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -87,7 +91,16 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), ExitCode> {
-    let [listen, codec, bus, compress, policy, history, history_age] = parse_flags(
+    let [
+        listen,
+        codec,
+        bus,
+        compress,
+        policy,
+        history,
+        history_age,
+        max_connections,
+    ] = parse_flags(
         USAGE,
         [
             ("--listen", "127.0.0.1:8080"),
@@ -97,6 +110,7 @@ async fn run() -> Result<(), ExitCode> {
             ("--policy", "disconnect"),
             ("--history", "10000"),
             ("--history-age", "300"),
+            ("--max-connections", "10000"),
         ],
     )?;
     let addr: std::net::SocketAddr = listen.parse().map_err(|_| {
@@ -125,6 +139,7 @@ async fn run() -> Result<(), ExitCode> {
             .parse::<u64>()
             .map_err(|_| usage_error(USAGE, &format!("{flag} {value:?} is not a number")))
     };
+    config = config.max_connections(number("--max-connections", &max_connections)? as usize);
     let history = History::last(number("--history", &history)? as usize)
         .max_age(Duration::from_secs(number("--history-age", &history_age)?));
     let topics = TopicConfig::new().policy(policy).history(history);
