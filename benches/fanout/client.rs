@@ -659,6 +659,7 @@ async fn drive(load: Load) -> String {
             (connect_failed + publisher_failed).to_string(),
         ),
         ("published", published.iter().sum::<u64>().to_string()),
+        ("slow", load.slow.to_string()),
         ("deliveries", in_window.to_string()),
         ("rate", format!("{:.0}", in_window as f64 / secs)),
         ("p50_us", h.percentile(0.5).to_string()),
