@@ -23,15 +23,15 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 
 use crate::config::{Config, Settings};
 use crate::converter::{Converter, NoConverter};
-use crate::deflate::{self, Inflating, PerMessageDeflate};
 use crate::error::{BoxError, Error};
 use crate::frame::{CloseCode, CloseReason};
 use crate::handshake::{self, Side};
-use crate::read_buffer::Elastic;
 use crate::reconnect::Reconnect;
 use crate::session::Session;
 use crate::session::link::{Handshake, Transport};
 use crate::trace;
+use crate::wire::Elastic;
+use crate::wire::deflate::{self, Inflating, PerMessageDeflate};
 
 /// A WebSocket client: a [`Config`] installed once, shared by every session it opens. Cheap
 /// to clone.

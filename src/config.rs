@@ -7,9 +7,9 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::budget::Budget;
 use crate::converter::{Converter, NoConverter};
-use crate::deflate::Compression;
 use crate::negotiation::{Agreement, Negotiation};
 use crate::tls::TlsSettings;
+use crate::wire::deflate::Compression;
 
 /// The default [`Config::max_frame_size`]: 16 MiB.
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;

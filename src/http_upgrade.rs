@@ -15,15 +15,15 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 
 use crate::config::{Config, Settings};
 use crate::converter::Converter;
-use crate::deflate::{self, Inflating};
 use crate::error::Error;
 use crate::handshake;
-use crate::read_buffer::Elastic;
 use crate::server::offered_subprotocols;
 use crate::session::Session;
 use crate::session::link::Handshake;
 use crate::shutdown::{Shutdown, Watch};
 use crate::upgrade;
+use crate::wire::Elastic;
+use crate::wire::deflate::{self, Inflating};
 
 /// Answers a WebSocket upgrade request in a hyper 1.x service: the `101 Switching Protocols`
 /// response to return, and the session to come once hyper has sent it and handed the

@@ -54,13 +54,11 @@ mod budget;
 mod client;
 mod config;
 mod converter;
-mod deflate;
 mod error;
 mod frame;
 mod handshake;
 mod listener;
 mod negotiation;
-mod read_buffer;
 mod reconnect;
 mod serve;
 mod server;
@@ -69,6 +67,7 @@ mod shutdown;
 mod tls;
 mod trace;
 mod upgrade;
+mod wire;
 
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
@@ -95,7 +94,6 @@ pub use converter::JsonConverter;
 #[cfg_attr(docsrs, doc(cfg(feature = "msgpack")))]
 pub use converter::MsgPackConverter;
 pub use converter::{AnyConverter, BorrowingConverter, Converter, NoConverter};
-pub use deflate::{Compression, PerMessageDeflate};
 pub use error::{BoxError, Error, Report};
 pub use frame::{CloseCode, CloseReason, Frame, FrameKind, Utf8Bytes};
 pub use negotiation::Negotiation;
@@ -120,6 +118,7 @@ pub use tokio_tungstenite;
 /// The `http` crate, as tungstenite uses it: requests seen by [`Server::accept_with`] and
 /// the statuses it refuses with.
 pub use tokio_tungstenite::tungstenite::http;
+pub use wire::deflate::{Compression, PerMessageDeflate};
 
 /// What typed-ws code needs in scope besides the types it names: the [`Converter`] and
 /// [`BorrowingConverter`] traits, to call a converter's own methods (encode once, send to

@@ -13,7 +13,6 @@ use tokio_tungstenite::tungstenite::http::{self, HeaderValue, StatusCode};
 
 use crate::config::Config;
 use crate::converter::{Converter, NoConverter};
-use crate::deflate::{self, Inflating};
 use crate::error::{Chain, Error};
 use crate::handshake::{self, Side};
 use crate::serve::Serve;
@@ -22,6 +21,7 @@ use crate::session::link::Handshake;
 use crate::shutdown::Watch;
 use crate::trace;
 use crate::upgrade;
+use crate::wire::deflate::{self, Inflating};
 
 /// A WebSocket server: a [`Config`] installed once, shared by every session it accepts. Cheap
 /// to clone.

@@ -116,7 +116,7 @@ break_and_test src/session/link.rs \
     'coop.made_progress();
         let item = self.on_read(st, item);' 'let item = self.on_read(st, item);' \
     coalescing a_session_working_through_a_long_burst_lets_other_sessions_in
-break_and_test src/read_buffer.rs \
+break_and_test src/wire/arrivals.rs \
     'self.counting.store(true, Ordering::Relaxed);' '' \
     coalescing replies_to_a_pipelined_burst_go_out_together_complete_and_in_order
 # The watchdog's flush delay, shortened to nothing (cargo mutants: both survived).
@@ -126,7 +126,7 @@ break_and_test src/session/link.rs \
 break_and_test src/session/link.rs \
     'if Instant::now() < due {' 'if Instant::now() == due {' \
     coalescing the_watchdog_flushes_a_reply_put_off_at_the_flush_delay_and_not_before
-# Survivors of the whole run over link.rs and read_buffer.rs: the session's `Sink::poll_ready`
+# Survivors of the whole run over link.rs and read_buffer.rs (now wire/elastic.rs): the session's `Sink::poll_ready`
 # that never waits for room, a waker slot that keeps the first task's waker, a head handed
 # over in pieces whose rest is dropped, a shutdown that never reaches the socket, a send
 # deadline that has always passed.
@@ -138,12 +138,12 @@ break_and_test src/session/link.rs \
 break_and_test src/session/link.rs \
     'Some(known) if known.will_wake(waker) => {}' 'Some(_) => {}' \
     keepalive the_timeout_wakes_a_receive_that_moved_to_another_task
-break_and_test src/read_buffer.rs \
+break_and_test src/wire/elastic.rs \
     'if self.buf.is_empty() && !self.bulk {' 'if self.buf.is_empty() || !self.bulk {' \
-    lib read_buffer::tests::a_head_larger_than_a_read_is_handed_over_whole_leaving_headroom_in_large_reads
-break_and_test src/read_buffer.rs \
+    lib wire::elastic::tests::a_head_larger_than_a_read_is_handed_over_whole_leaving_headroom_in_large_reads
+break_and_test src/wire/elastic.rs \
     'Pin::new(&mut self.get_mut().io).poll_shutdown(cx)' 'Poll::Ready(Ok(()))' \
-    lib read_buffer::tests::flush_and_shutdown_reach_the_stream_underneath
+    lib wire::elastic::tests::flush_and_shutdown_reach_the_stream_underneath
 break_and_test src/session/link.rs \
     'Some(st.blocked_since? + self.settings.send_timeout?)' 'Some(st.blocked_since? - self.settings.send_timeout?)' \
     hardening by_default_a_peer_that_does_not_read_is_dropped_at_the_send_deadline
@@ -175,20 +175,20 @@ break_and_test src/server.rs \
 
 # permessage-deflate: the inflated size limit, the marker put back, context takeover, the
 # empty message, a negotiation rule.
-break_and_test src/deflate/inflate.rs \
+break_and_test src/wire/deflate/inflate.rs \
     'if message.size > self.limit {' 'if message.size > usize::MAX - 1 {' \
     compression an_inflation_bomb_is_refused_with_1009_while_inflating
-break_and_test src/deflate/inflate.rs \
+break_and_test src/wire/deflate/inflate.rs \
     'while !message.stream_ended && message.tail_fed < TAIL.len() {' 'while false {' \
-    lib deflate::inflate::tests::compressed_messages_come_out_as_plain_frames_however_the_input_is_split
-break_and_test src/deflate/inflate.rs \
-    'if self.sink.agreed.receive_no_context_takeover || message.stream_ended {' 'if true {' \
-    lib deflate::inflate::tests::context_is_kept_between_messages_unless_the_peer_takes_none_over
-break_and_test src/deflate/compress.rs \
+    lib wire::deflate::inflate::tests::compressed_messages_come_out_as_plain_frames_however_the_input_is_split
+break_and_test src/wire/deflate/inflate.rs \
+    'if self.output.agreed.receive_no_context_takeover || message.stream_ended {' 'if true {' \
+    lib wire::deflate::inflate::tests::context_is_kept_between_messages_unless_the_peer_takes_none_over
+break_and_test src/wire/deflate/compress.rs \
     'out.push(0x00);' '' \
-    lib deflate::compress::tests::messages_inflate_back_in_order_with_the_context_kept_or_dropped_after_each
-break_and_test src/session/link.rs \
-    'fragment.header_mut().rsv1 = compressed && start == 0;' 'fragment.header_mut().rsv1 = compressed;' \
+    lib wire::deflate::compress::tests::messages_inflate_back_in_order_with_the_context_kept_or_dropped_after_each
+break_and_test src/wire/frames.rs \
+    'frame.header_mut().rsv1 = compressed && from == 0;' 'frame.header_mut().rsv1 = compressed;' \
     compression both_ends_compress_every_size_and_kind_whole_and_fragmented_with_and_without_context_takeover
 
 # Hardening 2: the axum path's header deadline, the budget for unfinished messages (plain
@@ -196,10 +196,10 @@ break_and_test src/session/link.rs \
 break_and_test src/axum/serve.rs \
     '.header_read_timeout(settings.handshake_timeout)' '.header_read_timeout(None)' \
     axum_serve a_silent_connection_is_dropped_at_the_handshake_deadline
-break_and_test src/read_buffer.rs \
+break_and_test src/wire/arrivals.rs \
     'share.take(held.saturating_sub(share.held()))?;' '' \
     budget parked_fragments_hold_the_budget_and_the_session_past_it_gets_1013
-break_and_test src/deflate/inflate.rs \
+break_and_test src/wire/deflate/inflate.rs \
     '.take(message.size.saturating_sub(self.share.held()))' '.take(0)' \
     budget a_compressed_fragment_holds_what_it_inflates_to
 break_and_test src/session/link.rs \

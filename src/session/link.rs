@@ -28,7 +28,7 @@
 //! close read early would make tungstenite answer it and refuse the replies still owed.
 //!
 //! The watchdog also releases the compressor of a session that has sent nothing for a while
-//! (see [`crate::deflate`]'s memory notes), and tells the link when the server that started it
+//! (see [`crate::wire::deflate`]'s memory notes), and tells the link when the server that started it
 //! shuts down (see [`shutdown`]).
 
 use std::collections::VecDeque;
@@ -44,18 +44,17 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
-use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::Data;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::budget::Overdrawn;
 use crate::config::Settings;
-use crate::deflate::{Deflater, InflateError, PerMessageDeflate};
 use crate::error::{Chain, Error};
 use crate::frame::{CloseCode, CloseReason, Frame};
-use crate::read_buffer::Arrivals;
 use crate::shutdown::Watch;
 use crate::trace::{self, Span};
+use crate::wire::deflate::{Deflater, InflateError, PerMessageDeflate};
+use crate::wire::{Arrivals, frames};
 
 mod shutdown;
 
@@ -713,22 +712,12 @@ impl Link {
         data: Bytes,
         compressed: bool,
     ) -> Result<(), Error> {
-        let size = self.settings.fragment_size.unwrap_or(usize::MAX).max(1);
-        let mut opcode = OpCode::Data(kind);
-        let mut start: usize = 0;
-        loop {
-            let end = data.len().min(start.saturating_add(size));
-            let mut fragment = WsFrame::message(data.slice(start..end), opcode, end == data.len());
-            fragment.header_mut().rsv1 = compressed && start == 0;
+        for frame in frames::message(kind, data, compressed, self.settings.fragment_size) {
             Pin::new(&mut *st.ws)
-                .start_send(Message::Frame(fragment))
+                .start_send(Message::Frame(frame))
                 .map_err(|e| self.send_failed(e))?;
-            opcode = OpCode::Data(Data::Continue);
-            start = end;
-            if start == data.len() {
-                return Ok(());
-            }
         }
+        Ok(())
     }
 
     fn send_failed(&self, e: WsError) -> Error {

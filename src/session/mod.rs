@@ -16,12 +16,12 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::config::{Config, Settings};
 use crate::converter::{Converter, NoConverter};
-use crate::deflate::PerMessageDeflate;
 use crate::error::Error;
 use crate::frame::{CloseCode, CloseReason, Frame, Utf8Bytes};
-use crate::read_buffer::Arrivals;
 use crate::shutdown::Watch;
 use crate::trace;
+use crate::wire::Arrivals;
+use crate::wire::deflate::PerMessageDeflate;
 
 pub(crate) mod link;
 mod watchdog;

@@ -31,12 +31,12 @@ use tokio_tungstenite::tungstenite::http::{HeaderMap, HeaderValue};
 use crate::config::Settings;
 
 mod compress;
+mod extension;
 mod inflate;
-mod negotiation;
 
 pub(crate) use compress::Deflater;
+pub(crate) use extension::{accept, offer};
 pub(crate) use inflate::{InflateError, Inflating};
-pub(crate) use negotiation::{accept, offer};
 
 /// A server's answer to the compression a request offers, when its settings turn compression
 /// on: the `Sec-WebSocket-Extensions` value to answer with, and what it agrees to.
@@ -48,7 +48,7 @@ pub(crate) fn answer_request(
         .get_all("sec-websocket-extensions")
         .iter()
         .filter_map(|value| value.to_str().ok());
-    let (answer, agreed) = negotiation::answer(settings.compression.as_ref()?, offers)?;
+    let (answer, agreed) = extension::answer(settings.compression.as_ref()?, offers)?;
     Some((HeaderValue::from_str(&answer).ok()?, agreed))
 }
 

@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use super::PerMessageDeflate;
 use crate::budget::{Overdrawn, Share};
 use crate::config::Settings;
+use crate::wire::header;
 
 /// The most inflated bytes put in one frame for tungstenite, and about the most waiting for it
 /// at a time.
@@ -78,7 +79,7 @@ impl<S> Inflating<S> {
             message: None,
             failed: None,
             share: Share::new(settings.unfinished.clone()),
-            sink: Sink {
+            output: Output {
                 out: BytesMut::new(),
                 inflater: None,
                 agreed,
@@ -95,12 +96,12 @@ struct Reader {
     raw: BytesMut,
     step: Step,
     /// The compressed message being inflated.
-    message: Option<Message>,
+    message: Option<CompressedMessage>,
     /// What ended the stream, for every read after it.
     failed: Option<InflateError>,
     /// What the message being inflated holds of the budget for unfinished messages.
     share: Share,
-    sink: Sink,
+    output: Output,
 }
 
 /// Where the reader is in the frame it is reading.
@@ -111,13 +112,13 @@ enum Step {
     /// Copying a frame that is not compressed: `left` payload bytes to go.
     Pass { left: u64 },
     /// Inflating a compressed frame's payload.
-    Inflate(Compressed),
+    Inflate(CompressedFrame),
     /// The payload of a compressed message's final frame is in; its end is to be handed over.
     Finish,
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Compressed {
+struct CompressedFrame {
     left: u64,
     fin: bool,
     mask: Option<[u8; 4]>,
@@ -128,7 +129,7 @@ struct Compressed {
 }
 
 /// A compressed message on its way through.
-struct Message {
+struct CompressedMessage {
     opcode: u8,
     /// Its first frame has been handed over: the rest go as continuations.
     started: bool,
@@ -147,46 +148,15 @@ struct Message {
 /// A frame header at the start of `bytes`, when all of it is there: the first byte, the mask
 /// key, the payload length and the header's length.
 fn parse_header(bytes: &[u8]) -> Option<(u8, Option<[u8; 4]>, u64, usize)> {
-    let [first, second, ref rest @ ..] = *bytes else {
-        return None;
-    };
-    let (length, after) = match second & 0x7f {
-        126 => (
-            u64::from(u16::from_be_bytes(rest.get(..2)?.try_into().ok()?)),
-            2,
-        ),
-        127 => (u64::from_be_bytes(rest.get(..8)?.try_into().ok()?), 8),
-        short => (u64::from(short), 0),
-    };
-    let mask = if second & 0x80 != 0 {
-        Some(rest.get(after..after + 4)?.try_into().ok()?)
-    } else {
-        None
-    };
-    let header_len = 2 + after + if mask.is_some() { 4 } else { 0 };
-    Some((first, mask, length, header_len))
+    let header = header::parse(bytes)?;
+    Some((header.first, header.mask, header.payload_len, header.len))
 }
 
 /// Writes a frame header: FIN and opcode in `first`, then the length in its shortest form,
 /// and an all-zero mask when `masked` (a server's tungstenite wants masked frames; a zero key
 /// leaves the payload as it is).
 fn put_header(out: &mut BytesMut, first: u8, masked: bool, len: usize) {
-    let mask_bit = if masked { 0x80 } else { 0 };
-    out.put_u8(first);
-    match len {
-        0..=125 => out.put_u8(mask_bit | len as u8),
-        126..=0xffff => {
-            out.put_u8(mask_bit | 126);
-            out.put_u16(len as u16);
-        }
-        _ => {
-            out.put_u8(mask_bit | 127);
-            out.put_u64(len as u64);
-        }
-    }
-    if masked {
-        out.put_u32(0);
-    }
+    header::write(out, first, masked.then_some([0; 4]), len as u64);
 }
 
 impl Reader {
@@ -208,7 +178,7 @@ impl Reader {
     /// Turns what `raw` holds into frames for tungstenite, until about a chunk of them waits
     /// or more input is needed.
     fn process(&mut self) -> Result<(), InflateError> {
-        while self.sink.out.len() < self.sink.chunk {
+        while self.output.out.len() < self.output.chunk {
             match self.step {
                 Step::Header => {
                     let Some((first, mask, length, header_len)) = parse_header(&self.raw) else {
@@ -218,7 +188,7 @@ impl Reader {
                     let starts = rsv == 0x40 && matches!(opcode, 1 | 2) && self.message.is_none();
                     let continues = rsv == 0 && opcode == 0 && self.message.is_some();
                     if starts {
-                        self.message = Some(Message {
+                        self.message = Some(CompressedMessage {
                             opcode,
                             started: false,
                             masked: mask.is_some(),
@@ -230,7 +200,7 @@ impl Reader {
                     }
                     if starts || continues {
                         self.raw.advance(header_len);
-                        self.step = Step::Inflate(Compressed {
+                        self.step = Step::Inflate(CompressedFrame {
                             left: length,
                             fin: first & 0x80 != 0,
                             mask,
@@ -241,14 +211,14 @@ impl Reader {
                         // Anything else goes to tungstenite as it came, to be checked there:
                         // RSV1 on a control frame or a continuation, a new data frame in the
                         // middle of a compressed message, a frame over the size limit.
-                        self.sink.out.put_slice(&self.raw[..header_len]);
+                        self.output.out.put_slice(&self.raw[..header_len]);
                         self.raw.advance(header_len);
                         self.step = Step::Pass { left: length };
                     }
                 }
                 Step::Pass { left } => {
                     let n = left.min(self.raw.len() as u64) as usize;
-                    self.sink.out.put_slice(&self.raw[..n]);
+                    self.output.out.put_slice(&self.raw[..n]);
                     self.raw.advance(n);
                     if n as u64 == left {
                         self.step = Step::Header;
@@ -272,7 +242,7 @@ impl Reader {
                     let Some(message) = self.message.as_mut() else {
                         unreachable!("a compressed frame belongs to a message")
                     };
-                    let consumed = self.sink.feed(message, &self.raw[..available])?;
+                    let consumed = self.output.feed(message, &self.raw[..available])?;
                     self.raw.advance(consumed);
                     frame.unmasked = frame.unmasked.saturating_sub(consumed);
                     frame.at += consumed as u64;
@@ -292,12 +262,12 @@ impl Reader {
                     let Some(message) = self.message.as_mut() else {
                         unreachable!("a message is finished once")
                     };
-                    if !self.sink.finish(message)? {
+                    if !self.output.finish(message)? {
                         continue;
                     }
                     self.step = Step::Header;
-                    if self.sink.agreed.receive_no_context_takeover || message.stream_ended {
-                        self.sink.inflater = None;
+                    if self.output.agreed.receive_no_context_takeover || message.stream_ended {
+                        self.output.inflater = None;
                     }
                     self.message = None;
                 }
@@ -308,7 +278,7 @@ impl Reader {
 }
 
 /// Where inflated output goes, and what bounds it.
-struct Sink {
+struct Output {
     /// Frames ready for tungstenite.
     out: BytesMut,
     /// Allocated with the first compressed message; dropped after each one when the peer
@@ -321,10 +291,14 @@ struct Sink {
     chunk: usize,
 }
 
-impl Sink {
+impl Output {
     /// Feeds `input` to the inflater until it is all consumed or a chunk of frames waits in
     /// `out`; returns how much was consumed.
-    fn feed(&mut self, message: &mut Message, input: &[u8]) -> Result<usize, InflateError> {
+    fn feed(
+        &mut self,
+        message: &mut CompressedMessage,
+        input: &[u8],
+    ) -> Result<usize, InflateError> {
         let window = self.agreed.receive_window_bits;
         // zlib takes windows of 9 to 15 bits; a 9-bit window reads what an 8-bit one wrote.
         let inflater = self
@@ -380,7 +354,7 @@ impl Sink {
 
     /// Ends a compressed message: puts back the flush marker its sender took off, inflates
     /// what is left and hands over the last frame. `false` when frames wait in `out` first.
-    fn finish(&mut self, message: &mut Message) -> Result<bool, InflateError> {
+    fn finish(&mut self, message: &mut CompressedMessage) -> Result<bool, InflateError> {
         while !message.stream_ended && message.tail_fed < TAIL.len() {
             let consumed = self.feed(message, &TAIL[message.tail_fed..])?;
             if consumed == 0 {
@@ -409,7 +383,7 @@ impl Sink {
 
 /// Hands over what a message has inflated, as frames of at most `chunk` bytes; the last is
 /// final when `fin`. A final frame goes out even when empty; nothing else does.
-fn frame_out(out: &mut BytesMut, message: &mut Message, chunk: usize, fin: bool) {
+fn frame_out(out: &mut BytesMut, message: &mut CompressedMessage, chunk: usize, fin: bool) {
     let len = message.pending.len();
     let count = len.div_ceil(chunk).max(usize::from(fin));
     for i in 0..count {
@@ -439,10 +413,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Inflating<S> {
             return Pin::new(&mut this.io).poll_read(cx, buf);
         };
         loop {
-            if !reader.sink.out.is_empty() {
-                let n = reader.sink.out.len().min(buf.remaining());
-                buf.put_slice(&reader.sink.out[..n]);
-                reader.sink.out.advance(n);
+            if !reader.output.out.is_empty() {
+                let n = reader.output.out.len().min(buf.remaining());
+                buf.put_slice(&reader.output.out[..n]);
+                reader.output.out.advance(n);
                 return Poll::Ready(Ok(()));
             }
             if let Some(failed) = &reader.failed {
@@ -459,7 +433,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Inflating<S> {
                 reader.failed = Some(e);
                 continue;
             }
-            if !reader.sink.out.is_empty() {
+            if !reader.output.out.is_empty() {
                 continue;
             }
             reader.raw.reserve(READ);
@@ -471,7 +445,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Inflating<S> {
                 // Nothing more for now: an idle session keeps no buffers.
                 if reader.raw.is_empty() {
                     reader.raw = BytesMut::new();
-                    reader.sink.out = BytesMut::new();
+                    reader.output.out = BytesMut::new();
                 }
                 return Poll::Pending;
             };
@@ -582,16 +556,16 @@ mod tests {
             reader.raw.extend_from_slice(piece);
             loop {
                 reader.process()?;
-                if reader.sink.out.is_empty() {
+                if reader.output.out.is_empty() {
                     break;
                 }
                 assert!(
-                    reader.sink.out.len() <= 2 * reader.sink.chunk + 14,
+                    reader.output.out.len() <= 2 * reader.output.chunk + 14,
                     "{} bytes waiting",
-                    reader.sink.out.len()
+                    reader.output.out.len()
                 );
-                out.extend_from_slice(&reader.sink.out);
-                reader.sink.out.clear();
+                out.extend_from_slice(&reader.output.out);
+                reader.output.out.clear();
             }
         }
         Ok(out)
@@ -704,7 +678,7 @@ mod tests {
             Err(InflateError::TooBig { size, limit: said }) => {
                 assert_eq!(said, limit);
                 assert!(
-                    size > limit && size <= limit + reader.sink.chunk,
+                    size > limit && size <= limit + reader.output.chunk,
                     "stopped at {size}"
                 );
             }
@@ -745,7 +719,7 @@ mod tests {
         let mut keeping = reader(AGREED, &Settings::default());
         let out = through(&mut keeping, &stream, 7).unwrap();
         assert_eq!(frames(&out).concat_payloads(), text.repeat(2));
-        assert!(keeping.sink.inflater.is_some(), "the context was dropped");
+        assert!(keeping.output.inflater.is_some(), "the context was dropped");
 
         let fresh = PerMessageDeflate {
             receive_no_context_takeover: true,
@@ -756,7 +730,7 @@ mod tests {
         let out = through(&mut dropping, &one, 7).unwrap();
         assert_eq!(frames(&out).concat_payloads(), text);
         assert!(
-            dropping.sink.inflater.is_none(),
+            dropping.output.inflater.is_none(),
             "the inflater outlived its message"
         );
         // Without its context, a message that refers back cannot be read.
@@ -765,27 +739,6 @@ mod tests {
             matches!(broken, Err(InflateError::Invalid(_))),
             "{broken:?}"
         );
-    }
-
-    #[test]
-    fn headers_take_the_shortest_length_form_and_a_zero_mask_when_masked() {
-        let header = |first, masked, len| {
-            let mut out = BytesMut::new();
-            put_header(&mut out, first, masked, len);
-            out.to_vec()
-        };
-        assert_eq!(header(0x81, false, 125), [0x81, 125]);
-        assert_eq!(header(0x02, true, 125), [0x02, 0x80 | 125, 0, 0, 0, 0]);
-        assert_eq!(header(0x80, false, 126), [0x80, 126, 0, 126]);
-        assert_eq!(
-            header(0x80, true, 0xffff),
-            [0x80, 0xfe, 0xff, 0xff, 0, 0, 0, 0]
-        );
-        assert_eq!(
-            header(0x82, true, 0x10000),
-            [0x82, 0xff, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]
-        );
-        assert_eq!(header(0x00, false, 0x10000)[1], 127);
     }
 
     #[test]
@@ -869,7 +822,10 @@ mod tests {
         .await;
         assert!(waiting, "a read with nothing sent completed");
         let reader = inflating.reader.as_ref().unwrap();
-        assert_eq!((reader.raw.capacity(), reader.sink.out.capacity()), (0, 0));
+        assert_eq!(
+            (reader.raw.capacity(), reader.output.out.capacity()),
+            (0, 0)
+        );
     }
 
     /// `Some` once `bytes` hold whole frames only.
