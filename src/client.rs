@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 #[cfg(feature = "tls")]
@@ -21,17 +20,16 @@ use tokio_tungstenite::tungstenite::http::header::{
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, StatusCode, Uri};
 use tokio_tungstenite::tungstenite::protocol::Role;
 
-use crate::config::{Config, Settings};
+use crate::config::Config;
 use crate::converter::{Converter, NoConverter};
 use crate::error::{BoxError, Error};
 use crate::frame::{CloseCode, CloseReason};
-use crate::handshake::{self, Side};
+use crate::handshake::{self, Handshake, Side};
 use crate::reconnect::Reconnect;
 use crate::session::Session;
-use crate::session::link::{Handshake, Transport};
+use crate::shutdown::Watch;
 use crate::trace;
-use crate::wire::Elastic;
-use crate::wire::deflate::{self, Inflating, PerMessageDeflate};
+use crate::wire::{self, Elastic, deflate};
 
 /// A WebSocket client: a [`Config`] installed once, shared by every session it opens. Cheap
 /// to clone.
@@ -257,7 +255,6 @@ impl<C: Converter> ClientRequest<C> {
                 .insert("sec-websocket-extensions", value);
         }
         let path = request.uri().path().to_owned();
-        let settings = config.settings.clone();
         #[cfg(feature = "tls")]
         let tls_client = config.settings.tls.client.clone();
         let strict = if config.agreement().has_fallback() {
@@ -275,58 +272,23 @@ impl<C: Converter> ClientRequest<C> {
             other => handshake::failed(other, Side::Client),
         };
         let connect = async move {
-            let tcp = Elastic::new(connect_tcp(request.uri()).await.map_err(&fail)?);
-            // Under TLS the stream counts encrypted bytes, not frames.
-            let arrivals = (request.uri().scheme_str() == Some("ws")).then(|| tcp.arrivals());
-            if strict == Strictness::Lenient || compression.is_some() {
-                #[cfg(feature = "tls")]
-                if request.uri().scheme_str() == Some("wss") {
-                    let tls = connect_tls(tcp, request.uri(), tls_client).await;
-                    let opened = own_handshake(tls.map_err(&fail)?, request, &settings, strict);
-                    let (ws, response, agreed) = opened.await.map_err(&fail)??;
-                    return Ok((ws, response, None, agreed));
-                }
-                let opened = own_handshake(tcp, request, &settings, strict).await;
-                let (ws, response, agreed) = opened.map_err(&fail)??;
-                return Ok((ws, response, arrivals, agreed));
-            }
-            let websocket_config = settings.websocket_config();
+            let tcp = connect_tcp(request.uri()).await.map_err(&fail)?;
+            // TLS under the stack, as on the server: the layers above it see frames.
             #[cfg(feature = "tls")]
-            let opened = tokio_tungstenite::client_async_tls_with_config(
-                request,
-                tcp,
-                Some(websocket_config),
-                tls_client.map(tokio_tungstenite::Connector::Rustls),
-            )
-            .await;
-            #[cfg(not(feature = "tls"))]
-            let opened =
-                tokio_tungstenite::client_async_with_config(request, tcp, Some(websocket_config))
-                    .await;
-            let (ws, response) = opened.map_err(&fail)?;
-            Ok::<_, Error>((Box::new(ws) as Box<dyn Transport>, response, arrivals, None))
+            if request.uri().scheme_str() == Some("wss") {
+                let tls = connect_tls(tcp, request.uri(), tls_client).await;
+                let io = Elastic::new(tls.map_err(&fail)?);
+                return own_handshake(io, request, config, strict, path)
+                    .await
+                    .map_err(&fail)?;
+            }
+            own_handshake(Elastic::new(tcp), request, config, strict, path)
+                .await
+                .map_err(&fail)?
         };
-        // tokio-tungstenite's connect future is large (20 KiB with TLS), and debug builds copy
-        // it into every frame of the futures that await it; on the heap it is copied nowhere.
-        let (ws, response, arrivals, compression) =
-            handshake::bounded(config.settings.handshake_timeout, Box::pin(connect)).await??;
-        let subprotocol = handshake::subprotocol(response.headers());
-        let converter = config
-            .agreement()
-            .converter_for(subprotocol.as_deref())
-            .map_err(|message| Error::handshake(None, message))?;
-        let handshake = Handshake {
-            path: Some(path),
-            subprotocol,
-            compression,
-        };
-        Ok(Session::start(
-            ws,
-            arrivals,
-            config.settings.clone(),
-            handshake,
-            converter,
-        ))
+        // The connect future is large with TLS, and debug builds copy it into every frame of
+        // the futures that await it; on the heap it is copied nowhere.
+        handshake::bounded(config.settings.handshake_timeout, Box::pin(connect)).await?
     }
 
     /// Connects and runs a block; see [`Client::web_socket`].
@@ -362,30 +324,28 @@ enum Strictness {
     Lenient,
 }
 
-/// The opening handshake of a client, run by typed-ws rather than tungstenite when tungstenite
-/// cannot: for a negotiation with a [fallback](crate::Negotiation::fallback), and for
-/// permessage-deflate. RFC 6455 (4.1) lets a server choose none of the subprotocols offered,
-/// but tungstenite fails the connection then, and a retry without the offer would cost a
-/// second connection, one that servers accepting a single connection never take. And the
-/// frames a server sends right after its answer, read with it, must go through the inflating
-/// layer, which they would not if tungstenite read them. The outer error is the handshake's;
-/// the inner one a `Sec-WebSocket-Extensions` answer that does not fit the offer.
-async fn own_handshake<S>(
-    mut io: S,
+/// The opening handshake of a client, and the session it starts. typed-ws runs it rather
+/// than tungstenite for two reasons. RFC 6455 (4.1) lets a server choose none of the
+/// subprotocols offered, which a negotiation with a [fallback](crate::Negotiation::fallback)
+/// accepts, but tungstenite fails the connection then, and a retry without the offer would
+/// cost a second connection, one that servers accepting a single connection never take. And
+/// the frames a server sends right after its answer, read with it, must go through the
+/// inflating layer, which they would not if tungstenite read them. The outer error is the
+/// handshake's; the inner one a `Sec-WebSocket-Extensions` answer that does not fit the offer,
+/// or a subprotocol no converter takes.
+async fn own_handshake<S, C>(
+    mut io: Elastic<S>,
     request: Request,
-    settings: &Settings,
+    config: &Config<C>,
     strict: Strictness,
-) -> Result<Result<(Box<dyn Transport>, Response, Option<PerMessageDeflate>), Error>, WsError>
+    path: String,
+) -> Result<Result<Session<C>, Error>, WsError>
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    C: Converter,
 {
-    let offered: Vec<String> = request
-        .headers()
-        .get_all(SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(|name| name.trim().to_owned())
+    let offered: Vec<String> = handshake::list(request.headers(), "sec-websocket-protocol")
+        .map(str::to_owned)
         .collect();
     let (head, key) = generate_request(request)?;
     io.write_all(&head).await?;
@@ -410,12 +370,7 @@ where
     }
     let headers = response.headers();
     let lists = |name: HeaderName, token: &str| {
-        headers
-            .get_all(name)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .any(|item| item.trim().eq_ignore_ascii_case(token))
+        handshake::list(headers, name.as_str()).any(|item| item.eq_ignore_ascii_case(token))
     };
     if !lists(UPGRADE, "websocket") {
         return Err(WsError::Protocol(
@@ -437,6 +392,7 @@ where
         ));
     }
     let subprotocol_error = match headers.get(SEC_WEBSOCKET_PROTOCOL) {
+        Some(_) if offered.is_empty() => Some(SubProtocolError::ServerSentSubProtocolNoneRequested),
         Some(chosen) if !offered.iter().any(|name| chosen == name.as_str()) => {
             Some(SubProtocolError::InvalidSubProtocol)
         }
@@ -454,6 +410,7 @@ where
         .get_all("sec-websocket-extensions")
         .iter()
         .filter_map(|value| value.to_str().ok());
+    let settings = &config.settings;
     let agreed = match &settings.compression {
         Some(compression) => match deflate::accept(compression, answer) {
             Ok(agreed) => agreed,
@@ -468,18 +425,33 @@ where
         }
         None => None,
     };
-    let mut io = Inflating::new(io);
-    if let Some(agreed) = agreed {
-        io.activate(agreed, settings, &tail);
-    }
-    let tail = if agreed.is_some() { Vec::new() } else { tail };
-    let config = settings.websocket_config();
-    let ws = WebSocketStream::from_partially_read(io, tail, Role::Client, Some(config)).await;
-    Ok(Ok((Box::new(ws), response, agreed)))
+    let subprotocol = handshake::subprotocol(headers);
+    let converter = match config.agreement().converter_for(subprotocol.as_deref()) {
+        Ok(converter) => converter,
+        Err(message) => return Ok(Err(Error::handshake(None, message))),
+    };
+    let handshake = Handshake {
+        path: Some(path),
+        subprotocol,
+        compression: agreed,
+    };
+    let opened = wire::Opened::Raw {
+        io,
+        tail,
+        role: Role::Client,
+    };
+    let session = wire::start(
+        opened,
+        settings.clone(),
+        handshake,
+        converter,
+        Watch::default(),
+    );
+    Ok(Ok(session.await))
 }
 
-/// TLS for a `wss://` URL as tokio-tungstenite sets it up, for [`lenient_handshake`] to run
-/// on: the configured client settings, or the webpki roots.
+/// TLS for a `wss://` URL, for [`own_handshake`] to run on: the configured client settings,
+/// or the webpki roots, as tokio-tungstenite would set it up.
 #[cfg(feature = "tls")]
 async fn connect_tls<S>(
     io: S,

@@ -51,9 +51,10 @@ use crate::budget::Overdrawn;
 use crate::config::Settings;
 use crate::error::{Chain, Error};
 use crate::frame::{CloseCode, CloseReason, Frame};
+use crate::handshake::Handshake;
 use crate::shutdown::Watch;
 use crate::trace::{self, Span};
-use crate::wire::deflate::{Deflater, InflateError, PerMessageDeflate};
+use crate::wire::deflate::{Deflater, InflateError};
 use crate::wire::{Arrivals, frames};
 
 mod shutdown;
@@ -100,14 +101,6 @@ pub(crate) const MAX_UNSENT_PONGS: usize = 32;
 /// come back for it.
 pub(crate) const FLUSH_DELAY: Duration = Duration::from_millis(1);
 
-/// What the opening handshake settled for one session.
-#[derive(Debug, Default)]
-pub(crate) struct Handshake {
-    pub(crate) path: Option<String>,
-    pub(crate) subprotocol: Option<String>,
-    pub(crate) compression: Option<PerMessageDeflate>,
-}
-
 pub(crate) struct Link {
     state: Mutex<State>,
     /// The close frame that started the closing handshake, in either direction, or 1006.
@@ -141,7 +134,7 @@ struct State {
     /// Pongs tungstenite queued since the last complete flush.
     unsent_pongs: usize,
     /// Messages the stream has read from the socket; `None` where writes are not coalesced
-    /// (a stream typed-ws did not set up, TLS on the client, or no watchdog to flush).
+    /// (a stream typed-ws did not set up, or no watchdog to flush).
     arrivals: Option<Arc<Arrivals>>,
     /// Messages tungstenite has handed out.
     taken: u64,

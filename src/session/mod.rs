@@ -18,6 +18,7 @@ use crate::config::{Config, Settings};
 use crate::converter::{Converter, NoConverter};
 use crate::error::Error;
 use crate::frame::{CloseCode, CloseReason, Frame, Utf8Bytes};
+use crate::handshake::Handshake;
 use crate::shutdown::Watch;
 use crate::trace;
 use crate::wire::Arrivals;
@@ -26,7 +27,7 @@ use crate::wire::deflate::PerMessageDeflate;
 pub(crate) mod link;
 mod watchdog;
 
-use link::{Handshake, Link, Transport};
+use link::{Link, Transport};
 
 /// A WebSocket session: send and receive frames, or typed values through the converter `C`.
 ///
@@ -220,12 +221,11 @@ impl<C> Session<C> {
     ///
     /// When the peer pipelines, the flush of a data frame is put off while more of its
     /// messages wait to be received, so that the replies to a burst go out in one write: they
-    /// are written when the next receive would wait, when the write buffer passes 128 KiB, or
-    /// 1-2 ms after the send by the keep-alive task (a 1 ms delay on tokio's millisecond
-    /// timer). With nothing waiting, the frame is written
-    /// before `send` returns. Only sessions whose connection typed-ws set up (not
-    /// [`Session::from_stream`], nor a `wss://` client) with a keep-alive task (any of ping
-    /// interval, timeout or send timeout on) put flushes off.
+    /// are written when the next receive would wait, when the write buffer fills, or a
+    /// millisecond or two after the send by the session's watchdog. With nothing waiting, the
+    /// frame is written before `send` returns. Only sessions whose connection typed-ws set up
+    /// (not [`Session::from_stream`]) and that have a watchdog (any of ping interval, timeout
+    /// or send timeout on) put flushes off.
     ///
     /// Not cancel safe: cancelled, the frame was either not queued or queued whole and still
     /// goes out (see [cancel safety](Session#cancel-safety)).
@@ -235,7 +235,7 @@ impl<C> Session<C> {
 
     /// Queues a frame without flushing it, waiting only while the write buffer is full; then
     /// [`Session::flush`] sends a whole burst with one write. Queued frames also go out with
-    /// the next send or when the buffer passes 128 KiB.
+    /// the next send or when the write buffer fills.
     ///
     /// Cancel safe: returning means queued; cancelled, nothing was queued.
     pub async fn feed(&mut self, frame: Frame) -> Result<(), Error> {

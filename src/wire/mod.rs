@@ -22,8 +22,89 @@ mod elastic;
 pub(crate) mod frames;
 pub(crate) mod header;
 
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::Role;
+
 pub(crate) use arrivals::Arrivals;
+use deflate::Inflating;
 pub(crate) use elastic::Elastic;
+
+use crate::config::Settings;
+use crate::handshake::Handshake;
+use crate::session::Session;
+use crate::shutdown::Watch;
+
+/// A connection whose opening handshake is done, as [`start`] takes it.
+pub(crate) enum Opened<S> {
+    /// The handshake went over the bare stream (typed-ws's client, hyper): `tail` is what
+    /// was read past it, the peer's first frames.
+    Raw {
+        io: Elastic<S>,
+        tail: Vec<u8>,
+        role: Role,
+    },
+    /// tungstenite's server handshake, which read through the stack, inflating nothing yet.
+    Accepted(Box<WebSocketStream<Inflating<Elastic<S>>>>),
+}
+
+/// Builds the stack under a session on a connection whose handshake is done, and starts the
+/// session: the one place where the layers are put together, for every way a session starts
+/// but [`Session::from_stream`]. The session follows `shutdown`, that of the server that
+/// accepted it, if any.
+pub(crate) async fn start<S, C>(
+    opened: Opened<S>,
+    settings: Arc<Settings>,
+    handshake: Handshake,
+    converter: C,
+    shutdown: Watch,
+) -> Session<C>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    C: Clone,
+{
+    let agreed = handshake.compression;
+    let (ws, role) = match opened {
+        Opened::Raw { io, tail, role } => {
+            let mut io = Inflating::new(io);
+            // Compressed, the frames read with the handshake must be inflated too: they go
+            // through the inflater, not straight to tungstenite.
+            let tail = match agreed {
+                Some(agreed) => {
+                    io.activate(agreed, &settings, &tail);
+                    Vec::new()
+                }
+                None => tail,
+            };
+            let config = Some(settings.websocket_config());
+            let ws = WebSocketStream::from_partially_read(io, tail, role, config).await;
+            (ws, role)
+        }
+        Opened::Accepted(mut ws) => {
+            if let Some(agreed) = agreed {
+                ws.get_mut().activate(agreed, &settings, &[]);
+            }
+            (*ws, Role::Server)
+        }
+    };
+    let arrivals = ws.get_ref().get_ref().arrivals();
+    // A server's stream is at a frame boundary once the request head is read (a client
+    // sends nothing before the 101), so what follows can be followed frame by frame for the
+    // budget of unfinished messages. A client's may hold frames read with the 101.
+    if role == Role::Server {
+        arrivals.hold_within(settings.unfinished.clone());
+    }
+    Session::start_watched(
+        Box::new(ws),
+        Some(arrivals),
+        settings,
+        handshake,
+        converter,
+        shutdown,
+    )
+}
 
 /// A frame's bytes for the tests below the session: `first` byte (FIN, RSV1-3, opcode), the
 /// length in its shortest form, a mask when `masked`, and `payload_len` bytes of payload.

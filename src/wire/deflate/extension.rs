@@ -3,6 +3,7 @@
 //! parser for the header syntax of RFC 6455 section 9.1.
 
 use super::{Compression, MAX_WINDOW_BITS, MIN_WINDOW_BITS, PerMessageDeflate};
+use crate::handshake::{elements, split_unquoted};
 
 const NAME: &str = "permessage-deflate";
 
@@ -235,11 +236,7 @@ fn window_bits(value: &str) -> Option<u8> {
 }
 
 fn extensions(value: &str) -> impl Iterator<Item = Result<Extension<'_>, String>> {
-    split_unquoted(value, b',')
-        .into_iter()
-        .map(str::trim)
-        .filter(|element| !element.is_empty())
-        .map(extension)
+    elements(value).map(extension)
 }
 
 fn extension(text: &str) -> Result<Extension<'_>, String> {
@@ -278,27 +275,6 @@ fn unquote(value: &str) -> Option<String> {
         }
     }
     Some(unquoted)
-}
-
-/// Splits at `separator` except inside quoted strings, where commas and semicolons are data.
-fn split_unquoted(text: &str, separator: u8) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let (mut start, mut quoted, mut escaped) = (0, false, false);
-    for (i, byte) in text.bytes().enumerate() {
-        if escaped {
-            escaped = false;
-        } else if quoted && byte == b'\\' {
-            escaped = true;
-        } else if byte == b'"' {
-            quoted = !quoted;
-        } else if byte == separator && !quoted {
-            // Both separators are ASCII, so `i` is a char boundary.
-            parts.push(&text[start..i]);
-            start = i + 1;
-        }
-    }
-    parts.push(&text[start..]);
-    parts
 }
 
 fn is_token(text: &str) -> bool {

@@ -65,6 +65,11 @@ impl<S> Inflating<S> {
         Inflating { io, reader: None }
     }
 
+    /// The stream underneath.
+    pub(crate) fn get_ref(&self) -> &S {
+        &self.io
+    }
+
     /// Starts inflating, from the next byte read; `head` is what was read from the stream
     /// already, after the handshake. An inflated message over the session's
     /// `max_message_size` is refused, and no frame handed to tungstenite is larger than its
