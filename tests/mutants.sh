@@ -51,10 +51,10 @@ EOF
     trap - EXIT
 }
 
-break_and_test src/session/link.rs \
+break_and_test src/session/link/receive.rs \
     'st.pending.push_back(item);' 'drop(item);' \
     keepalive data_read_ahead_while_nobody_receives_comes_out_of_later_receives_in_order
-break_and_test src/session/link.rs \
+break_and_test src/session/link/receive.rs \
     'if st.pending.len() >= MAX_PENDING_FRAMES
                 ||' 'if st.pending.len() >= MAX_PENDING_FRAMES
                 &&' \
@@ -69,25 +69,25 @@ break_and_test src/converter/mod.rs \
 break_and_test src/session/watchdog.rs \
     'Some(link) if !link.has_ended() =>' 'Some(link) if true =>' \
     keepalive the_keepalive_task_ends_with_its_session_while_the_session_is_held
-break_and_test src/session/link.rs \
+break_and_test src/session/link/mod.rs \
     'if trace::ENABLED && self.close_reason.get().is_none()' \
     'if trace::ENABLED || self.close_reason.get().is_none()' \
     tracing a_clean_close_gives_session_spans_and_an_end_event_with_1000
-break_and_test src/session/link.rs \
+break_and_test src/session/link/mod.rs \
     '// The watchdog may be asleep until its next tick; it has nothing left to watch.
         self.watchdog.notify_one();' \
     '// The watchdog may be asleep until its next tick; it has nothing left to watch.' \
     keepalive dropping_a_session_ends_its_keepalive_task_at_once
-break_and_test src/session/link.rs \
+break_and_test src/session/link/receive.rs \
     'st.pending_bytes -= frame.payload().len();' 'st.pending_bytes += frame.payload().len();' \
     keepalive a_drained_read_ahead_buffer_no_longer_keeps_a_silent_peer_alive
-break_and_test src/session/link.rs \
+break_and_test src/session/link/receive.rs \
     'st.pending_bytes -= frame.payload().len();' 'st.pending_bytes /= frame.payload().len();' \
     keepalive read_ahead_refills_only_what_the_user_took
-break_and_test src/session/link.rs \
+break_and_test src/session/link/send.rs \
     'Some(size) if text.len() > size =>' 'Some(size) if text.len() < size =>' \
     limits fragment_size_splits_outgoing_messages_on_the_wire
-break_and_test src/session/link.rs \
+break_and_test src/session/link/send.rs \
     'if data.len() > 125 =>' 'if data.len() >= 125 =>' \
     session_frames invalid_outgoing_frames_are_refused_and_the_session_stays_usable
 break_and_test src/config.rs \
@@ -106,13 +106,13 @@ break_and_test src/config.rs \
 # Write coalescing (issue 13): a send that never puts its flush off, a receive that does not
 # flush what was put off before it waits, received messages that do not count against
 # tokio's task budget, and a stream that never counts arriving messages.
-break_and_test src/session/link.rs \
+break_and_test src/session/link/send.rs \
     'if st.pending.is_empty() && arrivals.count() <= st.taken {' 'if true {' \
     coalescing replies_to_a_pipelined_burst_go_out_together_complete_and_in_order
-break_and_test src/session/link.rs \
+break_and_test src/session/link/receive.rs \
     'if st.owed_since.is_some() {' 'if false {' \
     coalescing the_receive_that_would_wait_flushes_the_replies_put_off_in_one_write
-break_and_test src/session/link.rs \
+break_and_test src/session/link/receive.rs \
     'coop.made_progress();
         let item = self.on_read(st, item);' 'let item = self.on_read(st, item);' \
     coalescing a_session_working_through_a_long_burst_lets_other_sessions_in
@@ -120,22 +120,22 @@ break_and_test src/wire/arrivals.rs \
     'self.counting.store(true, Ordering::Relaxed);' '' \
     coalescing replies_to_a_pipelined_burst_go_out_together_complete_and_in_order
 # The watchdog's flush delay, shortened to nothing (cargo mutants: both survived).
-break_and_test src/session/link.rs \
+break_and_test src/session/link/send.rs \
     'let due = since + FLUSH_DELAY;' 'let due = since - FLUSH_DELAY;' \
     coalescing the_watchdog_flushes_a_reply_put_off_at_the_flush_delay_and_not_before
-break_and_test src/session/link.rs \
+break_and_test src/session/link/send.rs \
     'if Instant::now() < due {' 'if Instant::now() == due {' \
     coalescing the_watchdog_flushes_a_reply_put_off_at_the_flush_delay_and_not_before
 # Survivors of the whole run over link.rs and read_buffer.rs (now wire/elastic.rs): the session's `Sink::poll_ready`
 # that never waits for room, a waker slot that keeps the first task's waker, a head handed
 # over in pieces whose rest is dropped, a shutdown that never reaches the socket, a send
 # deadline that has always passed.
-break_and_test src/session/link.rs \
+break_and_test src/session/link/send.rs \
     'let ready = Pin::new(&mut *st.ws).poll_ready(cx);
         Poll::Ready(' 'let ready = Poll::Ready(Ok(()));
         Poll::Ready(' \
     hostile_slow_readers feeding_the_session_as_a_sink_to_a_peer_that_never_reads_waits_after_a_bounded_amount
-break_and_test src/session/link.rs \
+break_and_test src/session/link/transport.rs \
     'Some(known) if known.will_wake(waker) => {}' 'Some(_) => {}' \
     keepalive the_timeout_wakes_a_receive_that_moved_to_another_task
 break_and_test src/wire/elastic.rs \
@@ -144,7 +144,7 @@ break_and_test src/wire/elastic.rs \
 break_and_test src/wire/elastic.rs \
     'Pin::new(&mut self.get_mut().io).poll_shutdown(cx)' 'Poll::Ready(Ok(()))' \
     lib wire::elastic::tests::flush_and_shutdown_reach_the_stream_underneath
-break_and_test src/session/link.rs \
+break_and_test src/session/link/deadlines.rs \
     'Some(st.blocked_since? + self.settings.send_timeout?)' 'Some(st.blocked_since? - self.settings.send_timeout?)' \
     hardening by_default_a_peer_that_does_not_read_is_dropped_at_the_send_deadline
 # A raw session's span would name no converter.
@@ -202,7 +202,7 @@ break_and_test src/wire/arrivals.rs \
 break_and_test src/wire/deflate/inflate.rs \
     '.take(message.size.saturating_sub(self.share.held()))' '.take(0)' \
     budget a_compressed_fragment_holds_what_it_inflates_to
-break_and_test src/session/link.rs \
+break_and_test src/session/link/receive.rs \
     'for _ in 0..frame.payload().len() / BYTES_PER_UNIT {' 'for _ in 0..0 {' \
     compression messages_that_inflate_to_megabytes_are_read_one_per_turn_of_the_task
 
