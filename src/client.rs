@@ -29,7 +29,9 @@ use crate::reconnect::Reconnect;
 use crate::session::Session;
 use crate::shutdown::Watch;
 use crate::trace;
-use crate::wire::{self, Elastic, deflate};
+#[cfg(feature = "compression")]
+use crate::wire::deflate;
+use crate::wire::{self, Elastic};
 
 /// A WebSocket client: a [`Config`] installed once, shared by every session it opens. Cheap
 /// to clone.
@@ -246,8 +248,8 @@ impl<C: Converter> ClientRequest<C> {
                 .headers_mut()
                 .insert("sec-websocket-protocol", value);
         }
-        let compression = config.settings.compression;
-        if let Some(compression) = &compression {
+        #[cfg(feature = "compression")]
+        if let Some(compression) = &config.settings.compression {
             let value = HeaderValue::from_str(&deflate::offer(compression))
                 .map_err(|e| invalid_header("Sec-WebSocket-Extensions", e))?;
             request
@@ -411,6 +413,7 @@ where
         .iter()
         .filter_map(|value| value.to_str().ok());
     let settings = &config.settings;
+    #[cfg(feature = "compression")]
     let agreed = match &settings.compression {
         Some(compression) => match deflate::accept(compression, answer) {
             Ok(agreed) => agreed,
@@ -419,12 +422,15 @@ where
                 return Ok(Err(Error::handshake(None, message)));
             }
         },
-        None if answer.count() > 0 => {
-            let message = "the server answered with extensions, none of which was offered";
-            return Ok(Err(Error::handshake(None, message)));
-        }
-        None => None,
+        None => match unoffered(answer) {
+            Ok(()) => None,
+            Err(e) => return Ok(Err(e)),
+        },
     };
+    #[cfg(not(feature = "compression"))]
+    if let Err(e) = unoffered(answer) {
+        return Ok(Err(e));
+    }
     let subprotocol = handshake::subprotocol(headers);
     let converter = match config.agreement().converter_for(subprotocol.as_deref()) {
         Ok(converter) => converter,
@@ -433,6 +439,7 @@ where
     let handshake = Handshake {
         path: Some(path),
         subprotocol,
+        #[cfg(feature = "compression")]
         compression: agreed,
     };
     let opened = wire::Opened::Raw {
@@ -448,6 +455,18 @@ where
         Watch::default(),
     );
     Ok(Ok(session.await))
+}
+
+/// Fails a handshake whose `Sec-WebSocket-Extensions` answer agrees to anything when nothing
+/// was offered.
+fn unoffered<'a>(mut answer: impl Iterator<Item = &'a str>) -> Result<(), Error> {
+    match answer.next() {
+        Some(_) => {
+            let message = "the server answered with extensions, none of which was offered";
+            Err(Error::handshake(None, message))
+        }
+        None => Ok(()),
+    }
 }
 
 /// TLS for a `wss://` URL, for [`own_handshake`] to run on: the configured client settings,

@@ -9,6 +9,7 @@ use crate::budget::Budget;
 use crate::converter::{Converter, NoConverter};
 use crate::negotiation::{Agreement, Negotiation};
 use crate::tls::TlsSettings;
+#[cfg(feature = "compression")]
 use crate::wire::deflate::Compression;
 
 /// The default [`Config::max_frame_size`]: 16 MiB.
@@ -59,7 +60,7 @@ pub const DEFAULT_MAX_UNFINISHED_BYTES: usize = 64 << 20;
 /// | [`subprotocols`](Config::subprotocols) | none |
 /// | [`converter`](Config::converter) | none ([`NoConverter`]) |
 /// | [`negotiate`](Config::negotiate) | off |
-/// | [`compression`](Config::compression) | off (permessage-deflate neither offered nor accepted) |
+/// | `compression` (feature `compression`) | off (permessage-deflate neither offered nor accepted) |
 /// | `tls_client` (feature `tls`) | webpki-roots, certificates verified |
 /// | `tls_server` (feature `tls`) | off |
 ///
@@ -97,6 +98,7 @@ pub(crate) struct Settings {
     pub(crate) fragment_size: Option<usize>,
     pub(crate) read_buffer_size: usize,
     pub(crate) subprotocols: Vec<String>,
+    #[cfg(feature = "compression")]
     pub(crate) compression: Option<Compression>,
     // Empty and unread without the `tls` feature; kept so that the settings have one shape.
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
@@ -118,6 +120,7 @@ impl Default for Settings {
             fragment_size: None,
             read_buffer_size: DEFAULT_READ_BUFFER_SIZE,
             subprotocols: Vec::new(),
+            #[cfg(feature = "compression")]
             compression: None,
             tls: TlsSettings::default(),
         }
@@ -307,6 +310,8 @@ impl<C> Config<C> {
     /// Default off.
     ///
     /// [`Session::compression`]: crate::Session::compression
+    #[cfg(feature = "compression")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "compression")))]
     pub fn compression(self, compression: Compression) -> Self {
         self.set(|s| s.compression = Some(compression))
     }

@@ -11,6 +11,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderMap, HeaderValue, StatusCode};
 use crate::config::Config;
 use crate::converter::Converter;
 use crate::error::{Error, tungstenite_cause};
+#[cfg(feature = "compression")]
 use crate::wire::deflate::{self, PerMessageDeflate};
 
 /// What the opening handshake settled for one session.
@@ -18,6 +19,7 @@ use crate::wire::deflate::{self, PerMessageDeflate};
 pub(crate) struct Handshake {
     pub(crate) path: Option<String>,
     pub(crate) subprotocol: Option<String>,
+    #[cfg(feature = "compression")]
     pub(crate) compression: Option<PerMessageDeflate>,
 }
 
@@ -45,14 +47,16 @@ pub(crate) fn answer<C: Converter>(
         })?;
         response.insert("sec-websocket-protocol", value);
     }
-    let compression = deflate::answer_request(&config.settings, headers);
-    if let Some((answer, _)) = &compression {
-        response.insert("sec-websocket-extensions", answer.clone());
-    }
+    #[cfg(feature = "compression")]
+    let compression = deflate::answer_request(&config.settings, headers).map(|(answer, agreed)| {
+        response.insert("sec-websocket-extensions", answer);
+        agreed
+    });
     let handshake = Handshake {
         path: Some(path.to_owned()),
         subprotocol,
-        compression: compression.map(|(_, agreed)| agreed),
+        #[cfg(feature = "compression")]
+        compression,
     };
     Ok((handshake, converter))
 }

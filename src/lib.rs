@@ -118,6 +118,8 @@ pub use tokio_tungstenite;
 /// The `http` crate, as tungstenite uses it: requests seen by [`Server::accept_with`] and
 /// the statuses it refuses with.
 pub use tokio_tungstenite::tungstenite::http;
+#[cfg(feature = "compression")]
+#[cfg_attr(docsrs, doc(cfg(feature = "compression")))]
 pub use wire::deflate::{Compression, PerMessageDeflate};
 
 /// What typed-ws code needs in scope besides the types it names: the [`Converter`] and

@@ -20,7 +20,7 @@ use crate::session::Session;
 use crate::shutdown::Watch;
 use crate::trace;
 use crate::upgrade;
-use crate::wire::{self, deflate::Inflating};
+use crate::wire;
 
 /// A WebSocket server: a [`Config`] installed once, shared by every session it accepts. Cheap
 /// to clone.
@@ -220,7 +220,7 @@ impl<C: Converter> Server<C> {
             };
         let io = upgrade::screen(io).await?;
         let ws = tokio_tungstenite::accept_hdr_async_with_config(
-            Inflating::new(io),
+            wire::stack(io),
             callback,
             Some(config.settings.websocket_config()),
         )

@@ -22,6 +22,7 @@ use crate::handshake::Handshake;
 use crate::shutdown::Watch;
 use crate::trace;
 use crate::wire::Arrivals;
+#[cfg(feature = "compression")]
 use crate::wire::deflate::PerMessageDeflate;
 
 pub(crate) mod link;
@@ -97,10 +98,13 @@ pub struct RecvHalf<C = NoConverter> {
 
 impl<C> fmt::Debug for Session<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Session")
+        let mut debug = f.debug_struct("Session");
+        debug
             .field("path", &self.path())
-            .field("subprotocol", &self.subprotocol())
-            .field("compression", &self.compression())
+            .field("subprotocol", &self.subprotocol());
+        #[cfg(feature = "compression")]
+        debug.field("compression", &self.compression());
+        debug
             .field("close_reason", &self.close_reason())
             .finish_non_exhaustive()
     }
@@ -206,7 +210,7 @@ impl<C: Clone> Session<C> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "compression"))]
 impl<C> Session<C> {
     /// Whether a compressor is allocated now.
     pub(crate) fn holds_compressor(&self) -> bool {
@@ -309,6 +313,8 @@ impl<C> Session<C> {
 
     /// The permessage-deflate parameters agreed in the handshake; `None` when messages go
     /// uncompressed (see [`Config::compression`]).
+    #[cfg(feature = "compression")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "compression")))]
     pub fn compression(&self) -> Option<PerMessageDeflate> {
         self.tx.link.handshake.compression
     }

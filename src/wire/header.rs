@@ -5,9 +5,7 @@
 
 use std::io::Cursor;
 
-use bytes::{BufMut, BytesMut};
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode;
 
 /// The longest header: 2 bytes, a 64-bit length and a mask.
 pub(crate) const MAX_LEN: usize = 14;
@@ -26,6 +24,7 @@ pub(crate) struct Header {
 /// Bit of the first byte: the frame ends its message.
 pub(crate) const FIN: u8 = 0x80;
 /// Bit of the first byte: RSV1, a compressed message's first frame under permessage-deflate.
+#[cfg(any(test, feature = "compression"))]
 pub(crate) const RSV1: u8 = 0x40;
 
 impl Header {
@@ -60,8 +59,12 @@ pub(crate) fn parse(bytes: &[u8]) -> Option<Header> {
 }
 
 /// Writes a header: `first` (FIN, RSV1-3, opcode), then the length in its shortest form, then
-/// `mask` when given.
-pub(crate) fn write(out: &mut BytesMut, first: u8, mask: Option<[u8; 4]>, payload_len: u64) {
+/// `mask` when given: the frames an inflated message is handed to tungstenite in.
+#[cfg(any(test, feature = "compression"))]
+pub(crate) fn write(out: &mut bytes::BytesMut, first: u8, mask: Option<[u8; 4]>, payload_len: u64) {
+    use bytes::BufMut;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode;
+
     let header = FrameHeader {
         is_final: first & FIN != 0,
         rsv1: first & RSV1 != 0,
@@ -76,6 +79,8 @@ pub(crate) fn write(out: &mut BytesMut, first: u8, mask: Option<[u8; 4]>, payloa
 
 #[cfg(test)]
 mod tests {
+    use bytes::BytesMut;
+
     use super::*;
 
     fn written(first: u8, mask: Option<[u8; 4]>, len: u64) -> Vec<u8> {

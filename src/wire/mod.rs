@@ -17,6 +17,7 @@
 //! that looks at them; [`start`] builds the stack, once, for the client, the server and hyper.
 
 pub(crate) mod arrivals;
+#[cfg(feature = "compression")]
 pub(crate) mod deflate;
 mod elastic;
 pub(crate) mod frames;
@@ -29,13 +30,34 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 pub(crate) use arrivals::Arrivals;
-use deflate::Inflating;
 pub(crate) use elastic::Elastic;
 
 use crate::config::Settings;
 use crate::handshake::Handshake;
 use crate::session::Session;
 use crate::shutdown::Watch;
+
+/// The layers under tungstenite: [`Elastic`], then, with the `compression` feature,
+/// [`Inflating`](deflate::Inflating).
+#[cfg(feature = "compression")]
+pub(crate) type Stack<S> = deflate::Inflating<Elastic<S>>;
+/// The layers under tungstenite: [`Elastic`] alone without the `compression` feature.
+#[cfg(not(feature = "compression"))]
+pub(crate) type Stack<S> = Elastic<S>;
+
+/// The layers under tungstenite on `io`, inflating nothing until a session is started.
+pub(crate) fn stack<S>(io: Elastic<S>) -> Stack<S> {
+    #[cfg(feature = "compression")]
+    let io = deflate::Inflating::new(io);
+    io
+}
+
+/// The [`Elastic`] at the bottom of a stack.
+fn elastic<S>(stack: &Stack<S>) -> &Elastic<S> {
+    #[cfg(feature = "compression")]
+    let stack = stack.get_ref();
+    stack
+}
 
 /// A connection whose opening handshake is done, as [`start`] takes it.
 pub(crate) enum Opened<S> {
@@ -47,7 +69,7 @@ pub(crate) enum Opened<S> {
         role: Role,
     },
     /// tungstenite's server handshake, which read through the stack, inflating nothing yet.
-    Accepted(Box<WebSocketStream<Inflating<Elastic<S>>>>),
+    Accepted(Box<WebSocketStream<Stack<S>>>),
 }
 
 /// Builds the stack under a session on a connection whose handshake is done, and starts the
@@ -65,13 +87,14 @@ where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     C: Clone,
 {
-    let agreed = handshake.compression;
     let (ws, role) = match opened {
         Opened::Raw { io, tail, role } => {
-            let mut io = Inflating::new(io);
+            #[cfg_attr(not(feature = "compression"), expect(unused_mut))]
+            let mut io = stack(io);
             // Compressed, the frames read with the handshake must be inflated too: they go
             // through the inflater, not straight to tungstenite.
-            let tail = match agreed {
+            #[cfg(feature = "compression")]
+            let tail = match handshake.compression {
                 Some(agreed) => {
                     io.activate(agreed, &settings, &tail);
                     Vec::new()
@@ -82,14 +105,16 @@ where
             let ws = WebSocketStream::from_partially_read(io, tail, role, config).await;
             (ws, role)
         }
+        #[cfg_attr(not(feature = "compression"), expect(unused_mut))]
         Opened::Accepted(mut ws) => {
-            if let Some(agreed) = agreed {
+            #[cfg(feature = "compression")]
+            if let Some(agreed) = handshake.compression {
                 ws.get_mut().activate(agreed, &settings, &[]);
             }
             (*ws, Role::Server)
         }
     };
-    let arrivals = ws.get_ref().get_ref().arrivals();
+    let arrivals = elastic(ws.get_ref()).arrivals();
     // A server's stream is at a frame boundary once the request head is read (a client
     // sends nothing before the 101), so what follows can be followed frame by frame for the
     // budget of unfinished messages. A client's may hold frames read with the 101.

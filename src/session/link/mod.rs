@@ -45,6 +45,7 @@ use crate::handshake::Handshake;
 use crate::shutdown::Watch;
 use crate::trace::{self, Span};
 use crate::wire::Arrivals;
+#[cfg(feature = "compression")]
 use crate::wire::deflate::Deflater;
 
 mod deadlines;
@@ -114,6 +115,7 @@ struct State {
     /// The watchdog knows that a flush is owed and will see to it.
     backstop_armed: bool,
     /// Compresses data messages, when the handshake agreed on permessage-deflate.
+    #[cfg(feature = "compression")]
     deflater: Option<Deflater>,
     /// The server's shutdown, once the watchdog has seen it begin.
     shutdown: Option<ShutdownClose>,
@@ -175,6 +177,7 @@ impl Link {
                 taken: 0,
                 owed_since: None,
                 backstop_armed: false,
+                #[cfg(feature = "compression")]
                 deflater: handshake
                     .compression
                     .zip(settings.compression)
@@ -190,6 +193,14 @@ impl Link {
             span,
             shutdown,
         })
+    }
+
+    /// Whether the handshake agreed on compression.
+    pub(crate) fn compressed(&self) -> bool {
+        #[cfg(feature = "compression")]
+        return self.handshake.compression.is_some();
+        #[cfg(not(feature = "compression"))]
+        false
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

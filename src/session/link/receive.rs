@@ -12,6 +12,7 @@ use crate::budget::Overdrawn;
 use crate::error::{Chain, Error};
 use crate::frame::{CloseCode, CloseReason, Frame};
 use crate::trace;
+#[cfg(feature = "compression")]
 use crate::wire::deflate::InflateError;
 
 use super::shutdown::ShutdownClose;
@@ -82,7 +83,7 @@ impl Link {
     /// in socket reads already.
     fn charge(&self, cx: &mut Context<'_>, item: &Result<Frame, Error>) {
         let Ok(frame) = item else { return };
-        if self.handshake.compression.is_none() {
+        if !self.compressed() {
             return;
         }
         for _ in 0..frame.payload().len() / BYTES_PER_UNIT {
@@ -184,23 +185,19 @@ impl Link {
                 return self.end_error(End::Closed);
             }
             WsError::Io(e) => match read_failure(&e) {
-                Some(ReadFailure::Inflate(InflateError::TooBig { size, limit })) => (
-                    Error::TooBig {
-                        size: *size,
-                        limit: *limit,
-                    },
+                #[cfg(feature = "compression")]
+                Some(ReadFailure::TooBig { size, limit }) => (
+                    Error::TooBig { size, limit },
                     CloseCode::TooBig,
                     format!("compressed message inflates past the limit of {limit} bytes"),
                 ),
-                Some(ReadFailure::Inflate(InflateError::Invalid(why))) => (
-                    Error::InvalidCompressed(why.clone()),
+                #[cfg(feature = "compression")]
+                Some(ReadFailure::Invalid(why)) => (
+                    Error::InvalidCompressed(why.to_owned()),
                     CloseCode::InvalidPayload,
                     format!("invalid compressed data: {why}"),
                 ),
-                Some(
-                    ReadFailure::Overdrawn(overdrawn)
-                    | ReadFailure::Inflate(InflateError::Overdrawn(overdrawn)),
-                ) => (
+                Some(ReadFailure::Overdrawn(overdrawn)) => (
                     Error::Overloaded {
                         limit: overdrawn.limit,
                     },
@@ -265,14 +262,28 @@ const BYTES_PER_UNIT: usize = 8 << 10;
 /// Why the layers under tungstenite ended a read, when one of them did: they can only say it
 /// inside an I/O error.
 enum ReadFailure<'a> {
-    Inflate(&'a InflateError),
+    /// A compressed message inflated past the size limit: `size` bytes so far.
+    #[cfg(feature = "compression")]
+    TooBig { size: usize, limit: usize },
+    /// A compressed message's payload is not DEFLATE data.
+    #[cfg(feature = "compression")]
+    Invalid(&'a str),
+    /// The budget for unfinished messages is spent.
     Overdrawn(&'a Overdrawn),
 }
 
 fn read_failure(e: &std::io::Error) -> Option<ReadFailure<'_>> {
     let inner = e.get_ref()?;
+    #[cfg(feature = "compression")]
     if let Some(inflate) = inner.downcast_ref::<InflateError>() {
-        return Some(ReadFailure::Inflate(inflate));
+        return Some(match inflate {
+            InflateError::TooBig { size, limit } => ReadFailure::TooBig {
+                size: *size,
+                limit: *limit,
+            },
+            InflateError::Invalid(why) => ReadFailure::Invalid(why),
+            InflateError::Overdrawn(overdrawn) => ReadFailure::Overdrawn(overdrawn),
+        });
     }
     inner
         .downcast_ref::<Overdrawn>()

@@ -143,6 +143,7 @@ impl Link {
 
     /// Compresses a data message's payload when the handshake agreed on it. A compressor
     /// that comes to life wakes the watchdog, which releases it once the session is idle.
+    #[cfg(feature = "compression")]
     pub(super) fn compress(&self, st: &mut State, data: &[u8]) -> Option<Bytes> {
         let deflater = st.deflater.as_mut()?;
         let was_live = deflater.is_live();
@@ -153,12 +154,25 @@ impl Link {
         compressed
     }
 
+    /// Without compression, every message goes out as it is.
+    #[cfg(not(feature = "compression"))]
+    pub(super) fn compress(&self, _st: &mut State, _data: &[u8]) -> Option<Bytes> {
+        None
+    }
+
     /// The watchdog's release of a compressor that has been idle; returns when to look again.
+    #[cfg(feature = "compression")]
     pub(crate) fn release_idle_compressor(&self) -> Option<Instant> {
         self.lock()
             .deflater
             .as_mut()?
             .release_if_idle(Instant::now())
+    }
+
+    /// Without compression there is no compressor to release.
+    #[cfg(not(feature = "compression"))]
+    pub(crate) fn release_idle_compressor(&self) -> Option<Instant> {
+        None
     }
 
     /// Leaves the frame just queued unflushed when more input waits for the receiver, whose
@@ -302,7 +316,7 @@ impl Link {
         let _ = self.track_write(st, flushed, true);
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, feature = "compression"))]
     pub(crate) fn holds_compressor(&self) -> bool {
         self.lock()
             .deflater
