@@ -7,7 +7,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::budget::Budget;
 use crate::converter::{Converter, NoConverter};
-use crate::negotiation::{Agreement, Negotiation};
+use crate::subprotocol::{Agreement, Negotiation};
 use crate::tls::TlsSettings;
 #[cfg(feature = "compression")]
 use crate::wire::deflate::Compression;
@@ -132,9 +132,14 @@ impl Settings {
         // A frame over the message limit can never be accepted; capping the frame limit too
         // refuses it from its header instead of after reading its payload.
         WebSocketConfig::default()
-            .max_frame_size(Some(self.max_frame_size.min(self.max_message_size)))
+            .max_frame_size(Some(self.frame_limit()))
             .max_message_size(Some(self.max_message_size))
             .read_buffer_size(self.read_buffer_size)
+    }
+
+    /// The largest frame tungstenite takes: never over the message limit.
+    pub(crate) fn frame_limit(&self) -> usize {
+        self.max_frame_size.min(self.max_message_size)
     }
 
     /// Whether a session needs its watchdog task: for pings or for one of its deadlines.

@@ -48,10 +48,12 @@ pub(crate) fn answer<C: Converter>(
         response.insert("sec-websocket-protocol", value);
     }
     #[cfg(feature = "compression")]
-    let compression = deflate::answer_request(&config.settings, headers).map(|(answer, agreed)| {
-        response.insert("sec-websocket-extensions", answer);
-        agreed
-    });
+    let compression = deflate::answer_request(config.settings.compression.as_ref(), headers).map(
+        |(answer, agreed)| {
+            response.insert("sec-websocket-extensions", answer);
+            agreed
+        },
+    );
     let handshake = Handshake {
         path: Some(path.to_owned()),
         subprotocol,

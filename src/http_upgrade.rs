@@ -17,9 +17,9 @@ use crate::converter::Converter;
 use crate::error::Error;
 use crate::handshake;
 use crate::handshake::Handshake;
+use crate::screen;
 use crate::session::Session;
 use crate::shutdown::{Shutdown, Watch};
-use crate::upgrade;
 use crate::wire::{self, Elastic};
 
 /// Answers a WebSocket upgrade request in a hyper 1.x service: the `101 Switching Protocols`
@@ -90,7 +90,7 @@ impl Opening {
     /// another WebSocket version, 400 for anything else amiss.
     pub(crate) fn read<B>(request: &Request<B>) -> Result<Self, Refusal> {
         let switching =
-            upgrade::check(request).map_err(|(status, reason)| Refusal::new(status, reason))?;
+            screen::check(request).map_err(|(status, reason)| Refusal::new(status, reason))?;
         Ok(Opening {
             switching,
             path: request.uri().path().to_owned(),

@@ -58,15 +58,15 @@ mod error;
 mod frame;
 mod handshake;
 mod listener;
-mod negotiation;
 mod reconnect;
+mod screen;
 mod serve;
 mod server;
 mod session;
 mod shutdown;
+mod subprotocol;
 mod tls;
 mod trace;
-mod upgrade;
 mod wire;
 
 #[cfg(feature = "axum")]
@@ -84,19 +84,10 @@ pub use config::{
     DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_UNFINISHED_BYTES, DEFAULT_PING_INTERVAL,
     DEFAULT_READ_BUFFER_SIZE, DEFAULT_SEND_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_TIMEOUT,
 };
-#[cfg(feature = "cbor")]
-#[cfg_attr(docsrs, doc(cfg(feature = "cbor")))]
-pub use converter::CborConverter;
-#[cfg(feature = "json")]
-#[cfg_attr(docsrs, doc(cfg(feature = "json")))]
-pub use converter::JsonConverter;
-#[cfg(feature = "msgpack")]
-#[cfg_attr(docsrs, doc(cfg(feature = "msgpack")))]
-pub use converter::MsgPackConverter;
-pub use converter::{AnyConverter, BorrowingConverter, Converter, NoConverter};
+// Whole, so that the codecs the `codecs!` table in converter/ declares come out with it.
+pub use converter::*;
 pub use error::{BoxError, Error, Report};
 pub use frame::{CloseCode, CloseReason, Frame, FrameKind, Utf8Bytes};
-pub use negotiation::Negotiation;
 pub use reconnect::{
     Backoff, DEFAULT_BUSY_DELAY, DEFAULT_INITIAL_DELAY, DEFAULT_MAX_DELAY, DEFAULT_RESET_AFTER,
     Reconnect, ReconnectState, Reconnecting, Stop,
@@ -109,6 +100,7 @@ pub use rustls;
 pub use serve::Serve;
 pub use server::{Failure, Server, Stage};
 pub use session::{Deserialized, RecvHalf, SendHalf, Session};
+pub use subprotocol::Negotiation;
 /// tokio-rustls, for TLS on streams given to [`Server::accept`].
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]

@@ -15,11 +15,11 @@ use crate::config::Config;
 use crate::converter::{Converter, NoConverter};
 use crate::error::{Chain, Error};
 use crate::handshake::{self, Side};
+use crate::screen;
 use crate::serve::Serve;
 use crate::session::Session;
 use crate::shutdown::Watch;
 use crate::trace;
-use crate::upgrade;
 use crate::wire;
 
 /// A WebSocket server: a [`Config`] installed once, shared by every session it accepts. Cheap
@@ -218,7 +218,7 @@ impl<C: Converter> Server<C> {
                 agreed = Some(answered);
                 Ok(response)
             };
-        let io = upgrade::screen(io).await?;
+        let io = screen::screen(io).await?;
         let ws = tokio_tungstenite::accept_hdr_async_with_config(
             wire::stack(io),
             callback,

@@ -209,6 +209,21 @@ impl<C: Clone> Session<C> {
     }
 }
 
+#[cfg(feature = "tracing")]
+impl<C: Converter> trace::Opened for Session<C> {
+    fn subprotocol(&self) -> Option<&str> {
+        Session::subprotocol(self)
+    }
+
+    fn converter_name(&self) -> &'static str {
+        self.converter().name()
+    }
+
+    fn span(&self) -> &trace::Span {
+        &self.tx.link.span
+    }
+}
+
 #[cfg(all(test, feature = "compression"))]
 impl<C> Session<C> {
     /// Whether a compressor is allocated now.

@@ -52,6 +52,21 @@ pub(crate) fn stack<S>(io: Elastic<S>) -> Stack<S> {
     io
 }
 
+/// What bounds inflated messages: tungstenite's own limits, so that what it is handed it
+/// takes.
+#[cfg(feature = "compression")]
+fn limits(settings: &Settings) -> deflate::Limits {
+    let limits = deflate::Limits {
+        frame: settings.frame_limit(),
+        message: settings.max_message_size,
+        unfinished: settings.unfinished.clone(),
+    };
+    let tungstenite = settings.websocket_config();
+    debug_assert_eq!(tungstenite.max_frame_size, Some(limits.frame));
+    debug_assert_eq!(tungstenite.max_message_size, Some(limits.message));
+    limits
+}
+
 /// The [`Elastic`] at the bottom of a stack.
 fn elastic<S>(stack: &Stack<S>) -> &Elastic<S> {
     #[cfg(feature = "compression")]
@@ -96,7 +111,7 @@ where
             #[cfg(feature = "compression")]
             let tail = match handshake.compression {
                 Some(agreed) => {
-                    io.activate(agreed, &settings, &tail);
+                    io.activate(agreed, limits(&settings), &tail);
                     Vec::new()
                 }
                 None => tail,
@@ -109,7 +124,7 @@ where
         Opened::Accepted(mut ws) => {
             #[cfg(feature = "compression")]
             if let Some(agreed) = handshake.compression {
-                ws.get_mut().activate(agreed, &settings, &[]);
+                ws.get_mut().activate(agreed, limits(&settings), &[]);
             }
             (*ws, Role::Server)
         }

@@ -72,7 +72,7 @@ impl Link {
 
     /// Closes the session after `after` without a frame from the peer, when that is so;
     /// otherwise returns when the timeout would expire, as things stand. `None` means the
-    /// session has ended and the keep-alive task can stop.
+    /// session has ended and the watchdog can stop.
     pub(crate) fn check_timeout(&self, after: Duration) -> Option<Instant> {
         let mut st = self.lock();
         if st.end.is_some() {

@@ -92,7 +92,7 @@ pub(crate) struct Link {
 
 struct State {
     ws: Box<dyn Transport>,
-    /// What the keep-alive task read while nobody was receiving, in order; a failure that
+    /// What the watchdog read while nobody was receiving, in order; a failure that
     /// ended the stream comes last.
     pending: VecDeque<Result<Frame, Error>>,
     pending_bytes: usize,

@@ -220,7 +220,7 @@ impl Link {
 
     /// Reads, without waiting, what the peer has sent while nobody is receiving, so that its
     /// pings are answered and its pongs and close are seen; data waits in `pending` for the
-    /// receiver, up to one maximum-size message or [`MAX_PENDING_FRAMES`]. Only the keep-alive
+    /// receiver, up to one maximum-size message or [`MAX_PENDING_FRAMES`]. Only the watchdog
     /// task does this, once a tick: reading the peer's close makes tungstenite refuse further
     /// data frames, which must not happen on every send.
     pub(crate) fn read_ahead(&self) {

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, BufMut, BytesMut};
@@ -11,8 +12,7 @@ use flate2::{Decompress, FlushDecompress, Status};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::PerMessageDeflate;
-use crate::budget::{Overdrawn, Share};
-use crate::config::Settings;
+use crate::budget::{Budget, Overdrawn, Share};
 use crate::wire::header;
 
 /// The most inflated bytes put in one frame for tungstenite, and about the most waiting for it
@@ -52,6 +52,18 @@ impl fmt::Display for InflateError {
 
 impl std::error::Error for InflateError {}
 
+/// What bounds the inflated messages of a session.
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    /// The largest frame handed to tungstenite: its own frame limit, which it would refuse
+    /// a larger one with.
+    pub(crate) frame: usize,
+    /// The largest inflated message.
+    pub(crate) message: usize,
+    /// What unfinished messages take from.
+    pub(crate) unfinished: Arc<Budget>,
+}
+
 /// A byte stream that, once [activated](Inflating::activate), inflates the compressed
 /// messages read through it; until then, and for sessions without compression, reads pass
 /// straight through.
@@ -71,19 +83,17 @@ impl<S> Inflating<S> {
     }
 
     /// Starts inflating, from the next byte read; `head` is what was read from the stream
-    /// already, after the handshake. An inflated message over the session's
-    /// `max_message_size` is refused, and no frame handed to tungstenite is larger than its
-    /// frame limit.
-    pub(crate) fn activate(&mut self, agreed: PerMessageDeflate, settings: &Settings, head: &[u8]) {
-        let max_frame_size = settings.max_frame_size.min(settings.max_message_size);
-        let max_message_size = settings.max_message_size;
-        let chunk = CHUNK.min(max_frame_size).min(max_message_size).max(1);
+    /// already, after the handshake. An inflated message over `limits.message` is refused,
+    /// and no frame handed to tungstenite is larger than `limits.frame`.
+    pub(crate) fn activate(&mut self, agreed: PerMessageDeflate, limits: Limits, head: &[u8]) {
+        let max_message_size = limits.message;
+        let chunk = CHUNK.min(limits.frame).min(max_message_size).max(1);
         self.reader = Some(Box::new(Reader {
             raw: BytesMut::from(head),
             step: Step::Header,
             message: None,
             failed: None,
-            share: Share::new(settings.unfinished.clone()),
+            share: Share::new(limits.unfinished),
             output: Output {
                 out: BytesMut::new(),
                 inflater: None,

@@ -10,12 +10,20 @@ const AGREED: PerMessageDeflate = PerMessageDeflate {
     receive_no_context_takeover: false,
 };
 
-fn settings(max_frame_size: usize, max_message_size: usize) -> Settings {
-    Settings {
-        max_frame_size,
-        max_message_size,
-        ..Settings::default()
+fn settings(frame: usize, message: usize) -> Limits {
+    Limits {
+        frame,
+        message,
+        unfinished: Budget::new(crate::DEFAULT_MAX_UNFINISHED_BYTES),
     }
+}
+
+/// The limits of a default config.
+fn defaults() -> Limits {
+    settings(
+        crate::DEFAULT_MAX_FRAME_SIZE,
+        crate::DEFAULT_MAX_MESSAGE_SIZE,
+    )
 }
 
 /// `data` compressed as a permessage-deflate payload, by `compress`.
@@ -92,9 +100,9 @@ fn through(reader: &mut Reader, stream: &[u8], step: usize) -> Result<Vec<u8>, I
     Ok(out)
 }
 
-fn reader(agreed: PerMessageDeflate, settings: &Settings) -> Reader {
+fn reader(agreed: PerMessageDeflate, limits: Limits) -> Reader {
     let mut inflating = Inflating::new(());
-    inflating.activate(agreed, settings, &[]);
+    inflating.activate(agreed, limits, &[]);
     *inflating.reader.unwrap()
 }
 
@@ -115,7 +123,7 @@ fn compressed_messages_come_out_as_plain_frames_however_the_input_is_split() {
     stream.extend(frame(0xc2, &second, key));
     stream.extend(frame(0xc1, &empty, key));
     for step in [1, 2, 3, 5, 64, 4096, stream.len()] {
-        let out = through(&mut reader(AGREED, &Settings::default()), &stream, step).unwrap();
+        let out = through(&mut reader(AGREED, defaults()), &stream, step).unwrap();
         let (mut messages, mut controls, mut current) = (Vec::new(), Vec::new(), Vec::new());
         for (first, payload, masked) in frames(&out) {
             assert!(masked, "a frame from a client lost its mask");
@@ -159,7 +167,7 @@ fn frames_handed_over_keep_to_the_frame_limit_and_the_mask_bit_of_their_sender()
     // must carry over.
     for mask in [None, Some([9, 8, 7, 6])] {
         let stream = frame(0xc2, &payload, mask);
-        let mut reader = reader(AGREED, &settings(1000, 1 << 20));
+        let mut reader = reader(AGREED, settings(1000, 1 << 20));
         let out = through(&mut reader, &stream, 100).unwrap();
         let found = frames(&out);
         assert!(
@@ -194,7 +202,7 @@ fn a_message_that_inflates_past_the_limit_fails_within_one_chunk_of_it() {
     );
     let stream = frame(0xc2, &payload, None);
     let limit = 10_000;
-    let mut reader = reader(AGREED, &settings(limit, limit));
+    let mut reader = reader(AGREED, settings(limit, limit));
     match through(&mut reader, &stream, 64) {
         Err(InflateError::TooBig { size, limit: said }) => {
             assert_eq!(said, limit);
@@ -214,7 +222,7 @@ fn a_message_that_inflates_past_the_limit_fails_within_one_chunk_of_it() {
         None,
     );
     let out = through(
-        &mut self::reader(AGREED, &settings(limit, limit)),
+        &mut self::reader(AGREED, settings(limit, limit)),
         &exact,
         64,
     )
@@ -237,7 +245,7 @@ fn context_is_kept_between_messages_unless_the_peer_takes_none_over() {
         "the second message does not refer back"
     );
     let stream = [frame(0xc1, &first, None), frame(0xc1, &second, None)].concat();
-    let mut keeping = reader(AGREED, &Settings::default());
+    let mut keeping = reader(AGREED, defaults());
     let out = through(&mut keeping, &stream, 7).unwrap();
     assert_eq!(frames(&out).concat_payloads(), text.repeat(2));
     assert!(keeping.output.inflater.is_some(), "the context was dropped");
@@ -246,7 +254,7 @@ fn context_is_kept_between_messages_unless_the_peer_takes_none_over() {
         receive_no_context_takeover: true,
         ..AGREED
     };
-    let mut dropping = reader(fresh, &Settings::default());
+    let mut dropping = reader(fresh, defaults());
     let one = frame(0xc1, &first, None);
     let out = through(&mut dropping, &one, 7).unwrap();
     assert_eq!(frames(&out).concat_payloads(), text);
@@ -282,7 +290,7 @@ fn errors_say_what_happened() {
 #[test]
 fn garbage_and_data_after_the_final_block_are_invalid() {
     let garbage = frame(0xc1, &[0xff; 12], None);
-    let result = through(&mut reader(AGREED, &Settings::default()), &garbage, 5);
+    let result = through(&mut reader(AGREED, defaults()), &garbage, 5);
     assert!(
         matches!(result, Err(InflateError::Invalid(_))),
         "{result:?}"
@@ -294,14 +302,14 @@ fn garbage_and_data_after_the_final_block_are_invalid() {
         .compress_vec(b"done", &mut finished, FlushCompress::Finish)
         .unwrap();
     let ok = through(
-        &mut reader(AGREED, &Settings::default()),
+        &mut reader(AGREED, defaults()),
         &frame(0xc1, &finished, None),
         3,
     );
     assert_eq!(frames(&ok.unwrap()).concat_payloads(), b"done");
     finished.extend([0x01, 0x02]);
     let result = through(
-        &mut reader(AGREED, &Settings::default()),
+        &mut reader(AGREED, defaults()),
         &frame(0xc1, &finished, None),
         3,
     );
@@ -323,7 +331,7 @@ async fn reads_pass_through_until_activated_and_an_idle_reader_keeps_no_buffers(
         b"hi there, hi there",
     );
     let whole = frame(0xc1, &payload, None);
-    inflating.activate(AGREED, &Settings::default(), &whole[..5]);
+    inflating.activate(AGREED, defaults(), &whole[..5]);
     tx.write_all(&whole[5..]).await.unwrap();
     let mut got = Vec::new();
     while frames_complete(&got).is_none() {
