@@ -2,7 +2,7 @@
 //! against encoding it again for every session (what `send_serialized` in a loop does).
 //!
 //! ```text
-//! cargo bench --bench broadcast
+//! cargo bench -p benches --bench broadcast
 //! ```
 //!
 //! The sessions run over in-memory pipes, each drained by a task on the same runtime, so a

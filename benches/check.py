@@ -6,7 +6,7 @@ verdict. Exits 1 when a target is missed by more than the measured noise.
     python3 benches/check.py time [CRITERION_DIR]
 
 `instructions` runs the codec and session cases of benches/instructions.rs under callgrind
-(build it first: `cargo bench --bench instructions --no-run`), each N times (default 3): the
+(build it first: `cargo bench -p benches --bench instructions --no-run`), each N times (default 3): the
 figure is the median ratio of the runs, the noise half their spread, and at least 0.5%,
 because the allocator's state and how tasks interleave move an otherwise identical run by
 that much. CI runs this one: instruction counts do not depend on the machine's load.
@@ -245,7 +245,7 @@ def check_time(args):
         root = Path(os.environ.get("CARGO_TARGET_DIR", "target")) / "criterion"
     results = load_criterion(root)
     if not results:
-        sys.exit(f"no criterion results under {root}; run `cargo bench` first")
+        sys.exit(f"no criterion results under {root}; run `cargo bench -p benches` first")
     print(f"<!-- criterion medians and their 95% confidence intervals, from {root} -->\n")
     failures = 0
     for name, measure, pattern, ours, base, target, doc in TARGETS:

@@ -14,7 +14,7 @@
 //! Throughput is the encoded size; messages/s is the reciprocal of the time.
 //!
 //! ```text
-//! cargo bench --bench codec
+//! cargo bench -p benches --bench codec
 //! python3 benches/ratios.py
 //! ```
 

@@ -56,9 +56,9 @@
 //! of each workload once, skips Python and judges nothing.
 //!
 //! ```text
-//! cargo bench --bench compression
-//! cargo bench --bench compression -- --levels   # also levels 1, 6 and 9
-//! cargo bench --bench compression -- --test     # quick smoke run
+//! cargo bench -p benches --bench compression
+//! cargo bench -p benches --bench compression -- --levels   # also levels 1, 6 and 9
+//! cargo bench -p benches --bench compression -- --test     # quick smoke run
 //! ```
 
 mod common;
@@ -859,8 +859,13 @@ async fn measure(workloads: &[Workload], setups: &[Setup], rounds: usize, test: 
 
 // ---- Python ----
 
+/// The repository, one up from this package.
+fn root() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
 fn peers_dir() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = root();
     std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| root.join("target"), |dir| root.join(dir))
         .join("peers")
@@ -874,7 +879,7 @@ async fn python(workloads: &[Workload], server: SocketAddr, rounds: usize) -> Py
             interpreter.display()
         ));
     }
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/compression_peer.py");
+    let script = root().join("benches/compression_peer.py");
     let mut runs = Vec::new();
     for (w, workload) in workloads.iter().enumerate() {
         if workload.msgpack {

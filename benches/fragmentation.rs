@@ -11,7 +11,7 @@
 //! on one current-thread runtime; a figure is the work of both ends for one message.
 //!
 //! ```text
-//! cargo bench --bench fragmentation
+//! cargo bench -p benches --bench fragmentation
 //! python3 benches/ratios.py   # ratios to `whole` and the per-frame overhead
 //! ```
 

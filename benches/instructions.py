@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs the cases of benches/instructions.rs under callgrind and prints instruction ratios.
 
-    cargo bench --bench instructions --no-run
+    cargo bench -p benches --bench instructions --no-run
     python3 benches/instructions.py [SUBSTRING ...] [--bin PATH]
 
 Each case runs ours, its baseline and (where there is one) a reference in functions of their
@@ -30,7 +30,7 @@ def find_binary(explicit):
         if p.is_file() and os.access(p, os.X_OK) and p.suffix == ""
     ]
     if not candidates:
-        sys.exit("no instructions binary; run `cargo bench --bench instructions --no-run`")
+        sys.exit("no instructions binary; run `cargo bench -p benches --bench instructions --no-run`")
     return str(max(candidates, key=lambda p: p.stat().st_mtime))
 
 

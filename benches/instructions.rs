@@ -5,7 +5,7 @@
 //! instruction counts (user space only: syscalls and kernel time are not counted).
 //!
 //! ```text
-//! cargo bench --bench instructions --no-run
+//! cargo bench -p benches --bench instructions --no-run
 //! python3 benches/instructions.py            # every case, a few minutes
 //! python3 benches/instructions.py codec/small # the cases whose name contains this
 //! ```

@@ -28,7 +28,7 @@
 //! only that it works.
 //!
 //! ```text
-//! cargo bench --bench load
+//! cargo bench -p benches --bench load
 //! ```
 
 mod common;

@@ -7,9 +7,9 @@
 //! receiver's: its read buffer, the reassembled message and the decoded value.
 //!
 //! ```text
-//! cargo bench --bench memory              # the table
-//! cargo bench --bench memory -- --test    # the same with 4 MiB, quick
-//! # one case under /usr/bin/time (the binary's path is printed by `cargo bench --no-run`):
+//! cargo bench -p benches --bench memory              # the table
+//! cargo bench -p benches --bench memory -- --test    # the same with 4 MiB, quick
+//! # one case under /usr/bin/time (the binary's path is printed by `cargo bench -p benches --no-run`):
 //! TYPED_WS_MEMORY_CASE=typed_ws /usr/bin/time -v target/release/deps/memory-<hash>
 //! ```
 //!

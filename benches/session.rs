@@ -23,7 +23,7 @@
 //! runtime, so a figure is the work of both ends.
 //!
 //! ```text
-//! cargo bench --bench session
+//! cargo bench -p benches --bench session
 //! python3 benches/ratios.py
 //! ```
 

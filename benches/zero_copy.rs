@@ -2,7 +2,7 @@
 //! borrow (JSON strings without escapes, MessagePack strings and binary).
 //!
 //! ```text
-//! cargo bench --bench zero_copy
+//! cargo bench -p benches --bench zero_copy
 //! ```
 //!
 //! Each group decodes the same frame into an owned type (`String`, `Vec<u8>`) and into a

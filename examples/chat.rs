@@ -2,7 +2,7 @@
 //! `/ws`. Every message a participant sends goes to everyone, encoded once per codec in use.
 //!
 //! ```text
-//! cargo run --example chat --features axum -- --addr 127.0.0.1:8080
+//! cargo run --example chat --features axum -- --addr 127.0.0.1:8080 [--bus URL]
 //! ```
 //!
 //! Then open <http://127.0.0.1:8080/> in two browser windows (`?name=alice` picks a name).
@@ -21,11 +21,25 @@
 //! subprotocol (`ws.extensions`).
 //!
 //! The wire protocol, in either codec: the page sends `{"text": "..."}`; the server sends
-//! `{"type": "welcome", "name", "online"}` once, then `joined`, `left` and
-//! `message` (`id`, `author`, `text`) events, in the same order to everyone.
+//! `{"type": "welcome", "name", "online"}` once, then the room's numbered stream
+//! (`typed_ws::topics::history`): an outcome (`{"outcome": "live", "seq", "epoch"}`), then
+//! `joined`, `left` and `message` (`id`, `author`, `text`) events, each as
+//! `{"seq", "epoch", "data": EVENT}`, in the same order to everyone. A page that lost its
+//! connection comes back with `&since=SEQ&epoch=EPOCH` of the last event it got, and is given
+//! what it missed first (the room keeps its last 1,000 events, for 10 minutes), or the outcome
+//! `reset` when they are no longer kept; the page shows them as they come.
 //!
-//! The room holds at most 1,000 participants at once; the server closes the session of one
-//! more with 1013 (try again later). Ctrl-C or SIGTERM closes every session with 1001 (going
+//! The room's events travel on a topic (`typed_ws::topics`), each participant's session
+//! subscribed through its outbox; a participant too slow to take 256 waiting events is let go
+//! with 1008. With `--bus nats://HOST:PORT` or `--bus redis://HOST:PORT` (features `nats`,
+//! `redis`), chat servers on one broker are one room: messages and `joined` / `left` events
+//! reach everyone on every node, in each node's order. Names are unique on each node, message
+//! ids count per node, and a node's online list holds its own participants and those of the
+//! others that joined while it was up (a node that stops without closing its sessions leaves
+//! them listed elsewhere).
+//!
+//! The room holds at most 1,000 participants at once on each node; the server closes the
+//! session of one more with 1013 (try again later). Ctrl-C or SIGTERM closes every session with 1001 (going
 //! away), which the page answers by reconnecting, and stops the server.
 
 mod common;
@@ -36,24 +50,26 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 use typed_ws::axum::WebSocketUpgrade;
+use typed_ws::topics::{History, Outbox, Policy, Position, TopicConfig, Topics};
 use typed_ws::{
-    AnyConverter, CloseCode, CloseReason, Compression, Config, Frame, JsonConverter,
-    MsgPackConverter, Negotiation, RecvHalf, SendHalf,
+    AnyConverter, CloseCode, CloseReason, Compression, Config, JsonConverter, MsgPackConverter,
+    Negotiation, RecvHalf,
 };
 
 use common::{log, parse_flags, shutdown_signal, usage_error};
 use room::Room;
 
-const USAGE: &str = "usage: chat [--addr IP:PORT]
-  --addr   the address to listen on (default 127.0.0.1:8080; port 0 picks a free one)";
+const USAGE: &str = "usage: chat [--addr IP:PORT] [--bus URL]
+  --addr   the address to listen on (default 127.0.0.1:8080; port 0 picks a free one)
+  --bus    nats://HOST:PORT or redis://HOST:PORT: one room with every chat server on that
+           broker (default: this process only)";
 
 const PAGE: &str = include_str!("chat/index.html");
 const MSGPACK_JS: &str = include_str!("chat/msgpack.min.js");
@@ -65,11 +81,16 @@ const MAX_MESSAGE: usize = 16 << 10;
 /// stalled browser must not make the room buffer without bound.
 const OUTBOX: usize = 256;
 
-/// The most participants at once. Every event goes to everyone under the room's lock, so
-/// each message costs one queue push per member, a join also hands the newcomer the whole
-/// online list, and members dropped together (a cascade of `left` events) cost members
-/// squared: at 1,000 a broadcast is some tens of microseconds and a welcome some 30 KB, and a
-/// room of people reading one another has no use for more.
+/// The events a page that lost its connection is given again when it comes back, at most,
+/// and how old they may be.
+const HISTORY: usize = 1_000;
+const HISTORY_AGE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The most participants at once on one node. Every event costs one queue push per member,
+/// a join also hands the newcomer the whole online list, and members dropped together (a
+/// cascade of `left` events) cost members squared: at 1,000 a broadcast is some tens of
+/// microseconds and a welcome some 30 KB, and a room of people reading one another has no use
+/// for more.
 const MAX_MEMBERS: usize = 1_000;
 
 /// What a page sends.
@@ -78,8 +99,9 @@ struct Say {
     text: String,
 }
 
-/// What the server sends, the same events in the same order to everyone.
-#[derive(Serialize)]
+/// What the server sends, the same events in the same order to everyone on a node. They
+/// cross the bus too, as they are.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Event {
     /// The first event of a session: the name the server gave, and who is online, in the
@@ -101,12 +123,6 @@ enum Event {
     },
 }
 
-#[derive(Deserialize)]
-struct Join {
-    #[serde(default)]
-    name: String,
-}
-
 #[derive(Clone)]
 struct App {
     room: Arc<Room>,
@@ -121,34 +137,68 @@ async fn msgpack_js() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/javascript")], MSGPACK_JS)
 }
 
-/// The WebSocket route. The name comes from the query string, read by axum's own extractor
-/// beside the upgrade.
+/// The parameter `key` of a query string, percent-decoded as the page's `URLSearchParams`
+/// encodes it (`+` for a space). By hand rather than through axum's `Query`: its `query` feature
+/// is one more dependency of every example's build.
+fn param(query: Option<&str>, key: &str) -> Option<String> {
+    let value = query
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))?;
+    let mut decoded = Vec::with_capacity(value.len());
+    let mut rest = value.as_bytes();
+    while let Some((&byte, tail)) = rest.split_first() {
+        rest = tail;
+        let digits = tail
+            .get(..2)
+            .and_then(|digits| std::str::from_utf8(digits).ok())
+            .filter(|digits| digits.bytes().all(|digit| digit.is_ascii_hexdigit()));
+        match (byte, digits) {
+            (b'%', Some(digits)) => {
+                decoded.push(u8::from_str_radix(digits, 16).expect("two hex digits"));
+                rest = &tail[2..];
+            }
+            (b'+', _) => decoded.push(b' '),
+            _ => decoded.push(byte),
+        }
+    }
+    Some(String::from_utf8_lossy(&decoded).into_owned())
+}
+
+/// The WebSocket route. The name comes from the query string, read beside the upgrade.
 async fn ws(
     upgrade: WebSocketUpgrade,
-    Query(join): Query<Join>,
+    RawQuery(query): RawQuery,
     State(app): State<App>,
 ) -> Response {
-    upgrade.on_upgrade(&app.config, move |mut session| async move {
-        let converter = *session.converter();
-        let (outbox, mut queued) = mpsc::channel(OUTBOX);
-        let Some(id) = app.room.join(&join.name, converter, outbox) else {
+    let name = param(query.as_deref(), "name").unwrap_or_default();
+    // The last event a page got, when it comes back after losing its connection.
+    let number = |key: &str| param(query.as_deref(), key)?.parse::<u64>().ok();
+    let since = number("since")
+        .zip(number("epoch"))
+        .map(|(seq, epoch)| Position { epoch, seq });
+    upgrade.on_upgrade(&app.config, move |session| async move {
+        let (sender, mut receiver) = session.split();
+        let outbox = Outbox::new(sender);
+        let Some(id) = app.room.join(&name, &outbox, since).await else {
             log("refusing a session: the room is full".to_owned());
-            let full = CloseReason::new(CloseCode::TryAgainLater, "the room is full");
-            let _ = session.close(full).await;
+            outbox.close(CloseReason::new(
+                CloseCode::TryAgainLater,
+                "the room is full",
+            ));
+            // Its answer to the close, or the end of the connection.
+            while receiver.receive().await.is_ok() {}
             return;
         };
-        let (mut sender, mut receiver) = session.split();
-        let reason = tokio::select! {
-            reason = read(&app.room, id, &mut receiver) => reason,
-            reason = write(&mut sender, &mut queued) => reason,
-        };
+        let reason = read(&app.room, id, &mut receiver).await;
         app.room.leave(id);
         if let Some(reason) = reason {
             log(format!(
                 "closing a session with {}: {}",
                 reason.code, reason.reason
             ));
-            let _ = sender.close(reason).await;
+            outbox.close(reason);
+            while receiver.receive().await.is_ok() {}
         }
     })
 }
@@ -169,24 +219,58 @@ async fn read(room: &Room, id: u64, receiver: &mut RecvHalf<AnyConverter>) -> Op
     }
 }
 
-/// Sends what the room queued for one participant, in order, until the room lets it go (its
-/// outbox was full: 1008) or the connection fails.
-async fn write(
-    sender: &mut SendHalf<AnyConverter>,
-    queued: &mut mpsc::Receiver<Frame>,
-) -> Option<CloseReason> {
-    while let Some(frame) = queued.recv().await {
-        sender.send(frame).await.ok()?;
-    }
-    Some(CloseReason::new(
+/// The room's topic, on the bus at `url` when one is given.
+async fn room_topics(url: &str) -> Result<Topics<Event>, String> {
+    let too_slow = CloseReason::new(
         CloseCode::PolicyViolation,
         "too slow to keep up with the room",
-    ))
+    );
+    let topics = Topics::with_config(
+        TopicConfig::new()
+            .queue(OUTBOX)
+            .policy(Policy::disconnect_with(too_slow))
+            .history(History::last(HISTORY).max_age(HISTORY_AGE)),
+    );
+    if url.is_empty() {
+        return Ok(topics);
+    }
+    #[cfg(any(feature = "nats", feature = "redis"))]
+    {
+        let bus = typed_ws::bus::Bus::connect(url)
+            .await
+            .map_err(|e| e.report().to_string())?;
+        topics.bus(&bus, "chat").map_err(|e| e.to_string())
+    }
+    #[cfg(not(any(feature = "nats", feature = "redis")))]
+    {
+        let _ = topics;
+        Err("--bus needs the example built with `--features nats` or `--features redis`".into())
+    }
 }
+
+/// The room, with what the other nodes say of who is online.
+fn room(topics: Topics<Event>) -> Result<Arc<Room>, String> {
+    let room = Arc::new(Room::new(MAX_MEMBERS, topics.clone(), ROOM));
+    #[cfg(any(feature = "nats", feature = "redis"))]
+    {
+        let heard = Arc::downgrade(&room);
+        topics
+            .on_received(move |_, event| {
+                if let Some(room) = heard.upgrade() {
+                    room.heard(event);
+                }
+            })
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(room)
+}
+
+/// The name of the room's topic.
+const ROOM: &str = "room";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let [addr] = match parse_flags(USAGE, [("--addr", "127.0.0.1:8080")]) {
+    let [addr, bus] = match parse_flags(USAGE, [("--addr", "127.0.0.1:8080"), ("--bus", "")]) {
         Ok(flags) => flags,
         Err(code) => return code,
     };
@@ -218,8 +302,15 @@ async fn main() -> ExitCode {
         .compression(Compression::new())
         .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE);
+    let room = match room_topics(&bus).await.and_then(room) {
+        Ok(room) => room,
+        Err(e) => {
+            eprintln!("error: --bus {bus}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let app = App {
-        room: Arc::new(Room::new(MAX_MEMBERS)),
+        room,
         config: config.clone(),
     };
     let router = Router::new()
@@ -254,9 +345,20 @@ mod tests {
     use std::time::Duration;
 
     use serde_json::{Value, json};
-    use typed_ws::{Client, Error, Session};
+    use typed_ws::{Client, Error, Frame, Session};
 
     use super::*;
+
+    #[test]
+    fn query_parameters_are_percent_decoded() {
+        let query = Some("codec=json&name=Ad%C3%A1+L%2B&since=7");
+        assert_eq!(param(query, "name").as_deref(), Some("Adá L+"));
+        assert_eq!(param(query, "since").as_deref(), Some("7"));
+        assert_eq!(param(Some("name=100%"), "name").as_deref(), Some("100%"));
+        assert_eq!(param(Some("codec=json"), "name"), None);
+        assert_eq!(param(Some("nickname=x"), "name"), None);
+        assert_eq!(param(None, "name"), None);
+    }
 
     /// Awaits `future` for at most 10 seconds, so that a hang fails fast.
     async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
@@ -275,7 +377,7 @@ mod tests {
     #[tokio::test]
     async fn a_join_past_the_cap_is_closed_with_1013_and_the_room_carries_on() {
         let app = App {
-            room: Arc::new(Room::new(1)),
+            room: Arc::new(Room::new(1, Topics::new(), ROOM)),
             config: Config::new().converter(AnyConverter::from(JsonConverter)),
         };
         let router = Router::new().route("/ws", get(ws)).with_state(app);
@@ -304,12 +406,122 @@ mod tests {
         )
         .await
         .unwrap();
-        let heard: Value = within("the message", ada.receive_deserialized())
-            .await
-            .unwrap();
+        let heard = next(&mut ada).await;
         assert_eq!(
             heard,
             json!({"type": "message", "id": 0, "author": "ada", "text": "anyone?"})
         );
+    }
+
+    /// A room served on a free port; its `/ws` URL, without the query.
+    async fn serve_room(room: Room) -> String {
+        let app = App {
+            room: Arc::new(room),
+            config: Config::new().converter(AnyConverter::from(JsonConverter)),
+        };
+        let router = Router::new().route("/ws", get(ws)).with_state(app);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        url
+    }
+
+    async fn next(session: &mut Session<AnyConverter>) -> Value {
+        // The welcome, then the room's numbered stream: its outcome, skipped here, then events.
+        loop {
+            let frame: Value = within("an event", session.receive_deserialized())
+                .await
+                .expect("an event");
+            if frame.get("outcome").is_some() {
+                continue;
+            }
+            return match frame.get("data") {
+                Some(event) => event.clone(),
+                None => frame,
+            };
+        }
+    }
+
+    #[tokio::test]
+    async fn everyone_sees_one_history_welcome_first() {
+        let url = serve_room(Room::new(10, Topics::new(), ROOM)).await;
+        let mut alice = connect(&format!("{url}?name=alice")).await;
+        assert_eq!(
+            next(&mut alice).await,
+            json!({"type": "welcome", "name": "alice", "online": ["alice"]})
+        );
+        let mut bob = connect(&format!("{url}?name=alice")).await;
+        assert_eq!(
+            next(&mut bob).await,
+            json!({"type": "welcome", "name": "alice (2)", "online": ["alice", "alice (2)"]})
+        );
+        assert_eq!(
+            next(&mut alice).await,
+            json!({"type": "joined", "name": "alice (2)"})
+        );
+        let message = |id: u64, author: &str, text: &str| json!({"type": "message", "id": id, "author": author, "text": text});
+        within("say", alice.send_serialized(&json!({"text": "one"})))
+            .await
+            .unwrap();
+        assert_eq!(next(&mut alice).await, message(0, "alice", "one"));
+        within("say", bob.send_serialized(&json!({"text": "two"})))
+            .await
+            .unwrap();
+        assert_eq!(next(&mut bob).await, message(0, "alice", "one"));
+        assert_eq!(next(&mut bob).await, message(1, "alice (2)", "two"));
+        assert_eq!(next(&mut alice).await, message(1, "alice (2)", "two"));
+        drop(bob);
+        assert_eq!(
+            next(&mut alice).await,
+            json!({"type": "left", "name": "alice (2)"})
+        );
+    }
+
+    #[tokio::test]
+    async fn a_page_that_lost_its_connection_is_given_what_it_missed() {
+        let url = serve_room(Room::new(
+            10,
+            Topics::with_config(TopicConfig::new().history(History::last(100))),
+            ROOM,
+        ))
+        .await;
+        let mut alice = connect(&format!("{url}?name=alice")).await;
+        let mut bob = connect(&format!("{url}?name=bob")).await;
+        // Alice's frames as they come: welcome, outcome, `joined bob`, numbered.
+        let mut frames = Vec::new();
+        while frames.len() < 3 {
+            let frame: Value = within("a frame", alice.receive_deserialized())
+                .await
+                .unwrap();
+            frames.push(frame);
+        }
+        assert_eq!(frames[1]["outcome"], "live");
+        assert_eq!(frames[2]["data"], json!({"type": "joined", "name": "bob"}));
+        let (seq, epoch) = (frames[2]["seq"].as_u64().unwrap(), &frames[2]["epoch"]);
+        drop(alice);
+        for text in ["are you there?", "guess not"] {
+            within("say", bob.send_serialized(&json!({ "text": text })))
+                .await
+                .unwrap();
+        }
+        let mut back = connect(&format!("{url}?name=alice&since={seq}&epoch={epoch}")).await;
+        let welcome = next(&mut back).await;
+        assert_eq!(welcome["type"], "welcome");
+        let outcome: Value = within("the outcome", back.receive_deserialized())
+            .await
+            .unwrap();
+        assert_eq!(outcome["outcome"], "recovered", "{outcome}");
+        let mut missed = Vec::new();
+        for _ in 0..outcome["count"].as_u64().unwrap() {
+            missed.push(next(&mut back).await);
+        }
+        let texts: Vec<&Value> = missed.iter().filter_map(|e| e.get("text")).collect();
+        assert_eq!(
+            texts,
+            [&json!("are you there?"), &json!("guess not")],
+            "{missed:?}"
+        );
+        assert!(missed.contains(&json!({"type": "left", "name": "alice"})));
+        assert!(missed.contains(&json!({"type": "joined", "name": "alice"})));
     }
 }

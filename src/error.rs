@@ -44,6 +44,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// | `Closed` | closed | — |
 /// | `Io` | connection lost (1006) | — |
 /// | `Handshake`, `InvalidUrl` | (no session) | — |
+/// | `Bus` | (no session) | — |
 ///
 /// Each cause prints once. Errors that wrap another library's error (I/O, tungstenite,
 /// rustls, a URL parser) keep it as their [`source`](std::error::Error::source), typed, and do
@@ -215,6 +216,19 @@ pub enum Error {
         source: Option<BoxError>,
     },
 
+    /// A [bus](crate::bus) could not be set up: its broker could not be reached, its URL or a
+    /// namespace is not one it takes. Publications lost later, while running, are counted in
+    /// [`BusStats`](crate::bus::BusStats) instead.
+    #[error("bus: {message}")]
+    #[non_exhaustive]
+    Bus {
+        /// What happened, in words; the source's text is not repeated here.
+        message: String,
+        /// The broker client's error, if there was one.
+        #[source]
+        source: Option<BoxError>,
+    },
+
     /// A URL that is not a `ws://` or `wss://` URL with a host; the source says what is wrong.
     #[error("invalid WebSocket URL {url:?}")]
     #[non_exhaustive]
@@ -256,6 +270,7 @@ impl Error {
             | Error::Io(_)
             | Error::HandshakeTimeout(_)
             | Error::Handshake { .. }
+            | Error::Bus { .. }
             | Error::InvalidUrl { .. } => None,
         }
     }
@@ -298,6 +313,7 @@ impl Error {
             | Error::Closed(_)
             | Error::Io(_)
             | Error::Handshake { .. }
+            | Error::Bus { .. }
             | Error::InvalidUrl { .. } => true,
         }
     }
@@ -313,6 +329,22 @@ impl Error {
     /// ```
     pub fn report(&self) -> Report<'_> {
         Report::new(self)
+    }
+
+    #[cfg(any(feature = "nats", feature = "redis"))]
+    pub(crate) fn bus(message: String) -> Error {
+        Error::Bus {
+            message,
+            source: None,
+        }
+    }
+
+    #[cfg(any(feature = "nats", feature = "redis"))]
+    pub(crate) fn bus_from(message: &str, source: impl Into<BoxError>) -> Error {
+        Error::Bus {
+            message: message.to_owned(),
+            source: Some(source.into()),
+        }
     }
 
     /// The frame that caused the error, for [`UnexpectedFrame`](Error::UnexpectedFrame),

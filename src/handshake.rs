@@ -6,7 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::Error as WsError;
-use tokio_tungstenite::tungstenite::http::{HeaderMap, HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 
 use crate::config::Config;
 use crate::converter::Converter;
@@ -18,12 +18,14 @@ use crate::wire::deflate::{self, PerMessageDeflate};
 #[derive(Debug, Default)]
 pub(crate) struct Handshake {
     pub(crate) path: Option<String>,
+    /// The query of the request's URL, without the `?`.
+    pub(crate) query: Option<String>,
     pub(crate) subprotocol: Option<String>,
     #[cfg(feature = "compression")]
     pub(crate) compression: Option<PerMessageDeflate>,
 }
 
-/// The server's answer to an opening request for `path` with `headers`, for [`Server`] and
+/// The server's answer to an opening request for `uri` with `headers`, for [`Server`] and
 /// hyper alike: the subprotocol and the compression it agrees to, written into `response`
 /// (the 101's headers), with the session's [`Handshake`] and converter; or the status and
 /// reason to refuse the request with, when it offers no converter we speak.
@@ -31,7 +33,7 @@ pub(crate) struct Handshake {
 /// [`Server`]: crate::Server
 pub(crate) fn answer<C: Converter>(
     config: &Config<C>,
-    path: &str,
+    uri: &Uri,
     headers: &HeaderMap,
     response: &mut HeaderMap,
 ) -> Result<(Handshake, C), (StatusCode, String)> {
@@ -55,7 +57,8 @@ pub(crate) fn answer<C: Converter>(
         },
     );
     let handshake = Handshake {
-        path: Some(path.to_owned()),
+        path: Some(uri.path().to_owned()),
+        query: uri.query().map(str::to_owned),
         subprotocol,
         #[cfg(feature = "compression")]
         compression,

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio_tungstenite::tungstenite::http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use tokio_tungstenite::tungstenite::http::{
+    HeaderMap, HeaderValue, Request, Response, StatusCode, Uri,
+};
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use crate::config::{Config, Settings};
@@ -80,7 +82,8 @@ pub fn upgrade<B, C: Converter>(
 /// A checked upgrade request, before the converter is chosen.
 pub(crate) struct Opening {
     switching: Response<()>,
-    path: String,
+    /// The request's URL, for the session's path and query.
+    uri: Uri,
     /// The request's headers, for the subprotocols and the compression it offers.
     headers: HeaderMap,
 }
@@ -93,7 +96,7 @@ impl Opening {
             screen::check(request).map_err(|(status, reason)| Refusal::new(status, reason))?;
         Ok(Opening {
             switching,
-            path: request.uri().path().to_owned(),
+            uri: request.uri().clone(),
             headers: request.headers().clone(),
         })
     }
@@ -109,7 +112,7 @@ impl Opening {
     ) -> Result<(Response<String>, Upgrading<C>), Refusal> {
         let mut response = self.switching.map(|()| String::new());
         let (handshake, converter) =
-            handshake::answer(config, &self.path, &self.headers, response.headers_mut())
+            handshake::answer(config, &self.uri, &self.headers, response.headers_mut())
                 .map_err(|(status, reason)| Refusal::new(status, reason))?;
         let upgrading = Upgrading {
             on_upgrade,

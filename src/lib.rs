@@ -45,6 +45,9 @@
 //! # Ok(()) }
 //! ```
 //!
+//! The [`guide`] covers the wire format, limits and defaults, errors and close codes,
+//! compression, reconnecting, shutdown and the rest, chapter by chapter.
+//!
 //! [tokio-tungstenite]: https://docs.rs/tokio-tungstenite
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -72,6 +75,10 @@ mod wire;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
+#[cfg(any(feature = "nats", feature = "redis"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "nats", feature = "redis"))))]
+pub mod bus;
+pub mod guide;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod http_upgrade;

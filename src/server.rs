@@ -204,17 +204,20 @@ impl<C: Converter> Server<C> {
         #[allow(clippy::result_large_err)]
         let callback =
             |request: &Request, mut response: Response| -> Result<Response, ErrorResponse> {
-                let path = request.uri().path();
-                trace::record_path(path);
+                trace::record_path(request.uri().path());
                 if let Err(status) = check(request) {
                     return Err(refusal(
                         status,
                         status.canonical_reason().unwrap_or_default().to_owned(),
                     ));
                 }
-                let answered =
-                    handshake::answer(config, path, request.headers(), response.headers_mut())
-                        .map_err(|(status, why)| refusal(status, why))?;
+                let answered = handshake::answer(
+                    config,
+                    request.uri(),
+                    request.headers(),
+                    response.headers_mut(),
+                )
+                .map_err(|(status, why)| refusal(status, why))?;
                 agreed = Some(answered);
                 Ok(response)
             };

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CI's share of the mutation testing (tests/README.md has the whole cargo-mutants run): the
+# CI's share of the mutation testing (tests/mutants.md has the whole cargo-mutants run): the
 # one-line breaks of the library that issue 12 named, and those that cargo mutants found
 # surviving before a test was written for them. Each break is applied alone; the library and
 # the named test must still build, and the test must then fail. Every file is restored.
@@ -53,79 +53,79 @@ EOF
 
 break_and_test src/session/link/receive.rs \
     'st.pending.push_back(item);' 'drop(item);' \
-    keepalive data_read_ahead_while_nobody_receives_comes_out_of_later_receives_in_order
+    session keepalive::data_read_ahead_while_nobody_receives_comes_out_of_later_receives_in_order
 break_and_test src/session/link/receive.rs \
     'if st.pending.len() >= MAX_PENDING_FRAMES
                 ||' 'if st.pending.len() >= MAX_PENDING_FRAMES
                 &&' \
-    keepalive read_ahead_keeps_at_most_1024_frames
+    session keepalive::read_ahead_keeps_at_most_1024_frames
 break_and_test src/config.rs \
     'pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;' \
     'pub const DEFAULT_MAX_MESSAGE_SIZE: usize = usize::MAX;' \
-    limits default_message_limit_takes_64_mib_and_refuses_one_byte_more_with_1009
+    session limits::default_message_limit_takes_64_mib_and_refuses_one_byte_more_with_1009
 break_and_test src/converter/mod.rs \
     'const MAX_NESTING: usize = 128;' 'const MAX_NESTING: usize = 512;' \
-    hostile_codecs the_deepest_nesting_decodes_and_one_level_more_is_refused_in_every_codec
+    hostile codecs::the_deepest_nesting_decodes_and_one_level_more_is_refused_in_every_codec
 break_and_test src/session/watchdog.rs \
     'Some(link) if !link.has_ended() =>' 'Some(link) if true =>' \
-    keepalive the_keepalive_task_ends_with_its_session_while_the_session_is_held
+    session keepalive::the_keepalive_task_ends_with_its_session_while_the_session_is_held
 break_and_test src/session/link/mod.rs \
     'if trace::ENABLED && self.close_reason.get().is_none()' \
     'if trace::ENABLED || self.close_reason.get().is_none()' \
-    tracing a_clean_close_gives_session_spans_and_an_end_event_with_1000
+    integrations tracing::a_clean_close_gives_session_spans_and_an_end_event_with_1000
 break_and_test src/session/link/mod.rs \
     '// The watchdog may be asleep until its next tick; it has nothing left to watch.
         self.watchdog.notify_one();' \
     '// The watchdog may be asleep until its next tick; it has nothing left to watch.' \
-    keepalive dropping_a_session_ends_its_keepalive_task_at_once
+    session keepalive::dropping_a_session_ends_its_keepalive_task_at_once
 break_and_test src/session/link/receive.rs \
     'st.pending_bytes -= frame.payload().len();' 'st.pending_bytes += frame.payload().len();' \
-    keepalive a_drained_read_ahead_buffer_no_longer_keeps_a_silent_peer_alive
+    session keepalive::a_drained_read_ahead_buffer_no_longer_keeps_a_silent_peer_alive
 break_and_test src/session/link/receive.rs \
     'st.pending_bytes -= frame.payload().len();' 'st.pending_bytes /= frame.payload().len();' \
-    keepalive read_ahead_refills_only_what_the_user_took
+    session keepalive::read_ahead_refills_only_what_the_user_took
 break_and_test src/session/link/send.rs \
     'Some(size) if text.len() > size =>' 'Some(size) if text.len() < size =>' \
-    limits fragment_size_splits_outgoing_messages_on_the_wire
+    session limits::fragment_size_splits_outgoing_messages_on_the_wire
 break_and_test src/session/link/send.rs \
     'if data.len() > 125 =>' 'if data.len() >= 125 =>' \
-    session_frames invalid_outgoing_frames_are_refused_and_the_session_stays_usable
+    session frames::invalid_outgoing_frames_are_refused_and_the_session_stays_usable
 break_and_test src/config.rs \
     'pub const DEFAULT_READ_BUFFER_SIZE: usize = 4 << 10;' \
     'pub const DEFAULT_READ_BUFFER_SIZE: usize = 4 >> 10;' \
-    docs the_readme_defaults_are_the_constants
+    docs the_config_defaults_table_shows_the_constants
 break_and_test src/config.rs \
     'self.ping_interval.is_some() || self.timeout.is_some() || self.send_timeout.is_some()' \
     'true' \
-    keepalive a_session_with_nothing_to_watch_runs_no_keepalive_task
+    session keepalive::a_session_with_nothing_to_watch_runs_no_keepalive_task
 break_and_test src/config.rs \
     'self.ping_interval.is_some() || self.timeout.is_some()' \
     'self.ping_interval.is_some() && self.timeout.is_some()' \
-    keepalive pings_alone_are_sent
+    session keepalive::pings_alone_are_sent
 
 # Write coalescing (issue 13): a send that never puts its flush off, a receive that does not
 # flush what was put off before it waits, received messages that do not count against
 # tokio's task budget, and a stream that never counts arriving messages.
 break_and_test src/session/link/send.rs \
     'if st.pending.is_empty() && arrivals.count() <= st.taken {' 'if true {' \
-    coalescing replies_to_a_pipelined_burst_go_out_together_complete_and_in_order
+    session coalescing::replies_to_a_pipelined_burst_go_out_together_complete_and_in_order
 break_and_test src/session/link/receive.rs \
     'if st.owed_since.is_some() {' 'if false {' \
-    coalescing the_receive_that_would_wait_flushes_the_replies_put_off_in_one_write
+    session coalescing::the_receive_that_would_wait_flushes_the_replies_put_off_in_one_write
 break_and_test src/session/link/receive.rs \
     'coop.made_progress();
         let item = self.on_read(st, item);' 'let item = self.on_read(st, item);' \
-    coalescing a_session_working_through_a_long_burst_lets_other_sessions_in
+    session coalescing::a_session_working_through_a_long_burst_lets_other_sessions_in
 break_and_test src/wire/arrivals.rs \
     'self.counting.store(true, Ordering::Relaxed);' '' \
-    coalescing replies_to_a_pipelined_burst_go_out_together_complete_and_in_order
+    session coalescing::replies_to_a_pipelined_burst_go_out_together_complete_and_in_order
 # The watchdog's flush delay, shortened to nothing (cargo mutants: both survived).
 break_and_test src/session/link/send.rs \
     'let due = since + FLUSH_DELAY;' 'let due = since - FLUSH_DELAY;' \
-    coalescing the_watchdog_flushes_a_reply_put_off_at_the_flush_delay_and_not_before
+    session coalescing::the_watchdog_flushes_a_reply_put_off_at_the_flush_delay_and_not_before
 break_and_test src/session/link/send.rs \
     'if Instant::now() < due {' 'if Instant::now() == due {' \
-    coalescing the_watchdog_flushes_a_reply_put_off_at_the_flush_delay_and_not_before
+    session coalescing::the_watchdog_flushes_a_reply_put_off_at_the_flush_delay_and_not_before
 # Survivors of the whole run over link.rs and read_buffer.rs (now wire/elastic.rs): the session's `Sink::poll_ready`
 # that never waits for room, a waker slot that keeps the first task's waker, a head handed
 # over in pieces whose rest is dropped, a shutdown that never reaches the socket, a send
@@ -134,10 +134,10 @@ break_and_test src/session/link/send.rs \
     'let ready = Pin::new(&mut *st.ws).poll_ready(cx);
         Poll::Ready(' 'let ready = Poll::Ready(Ok(()));
         Poll::Ready(' \
-    hostile_slow_readers feeding_the_session_as_a_sink_to_a_peer_that_never_reads_waits_after_a_bounded_amount
+    hostile slow_readers::feeding_the_session_as_a_sink_to_a_peer_that_never_reads_waits_after_a_bounded_amount
 break_and_test src/session/link/transport.rs \
     'Some(known) if known.will_wake(waker) => {}' 'Some(_) => {}' \
-    keepalive the_timeout_wakes_a_receive_that_moved_to_another_task
+    session keepalive::the_timeout_wakes_a_receive_that_moved_to_another_task
 break_and_test src/wire/elastic.rs \
     'if self.buf.is_empty() && !self.bulk {' 'if self.buf.is_empty() || !self.bulk {' \
     lib wire::elastic::tests::a_head_larger_than_a_read_is_handed_over_whole_leaving_headroom_in_large_reads
@@ -146,11 +146,11 @@ break_and_test src/wire/elastic.rs \
     lib wire::elastic::tests::flush_and_shutdown_reach_the_stream_underneath
 break_and_test src/session/link/deadlines.rs \
     'Some(st.blocked_since? + self.settings.send_timeout?)' 'Some(st.blocked_since? - self.settings.send_timeout?)' \
-    hardening by_default_a_peer_that_does_not_read_is_dropped_at_the_send_deadline
+    hostile hardening::by_default_a_peer_that_does_not_read_is_dropped_at_the_send_deadline
 # A raw session's span would name no converter.
 break_and_test src/converter/mod.rs \
     '"none"' '""' \
-    tracing a_raw_session_records_that_it_has_no_converter
+    integrations tracing::a_raw_session_records_that_it_has_no_converter
 # Survivors of src/session/mod.rs: a Debug that prints nothing, a flush that writes nothing, a
 # feed that queues nothing.
 break_and_test src/session/mod.rs \
@@ -158,28 +158,28 @@ break_and_test src/session/mod.rs \
         if true {
             return Ok(());
         }' \
-    session_halves a_session_and_its_halves_show_their_state_in_debug_output
+    session halves::a_session_and_its_halves_show_their_state_in_debug_output
 break_and_test src/session/mod.rs \
     '        self.tx.flush().await' '        Ok(())' \
-    session_halves fed_messages_go_out_with_flush_from_a_session_and_from_its_sending_half
+    session halves::fed_messages_go_out_with_flush_from_a_session_and_from_its_sending_half
 break_and_test src/session/halves.rs \
     '        let frame = self.converter.serialize(value)?;
         self.feed(frame).await' '        Ok(())' \
-    session_halves fed_messages_go_out_with_flush_from_a_session_and_from_its_sending_half
+    session halves::fed_messages_go_out_with_flush_from_a_session_and_from_its_sending_half
 # Survivors of src/server.rs: a server's Debug and a failure report's text that print nothing.
 break_and_test src/server.rs \
     'f.debug_struct("Server")' 'return Ok(());
         f.debug_struct("Server")' \
-    hardening a_failed_session_is_reported_with_the_peer_and_a_short_reason
+    hostile hardening::a_failed_session_is_reported_with_the_peer_and_a_short_reason
 break_and_test src/server.rs \
     'write!(f, "{}: {stage}: {}", self.peer, Chain(&self.error))' 'Ok(())' \
-    hardening a_failed_session_is_reported_with_the_peer_and_a_short_reason
+    hostile hardening::a_failed_session_is_reported_with_the_peer_and_a_short_reason
 
 # permessage-deflate: the inflated size limit, the marker put back, context takeover, the
 # empty message, a negotiation rule.
 break_and_test src/wire/deflate/inflate/mod.rs \
     'if message.size > self.limit {' 'if message.size > usize::MAX - 1 {' \
-    compression an_inflation_bomb_is_refused_with_1009_while_inflating
+    session compression::an_inflation_bomb_is_refused_with_1009_while_inflating
 break_and_test src/wire/deflate/inflate/mod.rs \
     'while !message.stream_ended && message.tail_fed < TAIL.len() {' 'while false {' \
     lib wire::deflate::inflate::tests::compressed_messages_come_out_as_plain_frames_however_the_input_is_split
@@ -191,22 +191,22 @@ break_and_test src/wire/deflate/compress.rs \
     lib wire::deflate::compress::tests::messages_inflate_back_in_order_with_the_context_kept_or_dropped_after_each
 break_and_test src/wire/frames.rs \
     'frame.header_mut().rsv1 = compressed && from == 0;' 'frame.header_mut().rsv1 = compressed;' \
-    compression both_ends_compress_every_size_and_kind_whole_and_fragmented_with_and_without_context_takeover
+    session compression::both_ends_compress_every_size_and_kind_whole_and_fragmented_with_and_without_context_takeover
 
 # Hardening 2: the axum path's header deadline, the budget for unfinished messages (plain
 # and inflated), and large messages charged to the task's budget.
 break_and_test src/axum/serve.rs \
     '.header_read_timeout(settings.handshake_timeout)' '.header_read_timeout(None)' \
-    axum_serve a_silent_connection_is_dropped_at_the_handshake_deadline
+    integrations axum_serve::a_silent_connection_is_dropped_at_the_handshake_deadline
 break_and_test src/wire/arrivals.rs \
     'share.take(held.saturating_sub(share.held()))?;' '' \
-    budget parked_fragments_hold_the_budget_and_the_session_past_it_gets_1013
+    session budget::parked_fragments_hold_the_budget_and_the_session_past_it_gets_1013
 break_and_test src/wire/deflate/inflate/mod.rs \
     '.take(message.size.saturating_sub(self.share.held()))' '.take(0)' \
-    budget a_compressed_fragment_holds_what_it_inflates_to
+    session budget::a_compressed_fragment_holds_what_it_inflates_to
 break_and_test src/session/link/receive.rs \
     'for _ in 0..frame.payload().len() / BYTES_PER_UNIT {' 'for _ in 0..0 {' \
-    compression messages_that_inflate_to_megabytes_are_read_one_per_turn_of_the_task
+    session compression::messages_that_inflate_to_megabytes_are_read_one_per_turn_of_the_task
 
 # Graceful shutdown: the close sent as soon as the shutdown begins, ahead of the replies that
 # handlers are still working on; and hyper's graceful shutdown of HTTP connections left out.
@@ -215,10 +215,10 @@ break_and_test src/session/link/shutdown.rs \
         if let' 'st.shutdown = Some(ShutdownClose::Due(reason));
         self.send_shutdown_close(&mut st);
         if let' \
-    shutdown serve_closes_a_busy_crowd_with_1001_after_answering_what_it_received
+    session shutdown::serve_closes_a_busy_crowd_with_1001_after_answering_what_it_received
 break_and_test src/axum/serve.rs \
     'connection.as_mut().graceful_shutdown();' '' \
-    shutdown axum_serve_does_the_same_and_closes_idle_http_connections
+    session shutdown::axum_serve_does_the_same_and_closes_idle_http_connections
 
 if [ "$survived" -ne 0 ]; then
     echo "$survived mutant(s) survived"

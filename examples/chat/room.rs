@@ -1,12 +1,12 @@
-//! The room of `examples/chat`: who is in it, under which names, and the one order of events
-//! they all see.
+//! The room of `examples/chat`: who is in it under which names, and the topic that carries
+//! its events to every member, on this node and, on a bus, on the others.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::mpsc;
-use typed_ws::prelude::*;
-use typed_ws::{AnyConverter, Frame};
+use typed_ws::AnyConverter;
+use typed_ws::topics::{Outbox, Position, Topic, Topics};
 
 use crate::Event;
 use crate::common::log;
@@ -14,36 +14,43 @@ use crate::common::log;
 /// The longest name asked for, in characters.
 const MAX_NAME: usize = 24;
 
-struct Member {
-    name: String,
-    converter: AnyConverter,
-    outbox: mpsc::Sender<Frame>,
-}
-
-/// Everyone in the room. One lock orders every event, so all participants see one history.
+/// Everyone in the room. The topic orders the events: every member of a node sees one
+/// history, and on a bus every node sees each other node's events in that node's order.
 pub struct Room {
+    /// Kept for as long as the room: the topics hear the other nodes while a handle lives.
+    topics: Topics<Event>,
+    topic: Topic<Event>,
+    next_message: AtomicU64,
+    /// Held across a join, so that the welcome's list and the `joined` event agree.
+    joining: tokio::sync::Mutex<()>,
     state: Mutex<RoomState>,
 }
 
 struct RoomState {
     max_members: usize,
     next_member: u64,
-    next_message: u64,
-    /// Ordered by arrival, which is the order of the online list.
-    members: BTreeMap<u64, Member>,
+    /// This node's members, ordered by arrival, which is the order of the online list.
+    members: BTreeMap<u64, String>,
     names: Names,
+    /// Members of other nodes, by name, as their `joined` and `left` events told.
+    elsewhere: HashMap<String, usize>,
 }
 
 impl Room {
-    /// An empty room that lets in at most `max_members` at once.
-    pub fn new(max_members: usize) -> Room {
+    /// An empty room that lets in at most `max_members` at once on this node, its events on
+    /// the topic `name` of `topics`.
+    pub fn new(max_members: usize, topics: Topics<Event>, name: &str) -> Room {
         Room {
+            topic: topics.topic(name),
+            topics,
+            next_message: AtomicU64::new(0),
+            joining: tokio::sync::Mutex::new(()),
             state: Mutex::new(RoomState {
                 max_members,
                 next_member: 0,
-                next_message: 0,
                 members: BTreeMap::new(),
                 names: Names::default(),
+                elsewhere: HashMap::new(),
             }),
         }
     }
@@ -53,123 +60,93 @@ impl Room {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Adds a participant under a name no one else in the room has, welcomes it and tells the
-    /// others. Gives its id, or `None`, with the room untouched, when the room is full.
-    pub fn join(
+    /// Adds the outbox's session under a name no one else on this node has: tells the
+    /// others, welcomes it, then subscribes it to the room's numbered events, from `since`
+    /// (the last a page got before it lost its connection) when given. Gives its id, or
+    /// `None`, with the room untouched, when the room is full.
+    pub async fn join(
         &self,
         wanted: &str,
-        converter: AnyConverter,
-        outbox: mpsc::Sender<Frame>,
+        outbox: &Outbox<AnyConverter>,
+        since: Option<Position>,
     ) -> Option<u64> {
-        let mut state = self.lock();
-        if state.members.len() >= state.max_members {
+        let joining = self.joining.lock().await;
+        let (id, welcome) = {
+            let mut state = self.lock();
+            if state.members.len() >= state.max_members {
+                return None;
+            }
+            let name = state.names.claim(wanted);
+            let id = state.next_member;
+            state.next_member += 1;
+            state.members.insert(id, name.clone());
+            let online = state
+                .members
+                .values()
+                .chain(state.elsewhere.keys())
+                .cloned()
+                .collect();
+            self.publish(&Event::Joined { name: name.clone() });
+            (id, Event::Welcome { name, online })
+        };
+        // The welcome comes first, then the outcome of `since` and what was missed, then every
+        // event from the `joined` on.
+        let welcomed = outbox.send_serialized(&welcome).await.is_ok();
+        if !welcomed || self.topic.subscribe_since(outbox, since).is_err() {
+            drop(joining);
+            self.leave(id);
             return None;
         }
-        let name = state.names.claim(wanted);
-        let id = state.next_member;
-        state.next_member += 1;
-        state.broadcast(Event::Joined { name: name.clone() });
-        let online = state
-            .members
-            .values()
-            .map(|m| m.name.clone())
-            .chain([name.clone()]);
-        let welcome = Event::Welcome {
-            name: name.clone(),
-            online: online.collect(),
-        };
-        let member = Member {
-            name,
-            converter,
-            outbox,
-        };
-        if let Some(frame) = encode(converter, &welcome) {
-            // A fresh outbox has room for one event.
-            let _ = member.outbox.try_send(frame);
-        }
-        state.members.insert(id, member);
         Some(id)
     }
 
     pub fn say(&self, id: u64, text: &str) {
         let text = text.trim();
-        let mut state = self.lock();
-        let Some(author) = state.members.get(&id).map(|m| m.name.clone()) else {
+        let Some(author) = self.lock().members.get(&id).cloned() else {
             return;
         };
         if text.is_empty() {
             return;
         }
-        let message_id = state.next_message;
-        state.next_message += 1;
-        state.broadcast(Event::Message {
-            id: message_id,
+        self.publish(&Event::Message {
+            id: self.next_message.fetch_add(1, Ordering::Relaxed),
             author,
             text: text.to_owned(),
         });
     }
 
+    /// Takes a member out of the room, frees its name and tells everyone.
     pub fn leave(&self, id: u64) {
         let mut state = self.lock();
-        if let Some(name) = state.remove(id) {
-            state.broadcast(Event::Left { name });
+        if let Some(name) = state.members.remove(&id) {
+            state.names.release(&name);
+            drop(state);
+            self.publish(&Event::Left { name });
         }
     }
-}
 
-impl RoomState {
-    /// Queues `event` for every member. A member whose outbox is full (or whose writer has
-    /// ended) leaves the room, and the others hear it: those `left` events wait in a queue
-    /// here rather than being broadcast from within, so that however many members drop in a
-    /// cascade, the stack stays flat.
-    fn broadcast(&mut self, event: Event) {
-        let mut events = VecDeque::from([event]);
-        while let Some(event) = events.pop_front() {
-            for id in self.deliver(&event) {
-                if let Some(name) = self.remove(id) {
-                    events.push_back(Event::Left { name });
+    /// Keeps track of who is on the other nodes, from their events.
+    pub fn heard(&self, event: &Event) {
+        let mut state = self.lock();
+        match event {
+            Event::Joined { name } => *state.elsewhere.entry(name.clone()).or_default() += 1,
+            Event::Left { name } => {
+                if let Some(count) = state.elsewhere.get_mut(name) {
+                    *count -= 1;
+                    if *count == 0 {
+                        state.elsewhere.remove(name);
+                    }
                 }
             }
+            Event::Welcome { .. } | Event::Message { .. } => {}
         }
     }
 
-    /// Queues `event` in every outbox, encoding it once per codec in use; gives the members
-    /// it could not be queued for.
-    fn deliver(&self, event: &Event) -> Vec<u64> {
-        let mut encoded: Vec<(AnyConverter, Frame)> = Vec::new();
-        let mut gone = Vec::new();
-        for (&id, member) in &self.members {
-            let frame = match encoded.iter().find(|(c, _)| *c == member.converter) {
-                Some((_, frame)) => frame.clone(),
-                None => {
-                    let Some(frame) = encode(member.converter, event) else {
-                        continue;
-                    };
-                    encoded.push((member.converter, frame.clone()));
-                    frame
-                }
-            };
-            if member.outbox.try_send(frame).is_err() {
-                gone.push(id);
-            }
+    fn publish(&self, event: &Event) {
+        if let Err(e) = self.topics.publish(self.topic.name(), event) {
+            log(format!("cannot publish an event: {e}"));
         }
-        gone
     }
-
-    /// Takes a member out of the room and frees its name; gives the name, for the `left`
-    /// event, or `None` if it had already gone.
-    fn remove(&mut self, id: u64) -> Option<String> {
-        let member = self.members.remove(&id)?;
-        self.names.release(&member.name);
-        Some(member.name)
-    }
-}
-
-fn encode(converter: AnyConverter, event: &Event) -> Option<Frame> {
-    converter
-        .serialize(event)
-        .inspect_err(|e| log(format!("cannot encode an event: {e}")))
-        .ok()
 }
 
 /// The names in use. However many ask for one name, a join finds a free one in O(1)
@@ -274,39 +251,7 @@ fn stem_of(name: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::{Value, json};
-    use typed_ws::JsonConverter;
-
     use super::*;
-
-    fn json() -> AnyConverter {
-        AnyConverter::from(JsonConverter)
-    }
-
-    /// What the room queued in `outbox` so far, decoded.
-    fn events(outbox: &mut mpsc::Receiver<Frame>) -> Vec<Value> {
-        let mut events = Vec::new();
-        while let Ok(frame) = outbox.try_recv() {
-            events.push(json().deserialize(&frame).expect("an event in JSON"));
-        }
-        events
-    }
-
-    fn welcome(name: &str, online: &[&str]) -> Value {
-        json!({"type": "welcome", "name": name, "online": online})
-    }
-
-    fn joined(name: &str) -> Value {
-        json!({"type": "joined", "name": name})
-    }
-
-    fn left(name: &str) -> Value {
-        json!({"type": "left", "name": name})
-    }
-
-    fn message(id: u64, author: &str, text: &str) -> Value {
-        json!({"type": "message", "id": id, "author": author, "text": text})
-    }
 
     #[test]
     fn a_crowd_asking_for_one_name_gets_distinct_names_for_a_few_lookups_each() {
@@ -368,95 +313,5 @@ mod tests {
         assert!(names.taken.is_empty() && names.stems.is_empty());
         assert_eq!(names.claim("bob"), "bob");
         assert_eq!(names.claim("bob"), "bob (2)", "the count starts afresh");
-    }
-
-    #[test]
-    fn a_full_room_refuses_a_join_and_leaves_its_members_be() {
-        let room = Room::new(2);
-        let (to_alice, mut alice) = mpsc::channel(16);
-        let (to_bob, mut bob) = mpsc::channel(16);
-        let alice_id = room
-            .join("alice", json(), to_alice)
-            .expect("room for alice");
-        let bob_id = room.join("bob", json(), to_bob).expect("room for bob");
-        let (to_carol, mut carol) = mpsc::channel(16);
-        assert_eq!(room.join("carol", json(), to_carol), None);
-        assert_eq!(events(&mut carol), [] as [Value; 0]);
-
-        room.say(alice_id, "still here");
-        assert_eq!(
-            events(&mut alice),
-            [
-                welcome("alice", &["alice"]),
-                joined("bob"),
-                message(0, "alice", "still here")
-            ]
-        );
-        assert_eq!(
-            events(&mut bob),
-            [
-                welcome("bob", &["alice", "bob"]),
-                message(0, "alice", "still here")
-            ]
-        );
-
-        room.leave(bob_id);
-        let (to_carol, mut carol) = mpsc::channel(16);
-        assert!(room.join("carol", json(), to_carol).is_some(), "room again");
-        assert_eq!(events(&mut carol), [welcome("carol", &["alice", "carol"])]);
-        assert_eq!(events(&mut alice), [left("bob"), joined("carol")]);
-    }
-
-    /// Members that drop out together, each `left` event finding the next one full. A removal
-    /// that recursed once per member needed some 400 bytes a level (debug build): 500 levels
-    /// overflow the 64 KiB stack the room runs on here, of which a flat one needs under half.
-    const CASCADE: usize = 500;
-
-    #[test]
-    fn a_cascade_of_slow_members_leaves_in_order_on_a_flat_stack() {
-        let cascade = std::thread::Builder::new()
-            .stack_size(64 << 10)
-            .spawn(slow_members_drop_out_together)
-            .expect("a thread");
-        cascade.join().expect("the cascade's thread");
-    }
-
-    fn slow_members_drop_out_together() {
-        let room = Room::new(CASCADE + 1);
-        let (to_observer, mut observer) = mpsc::channel(2 * CASCADE + 2);
-        let observer_id = room.join("observer", json(), to_observer).expect("room");
-        // Each outbox is full once everyone has joined: the welcome and every later join.
-        let mut slow = Vec::new();
-        for i in 0..CASCADE {
-            let (outbox, queued) = mpsc::channel(CASCADE - i);
-            room.join("slow", json(), outbox).expect("room");
-            slow.push(queued);
-        }
-        room.say(observer_id, "who is still here?");
-
-        let names: Vec<String> = (0..CASCADE)
-            .map(|i| match i {
-                0 => "slow".to_owned(),
-                i => format!("slow ({})", i + 1),
-            })
-            .collect();
-        let seen = events(&mut observer);
-        let (joins, rest) = seen.split_at(1 + CASCADE);
-        assert_eq!(joins[0], welcome("observer", &["observer"]));
-        let each = |event: fn(&str) -> Value| names.iter().map(|n| event(n)).collect::<Vec<_>>();
-        assert_eq!(joins[1..], each(joined));
-        assert_eq!(rest[0], message(0, "observer", "who is still here?"));
-        assert_eq!(rest[1..], each(left));
-        for (i, queued) in slow.iter_mut().enumerate() {
-            assert_eq!(events(queued).len(), CASCADE - i, "member {i}");
-            assert!(queued.is_closed(), "member {i} is let go");
-        }
-
-        let (outbox, mut queued) = mpsc::channel(16);
-        room.join("slow", json(), outbox).expect("room");
-        assert_eq!(
-            events(&mut queued),
-            [welcome("slow", &["observer", "slow"])]
-        );
     }
 }

@@ -55,7 +55,6 @@ pub(super) async fn own_handshake<S, C>(
     request: Request,
     config: &Config<C>,
     strict: Strictness,
-    path: String,
 ) -> Result<Result<Session<C>, Error>, WsError>
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -64,6 +63,8 @@ where
     let offered: Vec<String> = handshake::list(request.headers(), "sec-websocket-protocol")
         .map(str::to_owned)
         .collect();
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().map(str::to_owned);
     let (head, key) = generate_request(request)?;
     io.write_all(&head).await?;
     io.flush().await?;
@@ -153,6 +154,7 @@ where
     };
     let handshake = Handshake {
         path: Some(path),
+        query,
         subprotocol,
         #[cfg(feature = "compression")]
         compression: agreed,

@@ -201,12 +201,25 @@ impl<C: Converter> ClientRequest<C> {
     /// A client that makes this request, and makes it again whenever the connection is
     /// lost to something transient: see [`Reconnect`].
     pub fn reconnecting(self) -> Reconnect<C> {
+        self.reconnecting_to(|url| url.to_owned())
+    }
+
+    /// [`ClientRequest::reconnecting`], with the URL of each attempt made from this one's by
+    /// `url`.
+    pub(crate) fn reconnecting_to(
+        self,
+        mut url: impl FnMut(&str) -> String + Send + 'static,
+    ) -> Reconnect<C> {
         let config = &self.client.config;
         let (converter, timeout) = (config.converter.clone(), config.settings.timeout);
         Reconnect::new(
             converter,
             timeout,
-            Box::new(move || Box::pin(self.clone().web_socket_session())),
+            Box::new(move || {
+                let mut attempt = self.clone();
+                attempt.url = url(&self.url);
+                Box::pin(attempt.web_socket_session())
+            }),
         )
     }
 
@@ -250,7 +263,6 @@ impl<C: Converter> ClientRequest<C> {
                 .headers_mut()
                 .insert("sec-websocket-extensions", value);
         }
-        let path = request.uri().path().to_owned();
         #[cfg(feature = "tls")]
         let tls_client = config.settings.tls.client.clone();
         let strict = if config.agreement().has_fallback() {
@@ -274,11 +286,11 @@ impl<C: Converter> ClientRequest<C> {
             if request.uri().scheme_str() == Some("wss") {
                 let tls = connect_tls(tcp, request.uri(), tls_client).await;
                 let io = Elastic::new(tls.map_err(&fail)?);
-                return own_handshake(io, request, config, strict, path)
+                return own_handshake(io, request, config, strict)
                     .await
                     .map_err(&fail)?;
             }
-            own_handshake(Elastic::new(tcp), request, config, strict, path)
+            own_handshake(Elastic::new(tcp), request, config, strict)
                 .await
                 .map_err(&fail)?
         };

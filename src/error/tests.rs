@@ -41,6 +41,10 @@ fn one_of_each() -> Vec<Error> {
             url: "http://x".to_owned(),
             source: "not ws".into(),
         },
+        Error::Bus {
+            message: "cannot connect to the NATS server".to_owned(),
+            source: None,
+        },
     ]
 }
 

@@ -135,7 +135,7 @@ impl Backoff {
 
     /// The delay after `failures` failures in a row, the last of them a 1012 or 1013 when
     /// `busy`.
-    pub(super) fn delay(&self, failures: u32, busy: bool, rng: &mut Rng) -> Duration {
+    pub(crate) fn delay(&self, failures: u32, busy: bool, rng: &mut Rng) -> Duration {
         let jittered = self.window(failures).mul_f64(rng.unit());
         if busy {
             self.busy_delay.saturating_add(jittered)
@@ -145,7 +145,7 @@ impl Backoff {
     }
 
     /// The generator of this client's delays.
-    pub(super) fn rng(&self) -> Rng {
+    pub(crate) fn rng(&self) -> Rng {
         Rng::new(self.seed.unwrap_or_else(clock_seed))
     }
 }
@@ -164,7 +164,7 @@ fn clock_seed() -> u64 {
 
 /// xorshift64*: jitter needs spread, not secrecy, and this needs no dependency.
 #[derive(Debug)]
-pub(super) struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
     /// The multiply spreads nearby seeds apart; `| 1` keeps the state off zero, where xorshift

@@ -382,8 +382,8 @@ pub enum Stop {
     /// every handle was dropped.
     Closed(CloseReason),
     /// An end that trying again would not change: an HTTP 4xx answer, a close with 1000,
-    /// 1008 and the like, a failed TLS handshake, no common converter (see the README's
-    /// table of what is retried).
+    /// 1008 and the like, a failed TLS handshake, no common converter (see the table of
+    /// what is retried in the [guide](crate::guide::reconnecting)).
     Permanent(Arc<Error>),
     /// [`Backoff::max_attempts`] attempts in a row failed.
     GaveUp {

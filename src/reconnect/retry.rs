@@ -57,6 +57,7 @@ pub(super) fn classify(error: &Error) -> Retry {
         } if broken_off(source) => Retry::Later,
         Error::Handshake { .. }
         | Error::InvalidUrl { .. }
+        | Error::Bus { .. }
         | Error::Protocol(_)
         | Error::TooBig { .. }
         | Error::InvalidUtf8
@@ -106,6 +107,10 @@ pub(super) fn duplicate(error: &Error) -> Error {
         Error::InvalidUrl { url, source } => Error::InvalidUrl {
             url: url.clone(),
             source: text(source),
+        },
+        Error::Bus { message, source } => Error::Bus {
+            message: message.clone(),
+            source: source.as_ref().map(text),
         },
         Error::Protocol(source) => Error::Protocol(text(source)),
         Error::TooBig { size, limit } => Error::TooBig {

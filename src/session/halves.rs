@@ -210,6 +210,23 @@ impl<C> Stream for RecvHalf<C> {
     }
 }
 
+impl<C> SendHalf<C> {
+    /// See [`Link::compresses_alone`](super::link::Link::compresses_alone).
+    pub(crate) fn compresses_alone(&self) -> Option<crate::wire::Alone> {
+        self.link.compresses_alone()
+    }
+
+    /// [`Sink::start_send`] of a data frame whose payload was compressed for this session
+    /// and others alike; see [`SendHalf::compresses_alone`].
+    pub(crate) fn start_send_compressed(
+        &mut self,
+        frame: &Frame,
+        compressed: bytes::Bytes,
+    ) -> Result<(), Error> {
+        self.link.start_send_compressed(frame, compressed)
+    }
+}
+
 impl<C> Sink<Frame> for SendHalf<C> {
     type Error = Error;
 

@@ -320,6 +320,13 @@ impl<C> Session<C> {
         self.tx.link.handshake.path.as_deref()
     }
 
+    /// The query of the request's URL, without the `?`: on the server, what the client asked
+    /// for (`since=5&epoch=2`); on the client, the URL's. `None` when there was none, and for
+    /// a wrapped stream.
+    pub fn query(&self) -> Option<&str> {
+        self.tx.link.handshake.query.as_deref()
+    }
+
     /// The subprotocol agreed in the handshake, if any.
     pub fn subprotocol(&self) -> Option<&str> {
         self.tx.link.handshake.subprotocol.as_deref()

@@ -74,27 +74,43 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
 
 use crate::error::Error;
 
+mod config;
+pub mod history;
 mod mailbox;
 mod outbox;
+#[cfg(any(feature = "nats", feature = "redis"))]
+mod remote;
+mod resume;
 mod topic;
 
+pub use config::{Policy, TopicConfig, TopicStats};
+pub use history::{History, Outcome, Position, Resumed, Sequenced};
 pub use outbox::Outbox;
-pub use topic::{Policy, Topic, TopicConfig, TopicStats};
+pub use resume::{Resume, Resuming, Update};
+use topic::Forwarding;
+pub use topic::Topic;
 
 /// How many of a topic's frames may wait for one subscriber unless the topic's
 /// [`TopicConfig::queue`] says otherwise; also how many of the application's own frames may
 /// wait in an [`Outbox`] before [`Outbox::send`] waits.
 pub const DEFAULT_QUEUE: usize = 1024;
 
+/// The set's size below which idle topics are not looked for.
+const SWEEP_FROM: usize = 64;
+
 /// Topics of one value type by name, all with one [`TopicConfig`], made on first use.
 ///
-/// Cheap to clone: clones share the topics.
+/// A topic that nobody holds a handle to, with no subscribers and nothing kept in its
+/// history, is forgotten (its counters and position with it) as the set grows, so that
+/// topics named by clients (rooms, symbols) stay bounded by those in use. Cheap to clone:
+/// clones share the topics.
 ///
 /// ```
 /// use typed_ws::topics::{Policy, TopicConfig, Topics};
@@ -119,7 +135,16 @@ pub struct Topics<T> {
 struct Registry<T> {
     config: TopicConfig<T>,
     topics: Mutex<HashMap<String, Topic<T>>>,
+    /// How many topics there were after the last sweep of idle ones.
+    swept: AtomicUsize,
+    forward: Forwarding<T>,
+    /// Called with each value from another node, by [`Topics::on_received`].
+    #[cfg_attr(not(any(feature = "nats", feature = "redis")), allow(dead_code))]
+    heard: std::sync::OnceLock<Heard<T>>,
 }
+
+/// What [`Topics::on_received`] calls: the topic's name and the value.
+type Heard<T> = Box<dyn Fn(&str, &T) + Send + Sync>;
 
 impl<T: Serialize + 'static> Topics<T> {
     /// Topics with the default [`TopicConfig`].
@@ -133,6 +158,9 @@ impl<T: Serialize + 'static> Topics<T> {
             shared: Arc::new(Registry {
                 config,
                 topics: Mutex::new(HashMap::new()),
+                swept: AtomicUsize::new(0),
+                forward: Arc::default(),
+                heard: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -143,7 +171,19 @@ impl<T: Serialize + 'static> Topics<T> {
         if let Some(topic) = topics.get(name) {
             return topic.clone();
         }
-        let topic = Topic::with_config(name, self.shared.config.clone());
+        // Topics named by clients come and go: the idle ones are forgotten whenever the set
+        // has doubled since the last sweep, which keeps it within twice those in use, at an
+        // amortized constant cost per topic made.
+        let swept = self.shared.swept.load(Ordering::Relaxed);
+        if topics.len() >= (2 * swept).max(SWEEP_FROM) {
+            topics.retain(|_, topic| !topic.is_idle());
+            self.shared.swept.store(topics.len(), Ordering::Relaxed);
+        }
+        let topic = Topic::forwarded(
+            name.to_owned(),
+            self.shared.config.clone(),
+            self.shared.forward.clone(),
+        );
         topics.insert(name.to_owned(), topic.clone());
         topic
     }
@@ -154,11 +194,17 @@ impl<T: Serialize + 'static> Topics<T> {
     }
 
     /// Publishes to the topic of that name (see [`Topic::publish`]); `Ok(0)` when there is
-    /// none, which is not made.
+    /// none here, which is not made. On a [bus](crate::bus), the value goes to the topic's
+    /// subscribers on every other node either way.
     pub fn publish(&self, name: &str, value: &T) -> Result<usize, Error> {
         match self.get(name) {
             Some(topic) => topic.publish(value),
-            None => Ok(0),
+            None => {
+                if let Some(forward) = self.shared.forward.get() {
+                    forward(name, value)?;
+                }
+                Ok(0)
+            }
         }
     }
 
@@ -201,5 +247,29 @@ impl<T> fmt::Debug for Topics<T> {
         f.debug_struct("Topics")
             .field("config", &self.shared.config)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_named_and_let_go_are_forgotten_but_held_and_kept_ones_stay() {
+        let topics: Topics<String> =
+            Topics::with_config(TopicConfig::new().history(History::last(8)));
+        let held = topics.topic("held");
+        topics
+            .topic("kept")
+            .publish(&"remember me".to_owned())
+            .unwrap();
+        for n in 0..10_000 {
+            topics.topic(&format!("client-{n}"));
+        }
+        let names = topics.names();
+        assert!(names.len() <= 2 * SWEEP_FROM, "{} topics kept", names.len());
+        assert!(topics.get("held").is_some() && topics.get("kept").is_some());
+        assert_eq!(topics.topic("kept").position().seq, 1, "the same topic");
+        drop(held);
     }
 }

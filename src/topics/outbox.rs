@@ -17,6 +17,7 @@ use crate::converter::{Converter, NoConverter};
 use crate::error::Error;
 use crate::frame::{CloseCode, CloseReason, Frame};
 use crate::session::SendHalf;
+use crate::wire::Alone;
 
 /// Gives every outbox its own id, by which topics know their subscribers.
 static NEXT_OUTBOX: AtomicU64 = AtomicU64::new(1);
@@ -59,6 +60,9 @@ const DISCONNECT_GRACE: Duration = Duration::from_secs(10);
 pub struct Outbox<C = NoConverter> {
     mailbox: Arc<Mailbox>,
     converter: C,
+    /// How its session compresses, when each message on its own: topics compress a
+    /// publication once for all such sessions.
+    alone: Option<Alone>,
 }
 
 impl<C: Converter> Outbox<C> {
@@ -69,9 +73,14 @@ impl<C: Converter> Outbox<C> {
     /// Outside a tokio runtime.
     pub fn new(tx: SendHalf<C>) -> Self {
         let converter = tx.converter().clone();
+        let alone = tx.compresses_alone();
         let mailbox = Arc::new(Mailbox::new(NEXT_OUTBOX.fetch_add(1, Ordering::Relaxed)));
         tokio::spawn(write(mailbox.clone(), tx));
-        Outbox { mailbox, converter }
+        Outbox {
+            mailbox,
+            converter,
+            alone,
+        }
     }
 
     /// Queues a frame after everything already queued, waiting only while [`DEFAULT_QUEUE`]
@@ -121,6 +130,10 @@ impl<C> Outbox<C> {
     pub(super) fn mailbox(&self) -> &Arc<Mailbox> {
         &self.mailbox
     }
+
+    pub(super) fn compresses_alone(&self) -> Option<Alone> {
+        self.alone
+    }
 }
 
 impl<C: Clone> Clone for Outbox<C> {
@@ -129,6 +142,7 @@ impl<C: Clone> Clone for Outbox<C> {
         Outbox {
             mailbox: self.mailbox.clone(),
             converter: self.converter.clone(),
+            alone: self.alone,
         }
     }
 }
@@ -194,10 +208,13 @@ async fn write_batch<C>(tx: &mut SendHalf<C>, batch: &mut Batch) -> Result<(), E
     std::future::poll_fn(|cx| {
         while !batch.is_empty() {
             ready!(Pin::new(&mut *tx).poll_ready(cx))?;
-            let Some((topic, frame)) = batch.pop() else {
+            let Some((topic, delivery)) = batch.pop() else {
                 break;
             };
-            Pin::new(&mut *tx).start_send(frame)?;
+            match delivery.compressed {
+                Some(compressed) => tx.start_send_compressed(&delivery.frame, compressed)?,
+                None => Pin::new(&mut *tx).start_send(delivery.frame)?,
+            }
             batch.count(topic);
         }
         Pin::new(&mut *tx).poll_flush(cx)

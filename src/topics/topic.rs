@@ -3,228 +3,33 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use serde::Serialize;
 
-use super::mailbox::{Mailbox, Membership, Mode, Offered, Rule, Subscription};
-use super::{DEFAULT_QUEUE, Outbox};
+use super::Outbox;
+use super::config::{Counters, KeyFn, Kind, TopicConfig, TopicStats};
+use super::history::{Log, Position, Resumed, Sequenced};
+use super::mailbox::{Delivery, Mailbox, Membership, Mode, Offered, Rule, Subscription};
 use crate::converter::Converter;
 use crate::error::Error;
 use crate::frame::{CloseCode, CloseReason, Frame};
+use crate::wire::Alone;
 
 /// Gives every topic its own id; 0 is the application's own frames in an outbox.
 static NEXT_TOPIC: AtomicU64 = AtomicU64::new(1);
 
-/// What a topic does with a subscriber whose queue is full: the slow-subscriber policy.
-///
-/// A subscriber's queue fills when its session's socket takes frames more slowly than the
-/// topic publishes them. Whatever the policy, publishing never waits for it, and the other
-/// subscribers never notice.
-///
-/// ```
-/// use typed_ws::topics::{Policy, TopicConfig};
-///
-/// #[derive(serde::Serialize)]
-/// struct Tick { symbol: String, price: f64 }
-///
-/// // A slow client gets the current price of every symbol rather than a backlog.
-/// let config = TopicConfig::new().policy(Policy::conflate(|tick: &Tick| tick.symbol.clone()));
-/// ```
-pub struct Policy<T> {
-    kind: Kind<T>,
-}
-
-/// Makes a topic's key function: called once per topic, it returns a function that maps each
-/// value to a small number standing for its key, the same for equal keys.
-type KeyMaker<T> = Arc<dyn Fn() -> KeyFn<T> + Send + Sync>;
-type KeyFn<T> = Box<dyn FnMut(&T) -> u64 + Send>;
-
-enum Kind<T> {
-    Disconnect(Option<CloseReason>),
-    DropOldest,
-    Conflate(KeyMaker<T>),
-}
-
-impl<T> Policy<T> {
-    /// Disconnects the subscriber (the default): its queued frames are discarded, its
-    /// session gets a close frame with 1008 (policy violation) and a reason naming the topic,
-    /// and the topic's `disconnected` counter goes up. The close frame goes out behind what the
-    /// session had already taken to write; a peer that reads nothing at all is dropped by its
-    /// session's [send timeout](crate::Config::send_timeout) (30 s by default).
-    pub fn disconnect() -> Self {
-        Policy {
-            kind: Kind::Disconnect(None),
-        }
-    }
-
-    /// [`Policy::disconnect`] with a close code and reason of your choice.
-    pub fn disconnect_with(reason: CloseReason) -> Self {
-        Policy {
-            kind: Kind::Disconnect(Some(reason)),
-        }
-    }
-
-    /// Drops the oldest of the topic's frames waiting for that subscriber to make room for
-    /// the new one, and counts it in `dropped`. The subscriber stays, and gets the newest
-    /// frames.
-    pub fn drop_oldest() -> Self {
-        Policy {
-            kind: Kind::DropOldest,
-        }
-    }
-
-    /// Keeps only the latest value per key for each subscriber: a value whose key already has
-    /// one waiting takes its place (and its place in the queue), counted in `conflated`. `key`
-    /// runs once per publication, not per subscriber. Keys should come from a bounded set
-    /// (symbols, rooms, ids): the topic remembers every key it has seen. When more keys wait
-    /// than the queue holds, the oldest is dropped and counted in `dropped`.
-    pub fn conflate<K, F>(key: F) -> Self
-    where
-        K: Hash + Eq + Send + 'static,
-        F: Fn(&T) -> K + Send + Sync + 'static,
-        T: 'static,
-    {
-        let key = Arc::new(key);
-        let maker: KeyMaker<T> = Arc::new(move || {
-            let key = key.clone();
-            let mut seen: HashMap<K, u64> = HashMap::new();
-            Box::new(move |value: &T| {
-                let next = seen.len() as u64;
-                *seen.entry(key(value)).or_insert(next)
-            })
-        });
-        Policy {
-            kind: Kind::Conflate(maker),
-        }
-    }
-}
-
-impl<T> Default for Policy<T> {
-    fn default() -> Self {
-        Policy::disconnect()
-    }
-}
-
-impl<T> Clone for Policy<T> {
-    fn clone(&self) -> Self {
-        let kind = match &self.kind {
-            Kind::Disconnect(reason) => Kind::Disconnect(reason.clone()),
-            Kind::DropOldest => Kind::DropOldest,
-            Kind::Conflate(maker) => Kind::Conflate(maker.clone()),
-        };
-        Policy { kind }
-    }
-}
-
-impl<T> fmt::Debug for Policy<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
-            Kind::Disconnect(reason) => f.debug_tuple("Disconnect").field(reason).finish(),
-            Kind::DropOldest => f.write_str("DropOldest"),
-            Kind::Conflate(_) => f.write_str("Conflate"),
-        }
-    }
-}
-
-/// How a topic treats its subscribers: the bound of each one's queue and the
-/// [`Policy`] when it is full.
-///
-/// ```
-/// use typed_ws::topics::{Policy, Topic, TopicConfig};
-///
-/// let news: Topic<String> =
-///     Topic::with_config("news", TopicConfig::new().queue(64).policy(Policy::drop_oldest()));
-/// ```
-pub struct TopicConfig<T> {
-    queue: usize,
-    policy: Policy<T>,
-}
-
-impl<T> TopicConfig<T> {
-    /// A queue of [`DEFAULT_QUEUE`] frames per subscriber, and [`Policy::disconnect`].
-    pub fn new() -> Self {
-        TopicConfig {
-            queue: DEFAULT_QUEUE,
-            policy: Policy::disconnect(),
-        }
-    }
-
-    /// How many of the topic's frames may wait for one subscriber (at least 1) while its
-    /// session writes the previous ones. A slow subscriber holds at most twice this: the
-    /// frames waiting and the batch being written.
-    pub fn queue(mut self, frames: usize) -> Self {
-        self.queue = frames.max(1);
-        self
-    }
-
-    /// What to do when a subscriber's queue is full.
-    pub fn policy(mut self, policy: Policy<T>) -> Self {
-        self.policy = policy;
-        self
-    }
-}
-
-impl<T> Default for TopicConfig<T> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<T> Clone for TopicConfig<T> {
-    fn clone(&self) -> Self {
-        TopicConfig {
-            queue: self.queue,
-            policy: self.policy.clone(),
-        }
-    }
-}
-
-impl<T> fmt::Debug for TopicConfig<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TopicConfig")
-            .field("queue", &self.queue)
-            .field("policy", &self.policy)
-            .finish()
-    }
-}
-
-/// A topic's counters, from [`Topic::stats`]. Each counts since the topic was made.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct TopicStats {
-    /// Sessions subscribed now.
-    pub subscribers: usize,
-    /// Values published (an encoding failure publishes nothing).
-    pub published: u64,
-    /// Encodings: one per publication and converter in use among the subscribers.
-    pub encoded: u64,
-    /// Frames handed to subscribers' sessions to write.
-    pub delivered: u64,
-    /// Frames dropped unwritten by [`Policy::drop_oldest`], or by [`Policy::conflate`] when
-    /// more keys waited than the queue holds.
-    pub dropped: u64,
-    /// Waiting values replaced by a later one with the same key ([`Policy::conflate`]).
-    pub conflated: u64,
-    /// Subscribers disconnected by [`Policy::disconnect`].
-    pub disconnected: u64,
-}
-
-#[derive(Debug, Default)]
-pub(super) struct Counters {
-    published: AtomicU64,
-    encoded: AtomicU64,
-    pub(super) delivered: AtomicU64,
-    dropped: AtomicU64,
-    conflated: AtomicU64,
-    disconnected: AtomicU64,
-}
+/// What carries a topic's publications to other nodes: set once, by
+/// [`Topics::bus`](super::Topics::bus), for every topic of the set.
+pub(super) type Forward<T> = Box<dyn Fn(&str, &T) -> Result<(), Error> + Send + Sync>;
+pub(super) type Forwarding<T> = Arc<OnceLock<Forward<T>>>;
 
 /// Encodes a topic's values with one converter: the converter of a group of subscribers.
 trait Encoding<T>: Send + Sync {
     fn encode(&self, value: &T) -> Result<Frame, Error>;
+    /// The value as a [`Sequenced`] publication at `at`.
+    fn encode_at(&self, at: Position, value: &T) -> Result<Frame, Error>;
     /// Whether `converter` is this one (same type, equal), so its session joins the group.
     fn is(&self, converter: &dyn Any) -> bool;
 }
@@ -236,20 +41,50 @@ impl<T: Serialize, C: Converter + PartialEq> Encoding<T> for With<C> {
         self.0.serialize(value)
     }
 
+    fn encode_at(&self, at: Position, value: &T) -> Result<Frame, Error> {
+        self.0.serialize(&Sequenced {
+            seq: at.seq,
+            epoch: at.epoch,
+            data: value,
+        })
+    }
+
     fn is(&self, converter: &dyn Any) -> bool {
         converter.downcast_ref::<C>() == Some(&self.0)
     }
 }
 
-/// The subscribers that share a converter, and so each publication's frame.
+/// The subscribers that share a converter, a form (plain or sequenced) and, for those that
+/// compress each message on its own, how they compress: so each publication's frame, and its
+/// compressed payload.
 struct Group<T> {
     encoding: Box<dyn Encoding<T>>,
+    sequenced: bool,
+    alone: Option<Alone>,
     members: HashMap<u64, Arc<Mailbox>>,
+}
+
+impl<T> Group<T> {
+    fn encode(&self, at: Position, value: &T) -> Result<Frame, Error> {
+        if self.sequenced {
+            self.encoding.encode_at(at, value)
+        } else {
+            self.encoding.encode(value)
+        }
+    }
+
+    /// The group's frame for a value, compressed once for all its members if they compress.
+    fn deliver(&self, frame: Frame) -> (Delivery, bool) {
+        let compressed = self.alone.and_then(|alone| alone.compress(frame.payload()));
+        let once = compressed.is_some();
+        (Delivery { frame, compressed }, once)
+    }
 }
 
 struct State<T> {
     groups: Vec<Group<T>>,
     key: Option<KeyFn<T>>,
+    log: Log<T>,
 }
 
 struct Shared<T> {
@@ -257,6 +92,7 @@ struct Shared<T> {
     rule: Rule,
     counters: Arc<Counters>,
     state: Mutex<State<T>>,
+    forward: Forwarding<T>,
 }
 
 impl<T> Shared<T> {
@@ -293,6 +129,8 @@ impl<T> Membership for Shared<T> {
 /// assert_eq!(prices.stats().published, 1);
 /// # Ok::<(), typed_ws::Error>(())
 /// ```
+///
+/// [`Policy`]: super::Policy
 pub struct Topic<T> {
     shared: Arc<Shared<T>>,
 }
@@ -323,7 +161,11 @@ impl<T: Serialize + 'static> Topic<T> {
 
     /// A topic with its own queue bound and policy.
     pub fn with_config(name: impl Into<String>, config: TopicConfig<T>) -> Self {
-        let name = name.into();
+        Self::forwarded(name.into(), config, Arc::default())
+    }
+
+    /// A topic of a [`Topics`](super::Topics), whose publications go where the set's do.
+    pub(super) fn forwarded(name: String, config: TopicConfig<T>, forward: Forwarding<T>) -> Self {
         let (mode, key) = match config.policy.kind {
             Kind::Disconnect(reason) => {
                 let reason = reason.unwrap_or_else(|| {
@@ -350,7 +192,9 @@ impl<T: Serialize + 'static> Topic<T> {
                 state: Mutex::new(State {
                     groups: Vec::new(),
                     key,
+                    log: Log::new(config.history),
                 }),
+                forward,
             }),
         }
     }
@@ -367,14 +211,57 @@ impl<T: Serialize + 'static> Topic<T> {
     ///
     /// Sessions whose converters are equal (same type, `==`) share each publication's frame.
     pub fn subscribe<C: Converter + PartialEq>(&self, outbox: &Outbox<C>) -> Result<(), Error> {
+        self.join(outbox, None).map(|_| ())
+    }
+
+    /// Subscribes the outbox's session to the topic's numbered stream, from `since` (the last
+    /// [`Position`] it got, or `None` for the live stream only): its session is sent a
+    /// [`Resumed`] frame that says what follows, then the publications after `since` that the
+    /// topic's [`History`](super::History) still keeps, then the live ones, each as a
+    /// [`Sequenced`] value; nothing is missed or repeated between the kept and the live ones.
+    /// A position the history no longer reaches, or from another epoch, gives
+    /// [`Outcome::Reset`](super::Outcome::Reset). See [the wire form](super::history).
+    ///
+    /// The missed publications are queued at once, beside the subscriber's queue bound: a
+    /// subscriber coming back holds at most the history more. Subscribing an outbox already
+    /// subscribed does nothing more, and sends nothing.
+    pub fn subscribe_since<C: Converter + PartialEq>(
+        &self,
+        outbox: &Outbox<C>,
+        since: Option<Position>,
+    ) -> Result<Resumed, Error> {
+        self.join(outbox, Some(since))
+    }
+
+    /// Subscribes plain, or sequenced from a position when `since` is given.
+    fn join<C: Converter + PartialEq>(
+        &self,
+        outbox: &Outbox<C>,
+        since: Option<Option<Position>>,
+    ) -> Result<Resumed, Error> {
         let mailbox = outbox.mailbox();
         let mut state = self.shared.lock();
+        let sequenced = since.is_some();
         if state
             .groups
             .iter()
             .any(|g| g.members.contains_key(&mailbox.id))
         {
-            return Ok(());
+            return Ok(state.log.since(None).0);
+        }
+        let (resumed, missed) = state.log.since(since.flatten());
+        let encoding = With(outbox.converter().clone());
+        let mut lead = Vec::new();
+        if sequenced {
+            lead.reserve(1 + missed.len());
+            lead.push(outbox.converter().serialize(&resumed)?);
+            for (seq, value) in missed {
+                let at = Position {
+                    epoch: resumed.epoch,
+                    seq,
+                };
+                lead.push(Encoding::<T>::encode_at(&encoding, at, value)?);
+            }
         }
         let membership: Arc<dyn Membership> = self.shared.clone();
         mailbox
@@ -384,19 +271,32 @@ impl<T: Serialize + 'static> Topic<T> {
                 counters: self.shared.counters.clone(),
             })
             .map_err(Error::Closed)?;
+        if !lead.is_empty() {
+            self.shared
+                .counters
+                .replayed
+                .fetch_add(resumed.count, Ordering::Relaxed);
+            mailbox.lead(self.shared.rule.topic, lead);
+        }
         let converter: &dyn Any = outbox.converter();
-        let at = match state.groups.iter().position(|g| g.encoding.is(converter)) {
-            Some(at) => at,
-            None => {
-                state.groups.push(Group {
-                    encoding: Box::new(With(outbox.converter().clone())),
-                    members: HashMap::new(),
-                });
-                state.groups.len() - 1
-            }
-        };
+        let alone = outbox.compresses_alone();
+        let at =
+            match state.groups.iter().position(|g| {
+                g.sequenced == sequenced && g.alone == alone && g.encoding.is(converter)
+            }) {
+                Some(at) => at,
+                None => {
+                    state.groups.push(Group {
+                        encoding: Box::new(encoding),
+                        sequenced,
+                        alone,
+                        members: HashMap::new(),
+                    });
+                    state.groups.len() - 1
+                }
+            };
         state.groups[at].members.insert(mailbox.id, mailbox.clone());
-        Ok(())
+        Ok(resumed)
     }
 
     /// Ends the outbox's subscription; frames already queued for it are still written.
@@ -419,17 +319,50 @@ impl<T: Serialize + 'static> Topic<T> {
     /// the subscribers' own tasks write. Returns how many subscribers the value was queued
     /// for (conflated ones included, disconnected ones not).
     ///
+    /// On a [bus](crate::bus), the value also goes to the topic's subscribers on every other
+    /// node.
+    ///
     /// An [`Error::Encode`] from any converter queues nothing for anyone.
+    ///
+    /// [`Policy`]: super::Policy
     pub fn publish(&self, value: &T) -> Result<usize, Error> {
+        self.fan_out(value, true)
+    }
+
+    #[cfg(any(feature = "nats", feature = "redis"))]
+    /// Queues a value from another node for this node's subscribers.
+    pub(super) fn publish_received(&self, value: &T) -> Result<usize, Error> {
+        self.fan_out(value, false)
+    }
+
+    #[cfg(any(feature = "nats", feature = "redis"))]
+    /// Whether anyone on this node is subscribed: a value from another node is decoded only
+    /// then.
+    pub(super) fn has_subscribers(&self) -> bool {
+        !self.shared.lock().groups.is_empty()
+    }
+
+    fn fan_out(&self, value: &T, local: bool) -> Result<usize, Error> {
         let shared = &*self.shared;
         let counters = &shared.counters;
         let mut state = shared.lock();
+        let at = state.log.next();
         let frames = state
             .groups
             .iter()
-            .map(|g| g.encoding.encode(value))
+            .map(|g| g.encode(at, value))
             .collect::<Result<Vec<_>, _>>()?;
-        counters.published.fetch_add(1, Ordering::Relaxed);
+        if local {
+            // Under the topic's lock: one publisher's values leave in the order they were
+            // published, here and on the bus.
+            if let Some(forward) = shared.forward.get() {
+                forward(&shared.name, value)?;
+            }
+            counters.published.fetch_add(1, Ordering::Relaxed);
+        } else {
+            counters.received.fetch_add(1, Ordering::Relaxed);
+        }
+        state.log.record(value);
         if frames.is_empty() {
             return Ok(0);
         }
@@ -440,8 +373,12 @@ impl<T: Serialize + 'static> Topic<T> {
         let (mut queued, mut dropped, mut conflated, mut kicked) = (0, 0, 0, 0);
         let mut gone = Vec::new();
         for (group, frame) in state.groups.iter_mut().zip(frames) {
+            let (delivery, once) = group.deliver(frame);
+            if once {
+                counters.compressed.fetch_add(1, Ordering::Relaxed);
+            }
             for (&id, mailbox) in &group.members {
-                match mailbox.offer(&shared.rule, key, frame.clone()) {
+                match mailbox.offer(&shared.rule, key, delivery.clone()) {
                     Offered::Queued => queued += 1,
                     Offered::Displaced => {
                         queued += 1;
@@ -476,6 +413,26 @@ impl<T: Serialize + 'static> Topic<T> {
         Ok(queued)
     }
 
+    /// Whether this is the topic's only handle, and it has no subscribers and keeps nothing:
+    /// forgetting it loses nothing but its counters.
+    pub(super) fn is_idle(&self) -> bool {
+        if Arc::strong_count(&self.shared) > 1 {
+            return false;
+        }
+        let mut state = self.shared.lock();
+        state.groups.is_empty() && state.log.keeps_nothing()
+    }
+
+    /// Where the topic's numbered stream is: its epoch and the number of the last value
+    /// published (0 before the first). See [`Topic::subscribe_since`].
+    pub fn position(&self) -> Position {
+        let next = self.shared.lock().log.next();
+        Position {
+            epoch: next.epoch,
+            seq: next.seq - 1,
+        }
+    }
+
     /// The topic's subscribers now, and its counters.
     pub fn stats(&self) -> TopicStats {
         let subscribers = self
@@ -494,6 +451,9 @@ impl<T: Serialize + 'static> Topic<T> {
             dropped: c.dropped.load(Ordering::Relaxed),
             conflated: c.conflated.load(Ordering::Relaxed),
             disconnected: c.disconnected.load(Ordering::Relaxed),
+            received: c.received.load(Ordering::Relaxed),
+            replayed: c.replayed.load(Ordering::Relaxed),
+            compressed: c.compressed.load(Ordering::Relaxed),
         }
     }
 }

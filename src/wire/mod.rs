@@ -30,6 +30,8 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 pub(crate) use arrivals::Arrivals;
+#[cfg(feature = "compression")]
+pub(crate) use deflate::Alone;
 pub(crate) use elastic::Elastic;
 
 use crate::config::Settings;
@@ -44,6 +46,21 @@ pub(crate) type Stack<S> = deflate::Inflating<Elastic<S>>;
 /// The layers under tungstenite: [`Elastic`] alone without the `compression` feature.
 #[cfg(not(feature = "compression"))]
 pub(crate) type Stack<S> = Elastic<S>;
+
+/// How sessions that compress each message on their own compress it; without the
+/// `compression` feature no session compresses, so there is none: topics, which compress a
+/// publication once for such sessions, need no feature of their own.
+#[cfg(not(feature = "compression"))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Alone {}
+
+#[cfg(not(feature = "compression"))]
+impl Alone {
+    /// Never called: there is no `Alone` to call it on.
+    pub(crate) fn compress(&self, _data: &[u8]) -> Option<bytes::Bytes> {
+        match *self {}
+    }
+}
 
 /// The layers under tungstenite on `io`, inflating nothing until a session is started.
 pub(crate) fn stack<S>(io: Elastic<S>) -> Stack<S> {

@@ -26,6 +26,8 @@ pub fn build(name: &str) -> PathBuf {
         ("tls", cfg!(feature = "tls")),
         ("tracing", cfg!(feature = "tracing")),
         ("axum", cfg!(feature = "axum")),
+        ("nats", cfg!(feature = "nats")),
+        ("redis", cfg!(feature = "redis")),
     ]
     .into_iter()
     .filter_map(|(feature, on)| on.then_some(feature))

@@ -1,6 +1,6 @@
-//! The interop exchange of tests/interop.rs and tests/interop_compression.rs with the peers
-//! tests/peers/peer.py and peer.mjs: the value both sides know, in Rust, and the messages that
-//! carry it both ways over a session. See tests/interop.rs for the protocol.
+//! The interop exchange of tests/interop/exchange.rs and tests/interop/compression.rs with
+//! the peers tests/peers/peer.py and peer.mjs: the value both sides know, in Rust, and the
+//! messages that carry it both ways over a session. See tests/interop/exchange.rs for the protocol.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -208,7 +208,7 @@ pub async fn values(lang: Lang, codec: &str, session: &mut Session<AnyConverter>
     verdict(session, "the peer decoding our value").await;
 
     for variant in ["canonical", "extra", "omitted", "whole_float"] {
-        // See node_cbor_whole_float in tests/interop.rs.
+        // See node_cbor_whole_float in tests/interop/exchange.rs.
         if variant == "whole_float" && lang == Lang::Node && codec == "cbor" {
             continue;
         }

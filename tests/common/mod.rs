@@ -1,9 +1,10 @@
 //! Helpers shared by the integration tests: a loopback server, server handlers, time bounds
 //! and the chat message; in submodules, raw frames, hand-made compressed payloads, hostile
 //! peers and openings, TLS, a seeded RNG, and the interop peers and exchange.
-// Every test file compiles this module as its own and uses only part of it.
+// Each test binary uses only part of it.
 #![allow(dead_code)]
 
+pub mod brokers;
 #[path = "../../examples/common/chat_message.rs"]
 mod chat_message;
 pub mod deflate;
@@ -19,6 +20,8 @@ pub mod raw;
 pub mod rng;
 #[cfg(feature = "tls")]
 pub mod tls;
+#[cfg(all(feature = "json", feature = "cbor", feature = "msgpack"))]
+pub mod topics;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -1,27 +1,27 @@
-//! TLS for tests: self-signed certificates made at test time with rcgen.
+//! TLS for tests: self-signed certificates from `certificates/`, made once with
+//! `openssl req -x509` (P-256, a subject alternative name, valid for 100 years from 2026-12-07)
+//! rather than at test time, so that no certificate generator is built with the examples.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use typed_ws::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use typed_ws::rustls::pki_types::pem::PemObject;
+use typed_ws::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use typed_ws::rustls::{ClientConfig, RootCertStore, ServerConfig};
 
-/// A self-signed certificate for some host names, with the server config that presents it.
+/// A self-signed certificate, with the server config that presents it.
 pub struct TestCertificate {
     pub der: CertificateDer<'static>,
     pub server: Arc<ServerConfig>,
-    pem: String,
-    key_pem: String,
+    stem: &'static str,
 }
 
-pub fn certificate_for(names: &[&str]) -> TestCertificate {
-    let names: Vec<String> = names.iter().map(|name| name.to_string()).collect();
-    let certified = rcgen::generate_simple_self_signed(names).expect("certificate");
-    let der = certified.cert.der().clone();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        certified.signing_key.serialize_der(),
-    ));
+/// The certificate `certificates/<stem>.pem`: `localhost` and `localhost-other` (two roots
+/// for the same name) or `example.com`.
+pub fn certificate(stem: &'static str) -> TestCertificate {
+    let (cert, key) = paths(stem);
+    let der = CertificateDer::from_pem_file(&cert).expect("certificate");
+    let key = PrivateKeyDer::from_pem_file(&key).expect("key");
     let server = ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(vec![der.clone()], key)
@@ -29,26 +29,22 @@ pub fn certificate_for(names: &[&str]) -> TestCertificate {
     TestCertificate {
         der,
         server: Arc::new(server),
-        pem: certified.cert.pem(),
-        key_pem: certified.signing_key.serialize_pem(),
+        stem,
     }
 }
 
+fn paths(stem: &str) -> (PathBuf, PathBuf) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/common/certificates");
+    (
+        dir.join(format!("{stem}.pem")),
+        dir.join(format!("{stem}.key.pem")),
+    )
+}
+
 impl TestCertificate {
-    /// The certificate (also the root to trust) and its key as PEM files, for a peer process,
-    /// in a fresh directory.
+    /// The certificate (also the root to trust) and its key as PEM files, for a peer process.
     pub fn pem_files(&self) -> (PathBuf, PathBuf) {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "typed-ws-tls-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-        std::fs::write(&cert, &self.pem).expect("write the certificate");
-        std::fs::write(&key, &self.key_pem).expect("write the key");
-        (cert, key)
+        paths(self.stem)
     }
 }
 

@@ -5,9 +5,11 @@ Python's standard library, and prints what the pages showed as one JSON object o
     python3 tests/peers/chromium.py --chat target/debug/examples/chat --screenshots DIR
 
 It starts the chat server (port 0), then two pages: alice speaks MessagePack, bob JSON. Both
-send messages, bob's page closes, the server restarts on the same port and alice's page must
+send messages; alice's network drops (a proxy between her page and the server cuts her
+connection and refuses new ones) while bob speaks, and her page must show what she missed once
+it is back; bob's page closes, the server restarts on the same port and alice's page must
 reconnect and be heard. Each step waits for what the pages show, with a deadline; on a missed
-deadline it prints what they showed last to stderr and exits 1. The caller (tests/browser.rs)
+deadline it prints what they showed last to stderr and exits 1. The caller (tests/interop/browser.rs)
 asserts on the report.
 
 Chromium runs with --remote-debugging-pipe: commands go in on its fd 3 and answers come out on
@@ -20,9 +22,11 @@ import fcntl
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 DEADLINE = 20.0
@@ -180,6 +184,73 @@ class Page:
         self.browser.call("Target.closeTarget", targetId=self.target)
 
 
+class Proxy:
+    """A TCP proxy on a free loopback port to `port`, whose network can be cut: `down()`
+    resets every connection through it and refuses new ones until `up()`."""
+
+    def __init__(self, port):
+        self.target = ("127.0.0.1", port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = "http://127.0.0.1:%d/" % self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        self.open = []
+        self.cut = False
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            with self.lock:
+                if self.cut:
+                    reset(client)
+                    continue
+                try:
+                    server = socket.create_connection(self.target)
+                except OSError:
+                    reset(client)
+                    continue
+                self.open += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self.pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def pump(source, sink):
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for end in (source, sink):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def down(self):
+        with self.lock:
+            self.cut = True
+            for end in self.open:
+                reset(end)
+            self.open = []
+
+    def up(self):
+        with self.lock:
+            self.cut = False
+
+
+def reset(end):
+    """Ends a connection at once, without the WebSocket closing handshake, as a network that
+    drops does. shutdown() also wakes the thread blocked reading it."""
+    try:
+        end.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    end.close()
+
+
 class Chat:
     """The example's server, in a child process."""
 
@@ -203,7 +274,9 @@ def run(args, browser):
     report = {}
     chat = Chat(args.chat, "127.0.0.1:0")
     try:
-        alice = browser.open(chat.url + "?name=alice&codec=msgpack")
+        port = int(chat.url.split(":")[-1].strip("/"))
+        proxy = Proxy(port)
+        alice = browser.open(proxy.url + "?name=alice&codec=msgpack")
         shown = alice.wait("alice connected", lambda s: s["status"] == "connected" and s["me"])
         report["alice_joined"] = shown
         bob = browser.open(chat.url + "?name=bob&codec=json")
@@ -230,13 +303,30 @@ def run(args, browser):
         alice.screenshot(os.path.join(args.screenshots, "chat-alice.png"))
         bob.screenshot(os.path.join(args.screenshots, "chat-bob.png"))
 
+        # Alice's network drops while bob speaks; once it is back, her page shows what she
+        # missed.
+        proxy.down()
+        report["alice_cut"] = alice.wait(
+            "alice's page noticing", lambda s: s["status"] == "reconnecting"
+        )
+        missed = ["while alice was away", "still away, alice?"]
+        for text in missed:
+            bob.say(text)
+        bob.wait("bob's messages", lambda s: s["messages"][-2:] == ["bob: " + t for t in missed])
+        proxy.up()
+        report["missed"] = missed
+        report["alice_back"] = alice.wait(
+            "alice's page showing what she missed",
+            lambda s: s["status"] == "connected"
+            and s["messages"][-2:] == ["bob: " + t for t in missed],
+        )
+
         bob.close()
         report["alice_after_bob_left"] = alice.wait(
             "bob left", lambda s: s["log"][-1] == "bob left"
         )
 
         # The server restarts on the same port; the page reconnects on its own.
-        port = chat.url.split(":")[-1].strip("/")
         chat.stop()
         report["alice_server_gone"] = alice.wait(
             "the page noticing", lambda s: s["status"] == "reconnecting"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the independent peers the interop and conformance tests talk to: a Python venv
 # (websockets, cbor2, msgpack, kosoku), the npm packages ws, cbor-x and @msgpack/msgpack, and
-# Debian's chromium for tests/browser.rs (system-wide, with apt-get, unless it is on the PATH).
+# Debian's chromium for tests/interop/browser.rs, and Debian's nats-server and redis-server for the
+# bus tests, which start their own on free loopback ports (system-wide, with apt-get, unless they
+# are on the PATH; the packages' own services are stopped and disabled).
 # Safe to run again; it only installs what is missing or changed. They go under
 # $CARGO_TARGET_DIR/peers/ (a relative CARGO_TARGET_DIR is taken from the repository root), or
 # target/peers/ without the variable; the tests and tests/autobahn/run.sh look there the same
@@ -26,11 +28,19 @@ mkdir -p "$peers/node"
 cp "$here/package.json" "$peers/node/package.json"
 (cd "$peers/node" && npm install --no-audit --no-fund --loglevel=error)
 
-if ! command -v chromium >/dev/null 2>&1; then
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+if [ ${#missing[@]} -gt 0 ]; then
     as_root=()
     [ "$(id -u)" -eq 0 ] || as_root=(sudo)
     "${as_root[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq chromium >/dev/null
+    # policy-rc.d 101: the packages' own services are not started; the tests start theirs.
+    echo 'exit 101' | "${as_root[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+    "${as_root[@]}" chmod +x /usr/sbin/policy-rc.d
+    DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+    "${as_root[@]}" rm -f /usr/sbin/policy-rc.d
 fi
 
 "$peers/venv/bin/python" -c 'import websockets, cbor2, msgpack, kosoku; print("python peers:", websockets.__version__, cbor2.__name__, msgpack.version)'
@@ -38,3 +48,4 @@ fi
 # Debian's launcher script prints a shell warning of its own on some machines; the version line
 # is what matters.
 echo "browser: $(chromium --version 2>/dev/null)"
+echo "brokers: $(nats-server --version), $(redis-server --version | cut -d' ' -f1-3)"

@@ -1,4 +1,4 @@
-// Interop peer for tests/interop.rs and tests/interop_compression.rs: a Node `ws` server or
+// Interop peer for tests/interop/exchange.rs and tests/interop/compression.rs: a Node `ws` server or
 // client.
 //
 //     node peer.mjs server --codec json|cbor|msgpack    prints "listening on ws://127.0.0.1:PORT"

@@ -1,4 +1,4 @@
-"""Interop peer for tests/interop.rs and tests/interop_compression.rs: a Python `websockets`
+"""Interop peer for tests/interop/exchange.rs and tests/interop/compression.rs: a Python `websockets`
 server or client.
 
     peer.py server --codec json|cbor|msgpack    prints "listening on ws://127.0.0.1:PORT"
@@ -11,7 +11,7 @@ server or client.
 
 Each data message it receives is decoded with the codec (json in text frames; cbor2 and
 msgpack in binary frames) and compared, types included, with canonical(codec), the same value
-as `canonical()` in tests/interop.rs. The verdict goes back as a text frame:
+as `canonical()` in tests/interop/exchange.rs. The verdict goes back as a text frame:
 {"ok": true} or {"ok": false, "why": "..."}.
 
 Text frames holding a JSON object with a "cmd" key are commands:

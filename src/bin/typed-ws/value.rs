@@ -3,7 +3,7 @@
 //! Each codec decodes into its crate's value type, which holds all the codec can say, so that
 //! the echo server sends back what it received. `serde_json::Value` cannot hold what the
 //! binary codecs can, so [`Value::to_json`] maps each of those to JSON in one documented way:
-//! the table in `connect --help` (`cli.rs`) and README.md, which a test keeps equal.
+//! the table in `connect --help` (`cli.rs`).
 
 use std::borrow::Cow;
 

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::error::Error;
 use crate::frame::{CloseCode, CloseReason, Frame};
-use crate::wire::frames;
+use crate::wire::{Alone, frames};
 
 use super::transport::{remember, wake_all};
 use super::{FLUSH_DELAY, Link, State};
@@ -77,6 +77,43 @@ impl Link {
             return Err(self.end_error(end));
         }
         self.queue(&mut st, frame)
+    }
+
+    /// How this session compresses each message on its own, when it does: what a message
+    /// shared among sessions may be compressed once for ([`Link::start_send_compressed`]).
+    #[cfg(feature = "compression")]
+    pub(crate) fn compresses_alone(&self) -> Option<Alone> {
+        Alone::of(self.handshake.compression?, self.settings.compression?)
+    }
+
+    /// Without compression, no session compresses.
+    #[cfg(not(feature = "compression"))]
+    pub(crate) fn compresses_alone(&self) -> Option<Alone> {
+        None
+    }
+
+    /// Queues data `frame` as `compressed`, its payload compressed as
+    /// [`Link::compresses_alone`] says this session compresses: the same bytes its own
+    /// compressor would make, made once for many sessions.
+    pub(crate) fn start_send_compressed(
+        &self,
+        frame: &Frame,
+        compressed: Bytes,
+    ) -> Result<(), Error> {
+        let mut st = self.lock();
+        if let Some(end) = st.end {
+            return Err(self.end_error(end));
+        }
+        let kind = match frame {
+            Frame::Text(_) => Data::Text,
+            Frame::Binary(_) => Data::Binary,
+            _ => {
+                return Err(Error::Unsendable(
+                    "only data frames go compressed".to_owned(),
+                ));
+            }
+        };
+        self.queue_fragments(&mut st, kind, compressed, true)
     }
 
     pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {

@@ -11,9 +11,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
+use bytes::Bytes;
 use tokio::sync::Notify;
 
-use super::topic::Counters;
+use super::config::Counters;
 use crate::frame::{CloseCode, CloseReason, Frame};
 
 /// The topic id of the application's own frames ([`Outbox::send`](super::Outbox::send));
@@ -32,8 +33,26 @@ struct Entry {
 }
 
 enum Item {
-    Frame(Frame),
+    Frame(Delivery),
     Latest(u64),
+}
+
+/// A frame on its way to one session, with its payload already compressed the way that
+/// session compresses when it was compressed once for many
+/// ([`Alone`](crate::wire::Alone)).
+#[derive(Clone)]
+pub(super) struct Delivery {
+    pub(super) frame: Frame,
+    pub(super) compressed: Option<Bytes>,
+}
+
+impl From<Frame> for Delivery {
+    fn from(frame: Frame) -> Self {
+        Delivery {
+            frame,
+            compressed: None,
+        }
+    }
 }
 
 /// What a topic does when its frames fill a subscriber's queue.
@@ -91,7 +110,7 @@ pub(super) enum Next {
 #[derive(Default)]
 pub(super) struct Batch {
     entries: VecDeque<Entry>,
-    latest: HashMap<(u64, u64), Frame>,
+    latest: HashMap<(u64, u64), Delivery>,
     /// Frames written per topic, added to the topics' counters once the batch is out.
     written: Vec<(u64, u64)>,
 }
@@ -102,14 +121,14 @@ impl Batch {
     }
 
     /// Takes the next frame to write, with its topic.
-    pub(super) fn pop(&mut self) -> Option<(u64, Frame)> {
+    pub(super) fn pop(&mut self) -> Option<(u64, Delivery)> {
         while let Some(Entry { topic, item }) = self.entries.pop_front() {
-            let frame = match item {
-                Item::Frame(frame) => Some(frame),
+            let delivery = match item {
+                Item::Frame(delivery) => Some(delivery),
                 Item::Latest(key) => self.latest.remove(&(topic, key)),
             };
-            if let Some(frame) = frame {
-                return Some((topic, frame));
+            if let Some(delivery) = delivery {
+                return Some((topic, delivery));
             }
         }
         None
@@ -135,7 +154,7 @@ impl Batch {
 struct Queue {
     entries: VecDeque<Entry>,
     /// The latest frame of each (topic, key) waiting under [`Mode::Conflate`].
-    latest: HashMap<(u64, u64), Frame>,
+    latest: HashMap<(u64, u64), Delivery>,
     /// Frames waiting per topic (the application's under [`APP`]).
     waiting: Vec<(u64, usize)>,
     subscriptions: Vec<Subscription>,
@@ -214,7 +233,7 @@ impl Mailbox {
 
     /// Offers a topic's frame, applying the topic's rule. `key` is the value's conflation key
     /// under [`Mode::Conflate`].
-    pub(super) fn offer(&self, rule: &Rule, key: Option<u64>, frame: Frame) -> Offered {
+    pub(super) fn offer(&self, rule: &Rule, key: Option<u64>, frame: Delivery) -> Offered {
         let mut q = self.lock();
         if !q.takes_frames() {
             return Offered::Gone;
@@ -285,13 +304,31 @@ impl Mailbox {
         let was_empty = q.entries.is_empty();
         q.entries.push_back(Entry {
             topic: APP,
-            item: Item::Frame(frame),
+            item: Item::Frame(frame.into()),
         });
         drop(q);
         if was_empty {
             self.wake.notify_one();
         }
         Ok(None)
+    }
+
+    /// Queues `frames` of `topic` at once, outside its bound: what a subscription starts with
+    /// (its outcome and the history it missed), bounded by the topic's history.
+    pub(super) fn lead(&self, topic: u64, frames: Vec<Frame>) {
+        let mut q = self.lock();
+        if !q.takes_frames() {
+            return;
+        }
+        let was_empty = q.entries.is_empty();
+        q.entries.extend(frames.into_iter().map(|frame| Entry {
+            topic,
+            item: Item::Frame(frame.into()),
+        }));
+        drop(q);
+        if was_empty {
+            self.wake.notify_one();
+        }
     }
 
     /// Takes no more frames; with a reason (the application's close), queues the close frame
@@ -306,7 +343,7 @@ impl Mailbox {
         if let Some(reason) = reason {
             q.entries.push_back(Entry {
                 topic: APP,
-                item: Item::Frame(Frame::Close(Some(reason))),
+                item: Item::Frame(Frame::Close(Some(reason)).into()),
             });
         }
         drop(q);

@@ -61,51 +61,26 @@ impl Deflater {
         let (level, bits) = (self.settings.level, self.agreed.send_window_bits);
         let history = &mut self.history;
         let compress = self.compress.get_or_insert_with(|| {
-            let mut compress =
-                Compress::new_with_window_bits(flate2::Compression::new(level), false, bits);
+            let mut compress = compressor(level, bits);
             if !history.is_empty() {
                 // A fresh raw stream takes a dictionary of any length; it only fails on misuse.
                 let _ = compress.set_dictionary(history.make_contiguous());
             }
             compress
         });
-        let mut out = Vec::with_capacity(data.len() / 2 + 64);
-        let mut consumed = 0;
-        loop {
-            let before = compress.total_in();
-            if compress
-                .compress_vec(&data[consumed..], &mut out, FlushCompress::Sync)
-                .is_err()
-            {
-                // Compressing into memory fails only on a misuse of the stream; a fresh
-                // compressor refers to nothing the peer may lack, so this message goes out as
-                // it is and the next starts over.
-                self.compress = None;
-                return None;
-            }
-            consumed += (compress.total_in() - before) as usize;
-            if consumed == data.len() && out.len() < out.capacity() {
-                break;
-            }
-            out.reserve(out.capacity().max(64));
-        }
-        // A sync flush ends with an empty stored block, 00 00 ff ff, which RFC 7692 has the
-        // sender take off and the receiver put back.
-        if out.ends_with(&[0x00, 0x00, 0xff, 0xff]) {
-            out.truncate(out.len() - 4);
-        } else if out.is_empty() {
-            // zlib flushes nothing for an empty message right after a flush; RFC 7692
-            // (7.2.3.6) has it sent as one 0x00 byte, an empty stored block once the marker is
-            // put back.
-            out.push(0x00);
-        }
+        let Some(out) = deflate_message(compress, data) else {
+            // A fresh compressor refers to nothing the peer may lack: this message goes out as
+            // it is and the next starts over.
+            self.compress = None;
+            return None;
+        };
         if self.agreed.send_no_context_takeover {
             self.compress = None;
         } else {
             self.remember(data);
             self.last_used = Instant::now();
         }
-        Some(out.into())
+        Some(out)
     }
 
     /// Keeps the end of a message compressed with context takeover, for the next compressor
@@ -136,6 +111,70 @@ impl Deflater {
         self.compress = None;
         self.history.shrink_to_fit();
         None
+    }
+}
+
+fn compressor(level: u32, window_bits: u8) -> Compress {
+    Compress::new_with_window_bits(flate2::Compression::new(level), false, window_bits)
+}
+
+/// One message compressed as RFC 7692 has it sent: a sync flush with its marker taken off.
+/// `None` on a misuse of the stream, the only way compressing into memory fails.
+fn deflate_message(compress: &mut Compress, data: &[u8]) -> Option<Bytes> {
+    let mut out = Vec::with_capacity(data.len() / 2 + 64);
+    let mut consumed = 0;
+    loop {
+        let before = compress.total_in();
+        compress
+            .compress_vec(&data[consumed..], &mut out, FlushCompress::Sync)
+            .ok()?;
+        consumed += (compress.total_in() - before) as usize;
+        if consumed == data.len() && out.len() < out.capacity() {
+            break;
+        }
+        out.reserve(out.capacity().max(64));
+    }
+    // A sync flush ends with an empty stored block, 00 00 ff ff, which RFC 7692 has the
+    // sender take off and the receiver put back.
+    if out.ends_with(&[0x00, 0x00, 0xff, 0xff]) {
+        out.truncate(out.len() - 4);
+    } else if out.is_empty() {
+        // zlib flushes nothing for an empty message right after a flush; RFC 7692 (7.2.3.6)
+        // has it sent as one 0x00 byte, an empty stored block once the marker is put back.
+        out.push(0x00);
+    }
+    Some(out.into())
+}
+
+/// How the sessions that compress every message on their own (no context takeover on their
+/// side) compress it: sessions alike in this get the same bytes for the same message, so a
+/// message published to many of them is compressed once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Alone {
+    window_bits: u8,
+    level: u32,
+    threshold: usize,
+}
+
+impl Alone {
+    /// How a session compresses, when it compresses each message on its own.
+    pub(crate) fn of(agreed: PerMessageDeflate, settings: Compression) -> Option<Alone> {
+        (agreed.send_no_context_takeover && agreed.send_window_bits > MIN_WINDOW_BITS).then_some(
+            Alone {
+                window_bits: agreed.send_window_bits,
+                level: settings.level,
+                threshold: settings.threshold,
+            },
+        )
+    }
+
+    /// The payload of `data` as such a session sends it: `None` under the threshold (it goes
+    /// out as it is), else compressed by a compressor of its own, as the session's would.
+    pub(crate) fn compress(&self, data: &[u8]) -> Option<Bytes> {
+        if data.len() < self.threshold {
+            return None;
+        }
+        deflate_message(&mut compressor(self.level, self.window_bits), data)
     }
 }
 

@@ -32,7 +32,7 @@ mod compress;
 mod extension;
 mod inflate;
 
-pub(crate) use compress::Deflater;
+pub(crate) use compress::{Alone, Deflater};
 pub(crate) use extension::{accept, offer};
 pub(crate) use inflate::{InflateError, Inflating, Limits};
 

@@ -1,0 +1,336 @@
+//! Sequenced topics: every publication numbered, the latest kept, and subscribers that come
+//! back given what they missed.
+//!
+//! Every topic numbers its publications from 1, within an *epoch*: a number drawn when the
+//! topic is made, so a topic made again (a restarted process, say) has another, and positions
+//! from before cannot be mistaken for its own. A topic configured with a [`History`] keeps its
+//! latest publications, by count and by age. A session subscribed with
+//! [`Topic::subscribe_since`] gets, first, a [`Resumed`] frame that says what it gets, then
+//! the publications it missed that are still kept, then the live ones, each as a
+//! [`Sequenced`] value, with nothing missing or repeated at the seam.
+//!
+//! # The wire form
+//!
+//! Each frame is one value in the session's codec (a JSON object, or a CBOR or MessagePack
+//! map with these string keys), so a browser reads it as any other message:
+//!
+//! ```text
+//! {"outcome": "recovered", "count": 12, "seq": 1041, "epoch": 3571480912831}   first frame
+//! {"seq": 1030, "epoch": 3571480912831, "data": {...the value...}}            then each value
+//! ```
+//!
+//! `outcome` is `live` (no position was given), `recovered` (everything after the position
+//! given follows: `count` values, then the live ones) or `reset` (the position is from another
+//! epoch, or older than what is kept: what was missed is lost, and the client should resync
+//! from its own source of truth); `seq` is the topic's last publication then, so the first
+//! value to come has `seq + 1 - count`. Epochs stay below 2⁵³, so JavaScript numbers hold
+//! them exactly.
+//!
+//! [`Topic::subscribe_since`]: super::Topic::subscribe_since
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// How much of a topic's past it keeps for subscribers that come back: the latest `count`
+/// publications, none older than `max_age` if set.
+///
+/// ```
+/// use std::time::Duration;
+/// use typed_ws::topics::{History, TopicConfig};
+///
+/// #[derive(Clone, serde::Serialize)]
+/// struct Tick { symbol: String, price: f64 }
+///
+/// let config: TopicConfig<Tick> =
+///     TopicConfig::new().history(History::last(10_000).max_age(Duration::from_secs(300)));
+/// ```
+pub struct History<T> {
+    count: usize,
+    max_age: Option<Duration>,
+    /// How a value is kept: only a history of at least one needs `T: Clone + Send`, and a
+    /// topic of values that are not `Send` can still number them.
+    keep: Option<fn(&T) -> Kept>,
+}
+
+impl<T> History<T> {
+    /// Keeps nothing: positions still count, but a subscriber that comes back is reset
+    /// unless it missed nothing.
+    pub fn none() -> Self {
+        History {
+            count: 0,
+            max_age: None,
+            keep: None,
+        }
+    }
+
+    /// Keeps the latest `count` publications.
+    pub fn last(count: usize) -> Self
+    where
+        T: Clone + Send + 'static,
+    {
+        History {
+            count,
+            max_age: None,
+            keep: Some(|value| Box::new(value.clone())),
+        }
+    }
+
+    /// Forgets publications older than `age`, however few there are.
+    pub fn max_age(mut self, age: Duration) -> Self {
+        self.max_age = Some(age);
+        self
+    }
+}
+
+impl<T> Clone for History<T> {
+    fn clone(&self) -> Self {
+        History {
+            count: self.count,
+            max_age: self.max_age,
+            keep: self.keep,
+        }
+    }
+}
+
+impl<T> fmt::Debug for History<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("History")
+            .field("count", &self.count)
+            .field("max_age", &self.max_age)
+            .finish()
+    }
+}
+
+/// Where a subscriber is in a topic's stream: the last publication it got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Position {
+    /// The topic's epoch.
+    pub epoch: u64,
+    /// The last publication's number; 0 before the first.
+    pub seq: u64,
+}
+
+/// A publication of a sequenced subscription, as it goes on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sequenced<T> {
+    /// The publication's number in the topic, from 1.
+    pub seq: u64,
+    /// The topic's epoch.
+    pub epoch: u64,
+    /// The value published.
+    pub data: T,
+}
+
+impl<T> Sequenced<T> {
+    /// The position of this publication, to come back with.
+    pub fn position(&self) -> Position {
+        Position {
+            epoch: self.epoch,
+            seq: self.seq,
+        }
+    }
+}
+
+/// What a sequenced subscription gets: the first frame it is sent, and what
+/// [`Topic::subscribe_since`](super::Topic::subscribe_since) returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resumed {
+    /// What happened to the position given.
+    pub outcome: Outcome,
+    /// How many missed publications follow before the live ones.
+    pub count: u64,
+    /// The topic's last publication when the subscription was made.
+    pub seq: u64,
+    /// The topic's epoch.
+    pub epoch: u64,
+}
+
+/// What became of the position a subscriber came back with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// No position was given: the live publications follow.
+    Live,
+    /// Everything after the position follows, then the live publications.
+    Recovered,
+    /// The position is from another epoch, or older than the history reaches: what was
+    /// missed is lost, and the live publications follow.
+    Reset,
+}
+
+/// A kept publication: a `T`, boxed so that the topic's state is `Send` whatever `T` is.
+type Kept = Box<dyn Any + Send>;
+
+/// A topic's numbering and kept publications, under the topic's lock.
+pub(super) struct Log<T> {
+    epoch: u64,
+    last: u64,
+    kept: VecDeque<(u64, Instant, Kept)>,
+    history: History<T>,
+}
+
+impl<T> Log<T> {
+    pub(super) fn new(history: History<T>) -> Self {
+        // Below 2^53, for JavaScript's numbers; never 0, which no one can mistake for it.
+        let epoch = (RandomState::new().build_hasher().finish() >> 11).max(1);
+        Log {
+            epoch,
+            last: 0,
+            kept: VecDeque::new(),
+            history,
+        }
+    }
+
+    /// Whether nothing is kept, once what is too old is forgotten.
+    pub(super) fn keeps_nothing(&mut self) -> bool {
+        self.forget_old();
+        self.kept.is_empty()
+    }
+
+    fn forget_old(&mut self) {
+        if let Some(age) = self.history.max_age {
+            let now = Instant::now();
+            while self
+                .kept
+                .front()
+                .is_some_and(|(_, at, _)| now.duration_since(*at) > age)
+            {
+                self.kept.pop_front();
+            }
+        }
+    }
+
+    /// The position the next publication will have.
+    pub(super) fn next(&self) -> Position {
+        Position {
+            epoch: self.epoch,
+            seq: self.last + 1,
+        }
+    }
+
+    /// Numbers a publication, and keeps it if the history does.
+    pub(super) fn record(&mut self, value: &T) {
+        self.last += 1;
+        if let Some(keep) = self.history.keep
+            && self.history.count > 0
+        {
+            if self.kept.len() == self.history.count {
+                self.kept.pop_front();
+            }
+            self.kept
+                .push_back((self.last, Instant::now(), keep(value)));
+        }
+    }
+
+    /// What a subscriber coming back from `since` gets: the outcome, and the kept
+    /// publications after it.
+    pub(super) fn since(&mut self, since: Option<Position>) -> (Resumed, Vec<(u64, &T)>)
+    where
+        T: 'static,
+    {
+        self.forget_old();
+        let resumed = |outcome, count| Resumed {
+            outcome,
+            count,
+            seq: self.last,
+            epoch: self.epoch,
+        };
+        let Some(since) = since else {
+            return (resumed(Outcome::Live, 0), Vec::new());
+        };
+        let oldest = self.kept.front().map_or(self.last + 1, |(seq, _, _)| *seq);
+        if since.epoch != self.epoch || since.seq > self.last || since.seq + 1 < oldest {
+            return (resumed(Outcome::Reset, 0), Vec::new());
+        }
+        let missed: Vec<(u64, &T)> = self
+            .kept
+            .iter()
+            .filter(|(seq, _, _)| *seq > since.seq)
+            .filter_map(|(seq, _, value)| Some((*seq, value.downcast_ref::<T>()?)))
+            .collect();
+        (resumed(Outcome::Recovered, missed.len() as u64), missed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(count: usize) -> Log<u32> {
+        Log::new(History::last(count))
+    }
+
+    fn at(log: &Log<u32>, seq: u64) -> Option<Position> {
+        Some(Position {
+            epoch: log.next().epoch,
+            seq,
+        })
+    }
+
+    #[test]
+    fn a_position_still_in_history_recovers_exactly_what_follows_it() {
+        let mut log = log(3);
+        for v in 1..=5 {
+            log.record(&(v * 10));
+        }
+        // Kept: 3, 4, 5.
+        let (resumed, missed) = log.since(at(&log, 2));
+        assert_eq!(
+            (resumed.outcome, resumed.count, resumed.seq),
+            (Outcome::Recovered, 3, 5)
+        );
+        assert_eq!(missed, [(3, &30), (4, &40), (5, &50)]);
+        let (resumed, missed) = log.since(at(&log, 5));
+        assert_eq!((resumed.outcome, resumed.count), (Outcome::Recovered, 0));
+        assert!(missed.is_empty());
+    }
+
+    #[test]
+    fn a_position_history_no_longer_reaches_or_of_another_epoch_is_reset() {
+        let mut log = log(3);
+        for v in 1..=5 {
+            log.record(&v);
+        }
+        for since in [
+            at(&log, 1),
+            at(&log, 6),
+            Some(Position {
+                epoch: log.next().epoch + 1,
+                seq: 4,
+            }),
+        ] {
+            let (resumed, missed) = log.since(since);
+            assert_eq!(
+                (resumed.outcome, resumed.seq),
+                (Outcome::Reset, 5),
+                "{since:?}"
+            );
+            assert!(missed.is_empty());
+        }
+        assert_eq!(log.since(None).0.outcome, Outcome::Live);
+        assert!(log.next().epoch < 1 << 53);
+    }
+
+    #[test]
+    fn without_history_only_a_subscriber_that_missed_nothing_recovers() {
+        let mut log = Log::<u32>::new(History::none());
+        log.record(&1);
+        log.record(&2);
+        assert_eq!(log.since(at(&log, 2)).0.outcome, Outcome::Recovered);
+        assert_eq!(log.since(at(&log, 1)).0.outcome, Outcome::Reset);
+    }
+
+    #[test]
+    fn publications_older_than_the_age_are_forgotten() {
+        let mut log = Log::new(History::last(10).max_age(Duration::ZERO));
+        log.record(&1u32);
+        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(log.since(at(&log, 0)).0.outcome, Outcome::Reset);
+    }
+}
