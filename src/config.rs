@@ -7,9 +7,10 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::budget::Budget;
 use crate::converter::{Converter, NoConverter};
-use crate::deflate::Compression;
-use crate::negotiation::{Agreement, Negotiation};
+use crate::subprotocol::{Agreement, Negotiation};
 use crate::tls::TlsSettings;
+#[cfg(feature = "compression")]
+use crate::wire::deflate::Compression;
 
 /// The default [`Config::max_frame_size`]: 16 MiB.
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;
@@ -59,7 +60,7 @@ pub const DEFAULT_MAX_UNFINISHED_BYTES: usize = 64 << 20;
 /// | [`subprotocols`](Config::subprotocols) | none |
 /// | [`converter`](Config::converter) | none ([`NoConverter`]) |
 /// | [`negotiate`](Config::negotiate) | off |
-/// | [`compression`](Config::compression) | off (permessage-deflate neither offered nor accepted) |
+/// | `compression` (feature `compression`) | off (permessage-deflate neither offered nor accepted) |
 /// | `tls_client` (feature `tls`) | webpki-roots, certificates verified |
 /// | `tls_server` (feature `tls`) | off |
 ///
@@ -97,6 +98,7 @@ pub(crate) struct Settings {
     pub(crate) fragment_size: Option<usize>,
     pub(crate) read_buffer_size: usize,
     pub(crate) subprotocols: Vec<String>,
+    #[cfg(feature = "compression")]
     pub(crate) compression: Option<Compression>,
     // Empty and unread without the `tls` feature; kept so that the settings have one shape.
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
@@ -118,6 +120,7 @@ impl Default for Settings {
             fragment_size: None,
             read_buffer_size: DEFAULT_READ_BUFFER_SIZE,
             subprotocols: Vec::new(),
+            #[cfg(feature = "compression")]
             compression: None,
             tls: TlsSettings::default(),
         }
@@ -129,9 +132,14 @@ impl Settings {
         // A frame over the message limit can never be accepted; capping the frame limit too
         // refuses it from its header instead of after reading its payload.
         WebSocketConfig::default()
-            .max_frame_size(Some(self.max_frame_size.min(self.max_message_size)))
+            .max_frame_size(Some(self.frame_limit()))
             .max_message_size(Some(self.max_message_size))
             .read_buffer_size(self.read_buffer_size)
+    }
+
+    /// The largest frame tungstenite takes: never over the message limit.
+    pub(crate) fn frame_limit(&self) -> usize {
+        self.max_frame_size.min(self.max_message_size)
     }
 
     /// Whether a session needs its watchdog task: for pings or for one of its deadlines.
@@ -307,6 +315,8 @@ impl<C> Config<C> {
     /// Default off.
     ///
     /// [`Session::compression`]: crate::Session::compression
+    #[cfg(feature = "compression")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "compression")))]
     pub fn compression(self, compression: Compression) -> Self {
         self.set(|s| s.compression = Some(compression))
     }

@@ -158,7 +158,8 @@ pub enum Error {
     InvalidUtf8,
 
     /// The peer sent a compressed message (permessage-deflate) whose payload is not DEFLATE
-    /// data; the text says what the decompressor found.
+    /// data; the text says what the decompressor found. Never returned without the `compression`
+    /// feature, which nothing is inflated without.
     #[error("the peer sent a compressed message that does not inflate: {0}")]
     InvalidCompressed(String),
 

@@ -9,21 +9,20 @@ use std::sync::Arc;
 
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use tokio_tungstenite::tungstenite::http::{
+    HeaderMap, HeaderValue, Request, Response, StatusCode, Uri,
+};
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use crate::config::{Config, Settings};
 use crate::converter::Converter;
-use crate::deflate::{self, Inflating};
 use crate::error::Error;
 use crate::handshake;
-use crate::read_buffer::Elastic;
-use crate::server::offered_subprotocols;
+use crate::handshake::Handshake;
+use crate::screen;
 use crate::session::Session;
-use crate::session::link::Handshake;
 use crate::shutdown::{Shutdown, Watch};
-use crate::upgrade;
+use crate::wire::{self, Elastic};
 
 /// Answers a WebSocket upgrade request in a hyper 1.x service: the `101 Switching Protocols`
 /// response to return, and the session to come once hyper has sent it and handed the
@@ -83,10 +82,9 @@ pub fn upgrade<B, C: Converter>(
 /// A checked upgrade request, before the converter is chosen.
 pub(crate) struct Opening {
     switching: Response<()>,
-    path: String,
-    query: Option<String>,
-    offered: Vec<String>,
-    /// The request's headers, for the compression it offers.
+    /// The request's URL, for the session's path and query.
+    uri: Uri,
+    /// The request's headers, for the subprotocols and the compression it offers.
     headers: HeaderMap,
 }
 
@@ -95,15 +93,10 @@ impl Opening {
     /// another WebSocket version, 400 for anything else amiss.
     pub(crate) fn read<B>(request: &Request<B>) -> Result<Self, Refusal> {
         let switching =
-            upgrade::check(request).map_err(|(status, reason)| Refusal::new(status, reason))?;
+            screen::check(request).map_err(|(status, reason)| Refusal::new(status, reason))?;
         Ok(Opening {
             switching,
-            path: request.uri().path().to_owned(),
-            query: request.uri().query().map(str::to_owned),
-            offered: offered_subprotocols(request)
-                .into_iter()
-                .map(str::to_owned)
-                .collect(),
+            uri: request.uri().clone(),
             headers: request.headers().clone(),
         })
     }
@@ -117,36 +110,14 @@ impl Opening {
         on_upgrade: OnUpgrade,
         shutdown: Option<&Shutdown>,
     ) -> Result<(Response<String>, Upgrading<C>), Refusal> {
-        let offered: Vec<&str> = self.offered.iter().map(String::as_str).collect();
-        let (subprotocol, converter) = config
-            .agreement()
-            .answer(&offered)
-            .map_err(|reason| Refusal::new(StatusCode::BAD_REQUEST, reason))?;
         let mut response = self.switching.map(|()| String::new());
-        if let Some(chosen) = &subprotocol {
-            let value = HeaderValue::from_str(chosen).map_err(|_| {
-                let reason = format!("bad subprotocol {chosen:?}");
-                Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, reason)
-            })?;
-            response
-                .headers_mut()
-                .insert("sec-websocket-protocol", value);
-        }
-        let compression = deflate::answer_request(&config.settings, &self.headers);
-        if let Some((answer, _)) = &compression {
-            response
-                .headers_mut()
-                .insert("sec-websocket-extensions", answer.clone());
-        }
+        let (handshake, converter) =
+            handshake::answer(config, &self.uri, &self.headers, response.headers_mut())
+                .map_err(|(status, reason)| Refusal::new(status, reason))?;
         let upgrading = Upgrading {
             on_upgrade,
             settings: config.settings.clone(),
-            handshake: Handshake {
-                path: Some(self.path),
-                query: self.query,
-                subprotocol,
-                compression: compression.map(|(_, agreed)| agreed),
-            },
+            handshake,
             converter,
             shutdown: shutdown.map(Shutdown::watch).unwrap_or_default(),
         };
@@ -196,30 +167,12 @@ impl<C: Converter> IntoFuture for Upgrading<C> {
                     message: "hyper did not hand the upgraded connection over".to_owned(),
                     source: Some(Box::new(e)),
                 })?;
-            let io = Elastic::new(TokioIo::new(upgraded));
-            let arrivals = io.arrivals();
-            let mut io = Inflating::new(io);
-            if let Some(agreed) = handshake.compression {
-                io.activate(agreed, &settings, &[]);
-            }
-            let ws = WebSocketStream::from_raw_socket(
-                io,
-                Role::Server,
-                Some(settings.websocket_config()),
-            )
-            .await;
-            // A server's stream is at a frame boundary once the request head is read (a client
-            // sends nothing before the 101), so what follows can be followed frame by frame for
-            // the budget of unfinished messages. A client's may hold frames read with the 101.
-            arrivals.hold_within(settings.unfinished.clone());
-            Ok(Session::start_watched(
-                Box::new(ws),
-                Some(arrivals),
-                settings,
-                handshake,
-                converter,
-                shutdown,
-            ))
+            let opened = wire::Opened::Raw {
+                io: Elastic::new(TokioIo::new(upgraded)),
+                tail: Vec::new(),
+                role: Role::Server,
+            };
+            Ok(wire::start(opened, settings, handshake, converter, shutdown).await)
         })
     }
 }

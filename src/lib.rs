@@ -57,21 +57,20 @@ mod budget;
 mod client;
 mod config;
 mod converter;
-mod deflate;
 mod error;
 mod frame;
 mod handshake;
 mod listener;
-mod negotiation;
-mod read_buffer;
 mod reconnect;
+mod screen;
 mod serve;
 mod server;
 mod session;
 mod shutdown;
+mod subprotocol;
 mod tls;
 mod trace;
-mod upgrade;
+mod wire;
 
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
@@ -92,20 +91,10 @@ pub use config::{
     DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_UNFINISHED_BYTES, DEFAULT_PING_INTERVAL,
     DEFAULT_READ_BUFFER_SIZE, DEFAULT_SEND_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_TIMEOUT,
 };
-#[cfg(feature = "cbor")]
-#[cfg_attr(docsrs, doc(cfg(feature = "cbor")))]
-pub use converter::CborConverter;
-#[cfg(feature = "json")]
-#[cfg_attr(docsrs, doc(cfg(feature = "json")))]
-pub use converter::JsonConverter;
-#[cfg(feature = "msgpack")]
-#[cfg_attr(docsrs, doc(cfg(feature = "msgpack")))]
-pub use converter::MsgPackConverter;
-pub use converter::{AnyConverter, BorrowingConverter, Converter, NoConverter};
-pub use deflate::{Compression, PerMessageDeflate};
+// Whole, so that the codecs the `codecs!` table in converter/ declares come out with it.
+pub use converter::*;
 pub use error::{BoxError, Error, Report};
 pub use frame::{CloseCode, CloseReason, Frame, FrameKind, Utf8Bytes};
-pub use negotiation::Negotiation;
 pub use reconnect::{
     Backoff, DEFAULT_BUSY_DELAY, DEFAULT_INITIAL_DELAY, DEFAULT_MAX_DELAY, DEFAULT_RESET_AFTER,
     Reconnect, ReconnectState, Reconnecting, Stop,
@@ -118,6 +107,7 @@ pub use rustls;
 pub use serve::Serve;
 pub use server::{Failure, Server, Stage};
 pub use session::{Deserialized, RecvHalf, SendHalf, Session};
+pub use subprotocol::Negotiation;
 /// tokio-rustls, for TLS on streams given to [`Server::accept`].
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
@@ -127,6 +117,9 @@ pub use tokio_tungstenite;
 /// The `http` crate, as tungstenite uses it: requests seen by [`Server::accept_with`] and
 /// the statuses it refuses with.
 pub use tokio_tungstenite::tungstenite::http;
+#[cfg(feature = "compression")]
+#[cfg_attr(docsrs, doc(cfg(feature = "compression")))]
+pub use wire::deflate::{Compression, PerMessageDeflate};
 
 /// What typed-ws code needs in scope besides the types it names: the [`Converter`] and
 /// [`BorrowingConverter`] traits, to call a converter's own methods (encode once, send to

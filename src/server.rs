@@ -9,19 +9,18 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::{self, HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::http::StatusCode;
 
 use crate::config::Config;
 use crate::converter::{Converter, NoConverter};
-use crate::deflate::{self, Inflating};
 use crate::error::{Chain, Error};
 use crate::handshake::{self, Side};
+use crate::screen;
 use crate::serve::Serve;
 use crate::session::Session;
-use crate::session::link::Handshake;
 use crate::shutdown::Watch;
 use crate::trace;
-use crate::upgrade;
+use crate::wire;
 
 /// A WebSocket server: a [`Config`] installed once, shared by every session it accepts. Cheap
 /// to clone.
@@ -200,15 +199,11 @@ impl<C: Converter> Server<C> {
         F: FnOnce(&Request) -> Result<(), StatusCode> + Unpin,
     {
         let config = &self.config;
-        let mut path = None;
-        let mut query = None;
         let mut agreed = None;
         // tungstenite's callback signature fixes the large error type.
         #[allow(clippy::result_large_err)]
         let callback =
             |request: &Request, mut response: Response| -> Result<Response, ErrorResponse> {
-                path = Some(request.uri().path().to_owned());
-                query = request.uri().query().map(str::to_owned);
                 trace::record_path(request.uri().path());
                 if let Err(status) = check(request) {
                     return Err(refusal(
@@ -216,68 +211,36 @@ impl<C: Converter> Server<C> {
                         status.canonical_reason().unwrap_or_default().to_owned(),
                     ));
                 }
-                let offered = offered_subprotocols(request);
-                let (subprotocol, converter) = config
-                    .agreement()
-                    .answer(&offered)
-                    .map_err(|why| refusal(StatusCode::BAD_REQUEST, why))?;
-                if let Some(chosen) = &subprotocol {
-                    let value = HeaderValue::from_str(chosen).map_err(|_| {
-                        refusal(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            format!("bad subprotocol {chosen:?}"),
-                        )
-                    })?;
-                    response
-                        .headers_mut()
-                        .insert("sec-websocket-protocol", value);
-                }
-                let compression = deflate::answer_request(&config.settings, request.headers());
-                if let Some((answer, _)) = &compression {
-                    response
-                        .headers_mut()
-                        .insert("sec-websocket-extensions", answer.clone());
-                }
-                agreed = Some((
-                    subprotocol,
-                    converter,
-                    compression.map(|(_, agreed)| agreed),
-                ));
+                let answered = handshake::answer(
+                    config,
+                    request.uri(),
+                    request.headers(),
+                    response.headers_mut(),
+                )
+                .map_err(|(status, why)| refusal(status, why))?;
+                agreed = Some(answered);
                 Ok(response)
             };
-        let io = upgrade::screen(io).await?;
-        let arrivals = io.arrivals();
-        let mut ws = tokio_tungstenite::accept_hdr_async_with_config(
-            Inflating::new(io),
+        let io = screen::screen(io).await?;
+        let ws = tokio_tungstenite::accept_hdr_async_with_config(
+            wire::stack(io),
             callback,
             Some(config.settings.websocket_config()),
         )
         .await
         .map_err(|e| handshake::failed(e, Side::Server))?;
         // tungstenite completes a handshake only after the callback accepted it.
-        let (subprotocol, converter, compression) = agreed
+        let (handshake, converter) = agreed
             .ok_or_else(|| Error::handshake(None, "the handshake completed without a decision"))?;
-        if let Some(agreed) = compression {
-            ws.get_mut().activate(agreed, &config.settings, &[]);
-        }
-        let handshake = Handshake {
-            path,
-            query,
-            subprotocol,
-            compression,
-        };
-        // A server's stream is at a frame boundary once the request head is read (a client
-        // sends nothing before the 101), so what follows can be followed frame by frame for
-        // the budget of unfinished messages. A client's may hold frames read with the 101.
-        arrivals.hold_within(config.settings.unfinished.clone());
-        Ok(Session::start_watched(
-            Box::new(ws),
-            Some(arrivals),
+        let opened = wire::Opened::Accepted(Box::new(ws));
+        Ok(wire::start(
+            opened,
             config.settings.clone(),
             handshake,
             converter,
             shutdown,
-        ))
+        )
+        .await)
     }
 
     /// Accepts connections on `listener`, each in its own task: the handshake, then
@@ -341,19 +304,6 @@ impl<C: Converter> Server<C> {
             hook(Failure { peer, stage, error });
         }
     }
-}
-
-/// The subprotocols a client offered, in its order.
-pub(crate) fn offered_subprotocols<B>(request: &http::Request<B>) -> Vec<&str> {
-    request
-        .headers()
-        .get_all("sec-websocket-protocol")
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
-        .filter(|name| !name.is_empty())
-        .collect()
 }
 
 fn refusal(status: StatusCode, body: String) -> ErrorResponse {

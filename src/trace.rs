@@ -9,9 +9,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
-use crate::converter::Converter;
 use crate::error::Error;
-use crate::session::Session;
 
 /// Whether events are recorded at all, for conditions that only events need.
 pub(crate) const ENABLED: bool = cfg!(feature = "tracing");
@@ -144,19 +142,30 @@ pub(crate) fn instrument<F: Future>(future: F, _span: Span) -> F {
     future
 }
 
+/// What a handshake's span records of the session it opened.
+#[cfg(feature = "tracing")]
+pub(crate) trait Opened {
+    /// The subprotocol agreed on.
+    fn subprotocol(&self) -> Option<&str>;
+    /// The name of the session's converter.
+    fn converter_name(&self) -> &'static str;
+    /// The session's own span.
+    fn span(&self) -> &Span;
+}
+
 /// Runs a handshake in `span` and records how it went: the subprotocol and converter, or the
 /// error's chain.
 #[cfg(feature = "tracing")]
-pub(crate) async fn handshake<C, F>(span: Span, future: F) -> Result<Session<C>, Error>
+pub(crate) async fn handshake<T, F>(span: Span, future: F) -> Result<T, Error>
 where
-    C: Converter,
-    F: Future<Output = Result<Session<C>, Error>>,
+    T: Opened,
+    F: Future<Output = Result<T, Error>>,
 {
     let outcome = instrument(future, span.clone()).await;
     match &outcome {
         Ok(session) => {
-            let converter = session.converter().name();
-            session.link().span.record("converter", converter);
+            let converter = session.converter_name();
+            session.span().record("converter", converter);
             tracing::debug!(
                 parent: &span,
                 subprotocol = session.subprotocol(),
@@ -174,10 +183,9 @@ where
 }
 
 #[cfg(not(feature = "tracing"))]
-pub(crate) fn handshake<C, F>(_span: Span, future: F) -> F
+pub(crate) fn handshake<T, F>(_span: Span, future: F) -> F
 where
-    C: Converter,
-    F: Future<Output = Result<Session<C>, Error>>,
+    F: Future<Output = Result<T, Error>>,
 {
     future
 }

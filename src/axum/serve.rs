@@ -23,8 +23,8 @@ use crate::error::BoxError;
 use crate::frame::CloseReason;
 use crate::http_upgrade::Refusal;
 use crate::listener::{Listener, Slot};
+use crate::screen::{MAX_HEAD, MAX_REQUEST_LINE};
 use crate::shutdown::{Plan, Shutdown};
-use crate::upgrade::{MAX_HEAD, MAX_REQUEST_LINE};
 
 /// Serves `service` (an axum `Router`, or any tower service of HTTP requests) on `listener`,
 /// over HTTP/1.1, with the connection defaults of [`Server::serve`](crate::Server::serve)

@@ -12,20 +12,6 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::frame::Frame;
 
-#[cfg(feature = "cbor")]
-mod cbor;
-#[cfg(feature = "json")]
-mod json;
-#[cfg(feature = "msgpack")]
-mod msgpack;
-
-#[cfg(feature = "cbor")]
-pub use cbor::CborConverter;
-#[cfg(feature = "json")]
-pub use json::JsonConverter;
-#[cfg(feature = "msgpack")]
-pub use msgpack::MsgPackConverter;
-
 /// How deeply nested arrays and maps may be in a CBOR or MessagePack payload: 128 levels,
 /// serde_json's fixed limit, so every codec refuses the same nesting bombs. Measured here,
 /// a level of decoding costs up to 3.4 KiB of stack in a debug build (0.4 KiB in release), so
@@ -142,69 +128,149 @@ impl Converter for NoConverter {
     }
 }
 
-/// A converter chosen at run time, by name: `"json"`, `"cbor"` or `"msgpack"` (those whose
-/// cargo feature is on). It dispatches with one `match` per call.
-///
-/// ```
-/// use typed_ws::{AnyConverter, Converter};
-///
-/// let converter: AnyConverter = "cbor".parse().unwrap();
-/// assert_eq!(converter.name(), "cbor");
-///
-/// let err = AnyConverter::from_name("yaml").unwrap_err();
-/// assert_eq!(err.to_string(), r#"unknown converter "yaml": the known converters are json, cbor, msgpack"#);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum AnyConverter {
-    /// JSON in text frames.
-    #[cfg(feature = "json")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
-    Json(JsonConverter),
-    /// CBOR in binary frames.
-    #[cfg(feature = "cbor")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "cbor")))]
-    Cbor(CborConverter),
-    /// MessagePack in binary frames.
-    #[cfg(feature = "msgpack")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "msgpack")))]
-    MsgPack(MsgPackConverter),
+/// The codecs: one line each. A row names the cargo feature (also the codec's
+/// [`name`](Converter::name) and its file in this directory), the [`AnyConverter`] variant
+/// with its converter type, how [`AnyConverter::from_name`] makes one, and whether it
+/// `borrows` (implements [`BorrowingConverter`]) or `copies`, with the reason a borrowing
+/// decode fails. A new serde codec is its file plus a row, and a feature in Cargo.toml.
+macro_rules! codecs {
+    (@borrowed $c:ident, $frame:ident, borrows) => {
+        $c.deserialize_borrowed($frame)
+    };
+    (@borrowed $c:ident, $frame:ident, copies $why:literal) => {
+        Err(Error::decode($c.name(), $frame, $why))
+    };
+    ($(
+        $(#[doc = $doc:literal])*
+        $feature:literal $module:ident: $variant:ident($converter:ident) = $make:expr, $borrow:ident $($why:literal)?;
+    )*) => {
+        $(
+            #[cfg(feature = $feature)]
+            mod $module;
+            #[cfg(feature = $feature)]
+            #[cfg_attr(docsrs, doc(cfg(feature = $feature)))]
+            pub use $module::$converter;
+
+            #[cfg(feature = $feature)]
+            #[cfg_attr(docsrs, doc(cfg(feature = $feature)))]
+            impl From<$converter> for AnyConverter {
+                fn from(converter: $converter) -> Self {
+                    AnyConverter::$variant(converter)
+                }
+            }
+        )*
+
+        /// A converter chosen at run time, by name: `"json"`, `"cbor"` or `"msgpack"` (those
+        /// whose cargo feature is on). It dispatches with one `match` per call.
+        ///
+        /// ```
+        /// use typed_ws::{AnyConverter, Converter};
+        ///
+        /// let converter: AnyConverter = "cbor".parse().unwrap();
+        /// assert_eq!(converter.name(), "cbor");
+        ///
+        /// let err = AnyConverter::from_name("yaml").unwrap_err();
+        /// assert_eq!(err.to_string(), r#"unknown converter "yaml": the known converters are json, cbor, msgpack"#);
+        /// ```
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub enum AnyConverter {
+            $(
+                $(#[doc = $doc])*
+                #[cfg(feature = $feature)]
+                #[cfg_attr(docsrs, doc(cfg(feature = $feature)))]
+                $variant($converter),
+            )*
+        }
+
+        impl AnyConverter {
+            /// The names [`AnyConverter::from_name`] knows, in the order JSON, CBOR,
+            /// MessagePack.
+            pub fn known_names() -> Vec<&'static str> {
+                [$(
+                    #[cfg(feature = $feature)]
+                    $feature,
+                )*]
+                .to_vec()
+            }
+
+            /// The converter with this name (ASCII case ignored); [`Error::UnknownConverter`],
+            /// listing the known names, otherwise. `"msgpack"` writes structs as maps keyed by
+            /// field name.
+            pub fn from_name(name: &str) -> Result<Self, Error> {
+                $(
+                    #[cfg(feature = $feature)]
+                    if name.eq_ignore_ascii_case($feature) {
+                        return Ok(AnyConverter::$variant($make));
+                    }
+                )*
+                Err(Error::UnknownConverter {
+                    name: name.to_owned(),
+                    known: Self::known_names(),
+                })
+            }
+        }
+
+        /// Calls the same method on whichever converter is inside. `match *self` (not
+        /// `self`) keeps the match valid when every codec feature is off and the enum has no
+        /// variant.
+        macro_rules! dispatch {
+            ($self:ident, $c:ident => $call:expr) => {
+                match *$self {
+                    $(
+                        #[cfg(feature = $feature)]
+                        AnyConverter::$variant(ref $c) => $call,
+                    )*
+                }
+            };
+        }
+
+        // With every codec feature off the enum is empty and the arguments go unused.
+        #[cfg_attr(not(any($(feature = $feature),*)), allow(unused_variables))]
+        impl Converter for AnyConverter {
+            fn name(&self) -> &'static str {
+                dispatch!(self, c => c.name())
+            }
+
+            fn serialize<T: Serialize + ?Sized>(&self, value: &T) -> Result<Frame, Error> {
+                dispatch!(self, c => c.serialize(value))
+            }
+
+            fn deserialize<T: DeserializeOwned>(&self, frame: &Frame) -> Result<T, Error> {
+                dispatch!(self, c => c.deserialize(frame))
+            }
+
+            fn is_applicable(&self, frame: &Frame) -> bool {
+                dispatch!(self, c => c.is_applicable(frame))
+            }
+        }
+
+        /// Decodes borrowing where the codec can, and fails with its reason where it cannot.
+        #[cfg_attr(not(any($(feature = $feature),*)), allow(unused_variables))]
+        impl BorrowingConverter for AnyConverter {
+            fn deserialize_borrowed<'de, T: Deserialize<'de>>(
+                &self,
+                frame: &'de Frame,
+            ) -> Result<T, Error> {
+                match *self {
+                    $(
+                        #[cfg(feature = $feature)]
+                        AnyConverter::$variant(ref c) => codecs!(@borrowed c, frame, $borrow $($why)?),
+                    )*
+                }
+            }
+        }
+    };
 }
 
-impl AnyConverter {
-    /// The names [`AnyConverter::from_name`] knows, in the order JSON, CBOR, MessagePack.
-    pub fn known_names() -> Vec<&'static str> {
-        [
-            #[cfg(feature = "json")]
-            "json",
-            #[cfg(feature = "cbor")]
-            "cbor",
-            #[cfg(feature = "msgpack")]
-            "msgpack",
-        ]
-        .to_vec()
-    }
-
-    /// The converter with this name (ASCII case ignored); [`Error::UnknownConverter`], listing
-    /// the known names, otherwise. `"msgpack"` writes structs as maps keyed by field name.
-    pub fn from_name(name: &str) -> Result<Self, Error> {
-        #[cfg(feature = "json")]
-        if name.eq_ignore_ascii_case("json") {
-            return Ok(AnyConverter::Json(JsonConverter));
-        }
-        #[cfg(feature = "cbor")]
-        if name.eq_ignore_ascii_case("cbor") {
-            return Ok(AnyConverter::Cbor(CborConverter));
-        }
-        #[cfg(feature = "msgpack")]
-        if name.eq_ignore_ascii_case("msgpack") {
-            return Ok(AnyConverter::MsgPack(MsgPackConverter::new()));
-        }
-        Err(Error::UnknownConverter {
-            name: name.to_owned(),
-            known: Self::known_names(),
-        })
-    }
+codecs! {
+    /// JSON in text frames.
+    "json" json: Json(JsonConverter) = JsonConverter, borrows;
+    /// CBOR in binary frames.
+    "cbor" cbor: Cbor(CborConverter) = CborConverter,
+        copies "ciborium cannot decode values that borrow from the frame; use an owned type";
+    /// MessagePack in binary frames.
+    "msgpack" msgpack: MsgPack(MsgPackConverter) = MsgPackConverter::new(), borrows;
 }
 
 impl std::str::FromStr for AnyConverter {
@@ -215,89 +281,15 @@ impl std::str::FromStr for AnyConverter {
     }
 }
 
-/// Calls the same method on whichever converter is inside. `match *self` (not `self`) keeps
-/// the match valid when every codec feature is off and the enum has no variant.
-macro_rules! dispatch {
-    ($self:ident, $c:ident => $call:expr) => {
-        match *$self {
-            #[cfg(feature = "json")]
-            AnyConverter::Json(ref $c) => $call,
-            #[cfg(feature = "cbor")]
-            AnyConverter::Cbor(ref $c) => $call,
-            #[cfg(feature = "msgpack")]
-            AnyConverter::MsgPack(ref $c) => $call,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A row's feature name is the name its converter answers to.
+    #[test]
+    fn every_known_name_makes_the_converter_of_that_name() {
+        for name in AnyConverter::known_names() {
+            assert_eq!(AnyConverter::from_name(name).unwrap().name(), name);
         }
-    };
-}
-
-// With every codec feature off the enum is empty and the arguments go unused.
-#[cfg_attr(
-    not(any(feature = "json", feature = "cbor", feature = "msgpack")),
-    allow(unused_variables)
-)]
-impl Converter for AnyConverter {
-    fn name(&self) -> &'static str {
-        dispatch!(self, c => c.name())
-    }
-
-    fn serialize<T: Serialize + ?Sized>(&self, value: &T) -> Result<Frame, Error> {
-        dispatch!(self, c => c.serialize(value))
-    }
-
-    fn deserialize<T: DeserializeOwned>(&self, frame: &Frame) -> Result<T, Error> {
-        dispatch!(self, c => c.deserialize(frame))
-    }
-
-    fn is_applicable(&self, frame: &Frame) -> bool {
-        dispatch!(self, c => c.is_applicable(frame))
-    }
-}
-
-/// JSON and MessagePack borrow; CBOR answers [`Error::Decode`], as ciborium cannot borrow.
-#[cfg_attr(
-    not(any(feature = "json", feature = "cbor", feature = "msgpack")),
-    allow(unused_variables)
-)]
-impl BorrowingConverter for AnyConverter {
-    fn deserialize_borrowed<'de, T: Deserialize<'de>>(
-        &self,
-        frame: &'de Frame,
-    ) -> Result<T, Error> {
-        match *self {
-            #[cfg(feature = "json")]
-            AnyConverter::Json(ref json) => json.deserialize_borrowed(frame),
-            #[cfg(feature = "cbor")]
-            AnyConverter::Cbor(ref cbor) => Err(Error::decode(
-                cbor.name(),
-                frame,
-                "ciborium cannot decode values that borrow from the frame; use an owned type",
-            )),
-            #[cfg(feature = "msgpack")]
-            AnyConverter::MsgPack(ref msgpack) => msgpack.deserialize_borrowed(frame),
-        }
-    }
-}
-
-#[cfg(feature = "json")]
-#[cfg_attr(docsrs, doc(cfg(feature = "json")))]
-impl From<JsonConverter> for AnyConverter {
-    fn from(converter: JsonConverter) -> Self {
-        AnyConverter::Json(converter)
-    }
-}
-
-#[cfg(feature = "cbor")]
-#[cfg_attr(docsrs, doc(cfg(feature = "cbor")))]
-impl From<CborConverter> for AnyConverter {
-    fn from(converter: CborConverter) -> Self {
-        AnyConverter::Cbor(converter)
-    }
-}
-
-#[cfg(feature = "msgpack")]
-#[cfg_attr(docsrs, doc(cfg(feature = "msgpack")))]
-impl From<MsgPackConverter> for AnyConverter {
-    fn from(converter: MsgPackConverter) -> Self {
-        AnyConverter::MsgPack(converter)
     }
 }

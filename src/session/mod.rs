@@ -2,13 +2,9 @@
 //! on the server alike.
 
 use std::fmt;
-use std::marker::PhantomData;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use futures_util::{Sink, Stream};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -16,17 +12,22 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::config::{Config, Settings};
 use crate::converter::{Converter, NoConverter};
-use crate::deflate::PerMessageDeflate;
 use crate::error::Error;
-use crate::frame::{CloseCode, CloseReason, Frame, Utf8Bytes};
-use crate::read_buffer::Arrivals;
+use crate::frame::{CloseReason, Frame, Utf8Bytes};
+use crate::handshake::Handshake;
 use crate::shutdown::Watch;
 use crate::trace;
+use crate::wire::Arrivals;
+#[cfg(feature = "compression")]
+use crate::wire::deflate::PerMessageDeflate;
 
+mod halves;
 pub(crate) mod link;
 mod watchdog;
 
-use link::{Handshake, Link, Transport};
+pub use halves::Deserialized;
+
+use link::{Link, Transport};
 
 /// A WebSocket session: send and receive frames, or typed values through the converter `C`.
 ///
@@ -37,7 +38,7 @@ use link::{Handshake, Link, Transport};
 /// keep-alive pings and ends the session when the peer goes silent or stops reading, whether
 /// or not you are receiving.
 ///
-/// It is a [`Stream`] of incoming frames and a [`Sink`] of outgoing ones; [`Session::split`]
+/// It is a [`Stream`](futures_util::Stream) of incoming frames and a [`Sink`](futures_util::Sink) of outgoing ones; [`Session::split`]
 /// gives a [`SendHalf`] and a [`RecvHalf`] for use from different tasks.
 ///
 /// Dropping a session without [`close`](Session::close) drops the connection: the peer sees
@@ -80,14 +81,14 @@ pub struct Session<C = NoConverter> {
     rx: RecvHalf<C>,
 }
 
-/// The sending half of a [`Session`], from [`Session::split`]. A [`Sink`] of frames.
+/// The sending half of a [`Session`], from [`Session::split`]. A [`Sink`](futures_util::Sink) of frames.
 pub struct SendHalf<C = NoConverter> {
     link: Arc<Link>,
     converter: C,
     closing: bool,
 }
 
-/// The receiving half of a [`Session`], from [`Session::split`]. A [`Stream`] of frames.
+/// The receiving half of a [`Session`], from [`Session::split`]. A [`Stream`](futures_util::Stream) of frames.
 pub struct RecvHalf<C = NoConverter> {
     link: Arc<Link>,
     converter: C,
@@ -96,10 +97,13 @@ pub struct RecvHalf<C = NoConverter> {
 
 impl<C> fmt::Debug for Session<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Session")
+        let mut debug = f.debug_struct("Session");
+        debug
             .field("path", &self.path())
-            .field("subprotocol", &self.subprotocol())
-            .field("compression", &self.compression())
+            .field("subprotocol", &self.subprotocol());
+        #[cfg(feature = "compression")]
+        debug.field("compression", &self.compression());
+        debug
             .field("close_reason", &self.close_reason())
             .finish_non_exhaustive()
     }
@@ -205,7 +209,22 @@ impl<C: Clone> Session<C> {
     }
 }
 
-#[cfg(test)]
+#[cfg(feature = "tracing")]
+impl<C: Converter> trace::Opened for Session<C> {
+    fn subprotocol(&self) -> Option<&str> {
+        Session::subprotocol(self)
+    }
+
+    fn converter_name(&self) -> &'static str {
+        self.converter().name()
+    }
+
+    fn span(&self) -> &trace::Span {
+        &self.tx.link.span
+    }
+}
+
+#[cfg(all(test, feature = "compression"))]
 impl<C> Session<C> {
     /// Whether a compressor is allocated now.
     pub(crate) fn holds_compressor(&self) -> bool {
@@ -220,12 +239,11 @@ impl<C> Session<C> {
     ///
     /// When the peer pipelines, the flush of a data frame is put off while more of its
     /// messages wait to be received, so that the replies to a burst go out in one write: they
-    /// are written when the next receive would wait, when the write buffer passes 128 KiB, or
-    /// 1-2 ms after the send by the keep-alive task (a 1 ms delay on tokio's millisecond
-    /// timer). With nothing waiting, the frame is written
-    /// before `send` returns. Only sessions whose connection typed-ws set up (not
-    /// [`Session::from_stream`], nor a `wss://` client) with a keep-alive task (any of ping
-    /// interval, timeout or send timeout on) put flushes off.
+    /// are written when the next receive would wait, when the write buffer fills, or a
+    /// millisecond or two after the send by the session's watchdog. With nothing waiting, the
+    /// frame is written before `send` returns. Only sessions whose connection typed-ws set up
+    /// (not [`Session::from_stream`]) and that have a watchdog (any of ping interval, timeout
+    /// or send timeout on) put flushes off.
     ///
     /// Not cancel safe: cancelled, the frame was either not queued or queued whole and still
     /// goes out (see [cancel safety](Session#cancel-safety)).
@@ -235,7 +253,7 @@ impl<C> Session<C> {
 
     /// Queues a frame without flushing it, waiting only while the write buffer is full; then
     /// [`Session::flush`] sends a whole burst with one write. Queued frames also go out with
-    /// the next send or when the buffer passes 128 KiB.
+    /// the next send or when the write buffer fills.
     ///
     /// Cancel safe: returning means queued; cancelled, nothing was queued.
     pub async fn feed(&mut self, frame: Frame) -> Result<(), Error> {
@@ -316,6 +334,8 @@ impl<C> Session<C> {
 
     /// The permessage-deflate parameters agreed in the handshake; `None` when messages go
     /// uncompressed (see [`Config::compression`]).
+    #[cfg(feature = "compression")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "compression")))]
     pub fn compression(&self) -> Option<PerMessageDeflate> {
         self.tx.link.handshake.compression
     }
@@ -381,274 +401,5 @@ impl<C: Converter> Session<C> {
     /// session ended abnormally (dropped connection, timeout, protocol violation).
     pub fn incoming_deserialized<T: DeserializeOwned>(&mut self) -> Deserialized<'_, C, T> {
         self.rx.incoming_deserialized()
-    }
-}
-
-impl<C> SendHalf<C> {
-    /// See [`Session::send`]. Not cancel safe: cancelled, the frame was either not queued or
-    /// queued whole and still goes out.
-    pub async fn send(&mut self, frame: Frame) -> Result<(), Error> {
-        let mut frame = Some(frame);
-        std::future::poll_fn(|cx| self.link.poll_send(cx, &mut frame, true)).await
-    }
-
-    /// See [`Session::feed`]. Cancel safe: cancelled, nothing was queued.
-    pub async fn feed(&mut self, frame: Frame) -> Result<(), Error> {
-        let mut frame = Some(frame);
-        std::future::poll_fn(|cx| self.link.poll_send(cx, &mut frame, false)).await
-    }
-
-    /// See [`Session::flush`]. Cancel safe: what is not written stays queued.
-    pub async fn flush(&mut self) -> Result<(), Error> {
-        std::future::poll_fn(|cx| self.link.poll_flush(cx)).await
-    }
-
-    /// Sends a close frame with `reason` and returns without waiting for the peer's answer,
-    /// unlike [`Session::close`]: the receiving half keeps receiving what the peer sent
-    /// before it answered, then its close frame, then [`Error::Closed`]. Keep receiving on
-    /// the other half until then, or data the peer sent is lost with the connection.
-    ///
-    /// Cancel safe: calling it again sends the close frame if it was not queued, and gives
-    /// [`Error::Closed`] if it was.
-    pub async fn close(&mut self, reason: CloseReason) -> Result<(), Error> {
-        self.send(Frame::Close(Some(reason))).await
-    }
-
-    /// See [`Session::close_reason`].
-    pub fn close_reason(&self) -> Option<CloseReason> {
-        self.link.close_reason()
-    }
-
-    /// See [`Session::converter`].
-    pub fn converter(&self) -> &C {
-        &self.converter
-    }
-}
-
-impl<C: Converter> SendHalf<C> {
-    /// See [`Session::send_serialized`]. Not cancel safe, as [`SendHalf::send`].
-    pub async fn send_serialized<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        let frame = self.converter.serialize(value)?;
-        self.send(frame).await
-    }
-
-    /// See [`Session::feed_serialized`]. Cancel safe: cancelled, nothing was queued.
-    pub async fn feed_serialized<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        let frame = self.converter.serialize(value)?;
-        self.feed(frame).await
-    }
-}
-
-impl<C> RecvHalf<C> {
-    /// See [`Session::receive`]. Cancel safe: nothing received is lost.
-    pub async fn receive(&mut self) -> Result<Frame, Error> {
-        std::future::poll_fn(|cx| self.link.poll_receive(cx)).await
-    }
-
-    /// See [`Session::close_reason`].
-    pub fn close_reason(&self) -> Option<CloseReason> {
-        self.link.close_reason()
-    }
-
-    /// See [`Session::converter`].
-    pub fn converter(&self) -> &C {
-        &self.converter
-    }
-}
-
-impl<C: Converter> RecvHalf<C> {
-    /// See [`Session::receive_deserialized`]. Cancel safe: nothing received is lost.
-    pub async fn receive_deserialized<T: DeserializeOwned>(&mut self) -> Result<T, Error> {
-        let frame = self.receive_message().await?;
-        self.converter
-            .deserialize(&frame)
-            .inspect_err(|error| self.trace_decode(error))
-    }
-
-    /// See [`Session::receive_message`]. Cancel safe: nothing received is lost.
-    pub async fn receive_message(&mut self) -> Result<Frame, Error> {
-        loop {
-            let frame = self.receive().await?;
-            if let Some(message) = message(&self.converter, frame) {
-                return message;
-            }
-        }
-    }
-
-    /// See [`Session::incoming_deserialized`].
-    pub fn incoming_deserialized<T: DeserializeOwned>(&mut self) -> Deserialized<'_, C, T> {
-        Deserialized {
-            rx: self,
-            _type: PhantomData,
-        }
-    }
-}
-
-/// What a typed receive makes of a received frame: `None` for pings and pongs, which it
-/// skips; an error for the peer's close and for frames the converter does not read.
-fn message<C: Converter>(converter: &C, frame: Frame) -> Option<Result<Frame, Error>> {
-    Some(match frame {
-        Frame::Ping(_) | Frame::Pong(_) => return None,
-        Frame::Close(reason) => {
-            Err(Error::Closed(reason.unwrap_or_else(|| {
-                CloseReason::new(CloseCode::NoStatus, "")
-            })))
-        }
-        frame if converter.is_applicable(&frame) => Ok(frame),
-        frame => Err(Error::UnexpectedFrame {
-            converter: converter.name(),
-            frame,
-        }),
-    })
-}
-
-/// Decodes a received frame for a typed receive; `None` for pings and pongs.
-fn decode<C: Converter, T: DeserializeOwned>(
-    converter: &C,
-    frame: Frame,
-) -> Option<Result<T, Error>> {
-    message(converter, frame).map(|message| message.and_then(|frame| converter.deserialize(&frame)))
-}
-
-impl<C> RecvHalf<C> {
-    /// Records a message that did not decode, at `trace` level: one event per message.
-    fn trace_decode(&self, error: &Error) {
-        let error = crate::error::Chain(error);
-        trace::event!(
-            trace,
-            &self.link.span,
-            "message did not decode",
-            error = trace::display(error)
-        );
-    }
-
-    /// The last item of a stream: nothing after a clean close, the error once otherwise.
-    fn end_stream<T>(&mut self, error: Error) -> Option<Result<T, Error>> {
-        self.stream_done = true;
-        match &error {
-            Error::Closed(reason) if reason.code != CloseCode::Abnormal => None,
-            _ => Some(Err(error)),
-        }
-    }
-}
-
-/// The typed stream of [`Session::incoming_deserialized`].
-pub struct Deserialized<'a, C, T> {
-    rx: &'a mut RecvHalf<C>,
-    _type: PhantomData<fn() -> T>,
-}
-
-impl<C: Converter, T: DeserializeOwned> Stream for Deserialized<'_, C, T> {
-    type Item = Result<T, Error>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let rx = &mut *self.get_mut().rx;
-        if rx.stream_done {
-            return Poll::Ready(None);
-        }
-        loop {
-            match ready!(rx.link.poll_receive(cx)) {
-                // The close frame is followed by the end of the session, which ends the stream.
-                Ok(Frame::Close(_)) => continue,
-                Ok(frame) => {
-                    if let Some(item) = decode(&rx.converter, frame) {
-                        return Poll::Ready(Some(item.inspect_err(|error| rx.trace_decode(error))));
-                    }
-                }
-                Err(error) => return Poll::Ready(rx.end_stream(error)),
-            }
-        }
-    }
-}
-
-impl<C> Stream for RecvHalf<C> {
-    type Item = Result<Frame, Error>;
-
-    /// Every frame [`RecvHalf::receive`] would give, then the end of the stream when the
-    /// session closes (after yielding the error if it ended abnormally).
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        if this.stream_done {
-            return Poll::Ready(None);
-        }
-        Poll::Ready(match ready!(this.link.poll_receive(cx)) {
-            Ok(frame) => Some(Ok(frame)),
-            Err(error) => this.end_stream(error),
-        })
-    }
-}
-
-impl<C> SendHalf<C> {
-    /// See [`Link::compresses_alone`](link::Link::compresses_alone).
-    pub(crate) fn compresses_alone(&self) -> Option<crate::deflate::Alone> {
-        self.link.compresses_alone()
-    }
-
-    /// [`Sink::start_send`] of a data frame whose payload was compressed for this session
-    /// and others alike; see [`SendHalf::compresses_alone`].
-    pub(crate) fn start_send_compressed(
-        &mut self,
-        frame: &Frame,
-        compressed: bytes::Bytes,
-    ) -> Result<(), Error> {
-        self.link.start_send_compressed(frame, compressed)
-    }
-}
-
-impl<C> Sink<Frame> for SendHalf<C> {
-    type Error = Error;
-
-    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.link.poll_ready(cx)
-    }
-
-    fn start_send(self: Pin<&mut Self>, frame: Frame) -> Result<(), Error> {
-        self.link.start_send(frame)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.link.poll_flush(cx)
-    }
-
-    /// Sends a 1000 close frame and flushes it.
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let this = self.get_mut();
-        if !this.closing {
-            ready!(this.link.poll_ready(cx))?;
-            this.link.start_send(Frame::close(CloseCode::Normal, ""))?;
-            this.closing = true;
-        }
-        match ready!(this.link.poll_flush(cx)) {
-            Ok(()) | Err(Error::Closed(_)) => Poll::Ready(Ok(())),
-            Err(e) => Poll::Ready(Err(e)),
-        }
-    }
-}
-
-impl<C> Stream for Session<C> {
-    type Item = Result<Frame, Error>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Pin::new(&mut self.get_mut().rx).poll_next(cx)
-    }
-}
-
-impl<C> Sink<Frame> for Session<C> {
-    type Error = Error;
-
-    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        Pin::new(&mut self.get_mut().tx).poll_ready(cx)
-    }
-
-    fn start_send(self: Pin<&mut Self>, frame: Frame) -> Result<(), Error> {
-        Pin::new(&mut self.get_mut().tx).start_send(frame)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        Pin::new(&mut self.get_mut().tx).poll_flush(cx)
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        Pin::new(&mut self.get_mut().tx).poll_close(cx)
     }
 }

@@ -25,6 +25,8 @@
 //! from its own source of truth); `seq` is the topic's last publication then, so the first
 //! value to come has `seq + 1 - count`. Epochs stay below 2⁵³, so JavaScript numbers hold
 //! them exactly.
+//!
+//! [`Topic::subscribe_since`]: super::Topic::subscribe_since
 
 use std::any::Any;
 use std::collections::VecDeque;

@@ -14,10 +14,10 @@ use serde::Serialize;
 use super::DEFAULT_QUEUE;
 use super::mailbox::{Batch, Mailbox, Next};
 use crate::converter::{Converter, NoConverter};
-use crate::deflate::Alone;
 use crate::error::Error;
 use crate::frame::{CloseCode, CloseReason, Frame};
 use crate::session::SendHalf;
+use crate::wire::Alone;
 
 /// Gives every outbox its own id, by which topics know their subscribers.
 static NEXT_OUTBOX: AtomicU64 = AtomicU64::new(1);

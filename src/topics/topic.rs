@@ -13,9 +13,9 @@ use super::config::{Counters, KeyFn, Kind, TopicConfig, TopicStats};
 use super::history::{Log, Position, Resumed, Sequenced};
 use super::mailbox::{Delivery, Mailbox, Membership, Mode, Offered, Rule, Subscription};
 use crate::converter::Converter;
-use crate::deflate::Alone;
 use crate::error::Error;
 use crate::frame::{CloseCode, CloseReason, Frame};
+use crate::wire::Alone;
 
 /// Gives every topic its own id; 0 is the application's own frames in an outbox.
 static NEXT_TOPIC: AtomicU64 = AtomicU64::new(1);
@@ -129,6 +129,8 @@ impl<T> Membership for Shared<T> {
 /// assert_eq!(prices.stats().published, 1);
 /// # Ok::<(), typed_ws::Error>(())
 /// ```
+///
+/// [`Policy`]: super::Policy
 pub struct Topic<T> {
     shared: Arc<Shared<T>>,
 }
@@ -321,6 +323,8 @@ impl<T: Serialize + 'static> Topic<T> {
     /// node.
     ///
     /// An [`Error::Encode`] from any converter queues nothing for anyone.
+    ///
+    /// [`Policy`]: super::Policy
     pub fn publish(&self, value: &T) -> Result<usize, Error> {
         self.fan_out(value, true)
     }

@@ -217,3 +217,151 @@ async fn a_client_with_a_fallback_talks_to_a_plain_server_over_tls() {
         .expect("echo");
     assert_eq!(echoed, ("over".to_owned(), 1));
 }
+
+/// Counts the TLS records of application data in what a peer sends: each write of the peer's
+/// WebSocket buffer goes out as records of its own, so the count tells how many writes.
+#[derive(Default)]
+struct Records {
+    /// Bytes of the current record's header seen, or of its body still to come.
+    header: Vec<u8>,
+    body_left: usize,
+    application: usize,
+}
+
+impl Records {
+    fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.body_left > 0 {
+                let skip = self.body_left.min(bytes.len());
+                self.body_left -= skip;
+                bytes = &bytes[skip..];
+                continue;
+            }
+            let take = (5 - self.header.len()).min(bytes.len());
+            self.header.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if self.header.len() == 5 {
+                // Content type 23: application data (in TLS 1.3, every encrypted record).
+                self.application += usize::from(self.header[0] == 23);
+                self.body_left = usize::from(u16::from_be_bytes([self.header[3], self.header[4]]));
+                self.header.clear();
+            }
+        }
+    }
+}
+
+/// A TCP stream whose reads go through a [`Records`] count.
+struct Counted {
+    tcp: tokio::net::TcpStream,
+    records: Arc<std::sync::Mutex<Records>>,
+}
+
+impl tokio::io::AsyncRead for Counted {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let read = std::pin::Pin::new(&mut this.tcp).poll_read(cx, buf);
+        this.records.lock().unwrap().feed(&buf.filled()[before..]);
+        read
+    }
+}
+
+impl tokio::io::AsyncWrite for Counted {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
+}
+
+/// The client's twin of `coalescing::replies_to_a_pipelined_burst_go_out_together_complete_and_in_order`,
+/// over TLS: a raw TLS server sends 64 requests at once, and the client's replies come back
+/// in a few records, not one per reply.
+#[tokio::test]
+async fn a_wss_client_coalesces_its_replies_to_a_pipelined_burst() {
+    use common::raw::{TEXT, encode_frame};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use typed_ws::tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+    let certificate = certificate("localhost");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let client = trusting_client(certificate.der);
+    let echo = tokio::spawn(async move {
+        let url = format!("wss://localhost:{port}/burst");
+        let mut session = client.web_socket_session(url).await.expect("connect");
+        while let Ok(frame) = session.receive().await {
+            if frame.is_data() && session.send(frame).await.is_err() {
+                break;
+            }
+        }
+    });
+    let (tcp, _) = within("accept", listener.accept()).await.expect("accept");
+    let records = Arc::new(std::sync::Mutex::new(Records::default()));
+    let counted = Counted {
+        tcp,
+        records: records.clone(),
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(certificate.server);
+    let mut tls = within("TLS", acceptor.accept(counted)).await.expect("TLS");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0];
+        within("request", tls.read_exact(&mut byte))
+            .await
+            .expect("request");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).expect("a text head");
+    let key = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("sec-websocket-key")
+                .then(|| value.trim())
+        })
+        .expect("a key");
+    let answer = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {}\r\n\r\n",
+        derive_accept_key(key.as_bytes())
+    );
+    tls.write_all(answer.as_bytes()).await.expect("answer");
+    // Nothing comes from the client until it has requests to answer.
+    records.lock().unwrap().application = 0;
+    let burst: Vec<u8> = (0..64)
+        .flat_map(|i| encode_frame(true, TEXT, format!("m{i}").as_bytes(), false))
+        .collect();
+    tls.write_all(&burst).await.expect("burst");
+    tls.flush().await.expect("flush");
+    // Each reply is a masked frame: 6 header bytes and the text.
+    let expected: usize = (0..64).map(|i| format!("m{i}").len() + 6).sum();
+    let mut replies = vec![0; expected];
+    within("replies", tls.read_exact(&mut replies))
+        .await
+        .expect("replies");
+    let sent = records.lock().unwrap().application;
+    assert!(sent <= 8, "64 pipelined replies took {sent} TLS records");
+    drop(tls);
+    within("client", echo).await.expect("client task");
+}

@@ -39,7 +39,7 @@ enum Item {
 
 /// A frame on its way to one session, with its payload already compressed the way that
 /// session compresses when it was compressed once for many
-/// ([`Alone`](crate::deflate::Alone)).
+/// ([`Alone`](crate::wire::Alone)).
 #[derive(Clone)]
 pub(super) struct Delivery {
     pub(super) frame: Frame,

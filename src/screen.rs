@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::handshake::server::{
 use tokio_tungstenite::tungstenite::http::{self, StatusCode};
 
 use crate::error::{Error, Truncated};
-use crate::read_buffer::Elastic;
+use crate::wire::Elastic;
 
 /// The largest request head read, as in tungstenite; a longer one is answered with 431.
 pub(crate) const MAX_HEAD: usize = 64 << 10;

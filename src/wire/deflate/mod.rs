@@ -28,27 +28,25 @@
 
 use tokio_tungstenite::tungstenite::http::{HeaderMap, HeaderValue};
 
-use crate::config::Settings;
-
 mod compress;
+mod extension;
 mod inflate;
-mod negotiation;
 
 pub(crate) use compress::{Alone, Deflater};
-pub(crate) use inflate::{InflateError, Inflating};
-pub(crate) use negotiation::{accept, offer};
+pub(crate) use extension::{accept, offer};
+pub(crate) use inflate::{InflateError, Inflating, Limits};
 
-/// A server's answer to the compression a request offers, when its settings turn compression
-/// on: the `Sec-WebSocket-Extensions` value to answer with, and what it agrees to.
+/// A server's answer to the compression a request offers, when `compression` is on: the
+/// `Sec-WebSocket-Extensions` value to answer with, and what it agrees to.
 pub(crate) fn answer_request(
-    settings: &Settings,
+    compression: Option<&Compression>,
     headers: &HeaderMap,
 ) -> Option<(HeaderValue, PerMessageDeflate)> {
     let offers = headers
         .get_all("sec-websocket-extensions")
         .iter()
         .filter_map(|value| value.to_str().ok());
-    let (answer, agreed) = negotiation::answer(settings.compression.as_ref()?, offers)?;
+    let (answer, agreed) = extension::answer(compression?, offers)?;
     Some((HeaderValue::from_str(&answer).ok()?, agreed))
 }
 
@@ -256,29 +254,22 @@ mod tests {
             "sec-websocket-extensions",
             HeaderValue::from_static("permessage-deflate; client_max_window_bits"),
         );
-        let off = Settings::default();
-        assert_eq!(answer_request(&off, &headers), None);
-        let on = Settings {
-            compression: Some(Compression::new().peer_max_window_bits(12)),
-            ..Settings::default()
-        };
-        let (answer, agreed) = answer_request(&on, &headers).expect("accepted");
+        assert_eq!(answer_request(None, &headers), None);
+        let on = Compression::new().peer_max_window_bits(12);
+        let (answer, agreed) = answer_request(Some(&on), &headers).expect("accepted");
         assert_eq!(answer, "permessage-deflate; client_max_window_bits=12");
         assert_eq!(agreed.receive_window_bits(), 12);
         assert_eq!(agreed.send_window_bits(), 15);
         assert!(!agreed.send_no_context_takeover() && !agreed.receive_no_context_takeover());
-        assert_eq!(answer_request(&on, &HeaderMap::new()), None);
+        assert_eq!(answer_request(Some(&on), &HeaderMap::new()), None);
 
-        let fresh = Settings {
-            compression: Some(Compression::new().no_context_takeover()),
-            ..Settings::default()
-        };
+        let fresh = Compression::new().no_context_takeover();
         let mut offer = HeaderMap::new();
         offer.append(
             "sec-websocket-extensions",
             HeaderValue::from_static("permessage-deflate; client_no_context_takeover"),
         );
-        let (answer, agreed) = answer_request(&fresh, &offer).expect("accepted");
+        let (answer, agreed) = answer_request(Some(&fresh), &offer).expect("accepted");
         assert_eq!(
             answer,
             "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
