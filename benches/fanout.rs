@@ -477,7 +477,7 @@ impl Bench {
     }
 
     /// Whether the filter picks the scenario, by its first word (`max-rate`, `compressed`,
-    /// `rooms`, `paced`, `slow`, `idle`, `two`).
+    /// `sequenced`, `resume`, `rooms`, `paced`, `slow`, `idle`, `two`).
     fn chosen(&self, scenario: &str) -> bool {
         let word = scenario.split([' ', ':']).next().unwrap_or_default();
         word.contains(&self.options.filter)
@@ -512,10 +512,13 @@ impl Bench {
 
     fn drive(&mut self, scenario: &str, row: &str, round: usize, load: Load) {
         eprintln!("  {scenario}: {row}");
-        let idle = load.idle;
+        let (idle, resume) = (load.idle, load.resume > 0);
         match self.client(&load) {
             Some(outcome) => {
-                let arrived = if idle {
+                let arrived = if resume {
+                    outcome.get("recovered_ok").is_some_and(|ok| ok == "true")
+                        && get(&outcome, "lost") == 0.0
+                } else if idle {
                     get(&outcome, "published") > 0.0
                         && get(&outcome, "lost") == 0.0
                         && get(&outcome, "subscribers") > 0.0
@@ -575,6 +578,8 @@ impl Bench {
             measure: Duration::from_secs(3),
             idle: false,
             compress: false,
+            sequenced: false,
+            resume: 0,
             pids: Vec::new(),
         }
     }
@@ -647,6 +652,40 @@ impl Bench {
                 for (row, extra, load) in rows.iter().cycle().skip(round).take(rows.len()) {
                     self.run_one(COMPRESSED, row, round, &Kind::Ticker, extra, load.clone());
                 }
+            }
+        }
+        if self.chosen(SEQUENCED) && self.ticker.is_some() {
+            eprintln!("{SEQUENCED}");
+            let load = self.load(self.base(), |l| Load {
+                subs: 20,
+                warm_up: Duration::from_millis(100),
+                measure: Duration::from_millis(300),
+                ..l
+            });
+            let rows = [
+                ("ticker", load.clone()),
+                (
+                    "ticker, numbered",
+                    Load {
+                        sequenced: true,
+                        ..load
+                    },
+                ),
+            ];
+            for round in 0..rounds {
+                for (row, load) in rows.iter().cycle().skip(round).take(rows.len()) {
+                    self.run_one(SEQUENCED, row, round, &Kind::Ticker, &plain, load.clone());
+                }
+            }
+        }
+        if self.chosen(RESUME) && self.ticker.is_some() {
+            eprintln!("{RESUME}");
+            let load = Load {
+                resume: if self.options.test { 100 } else { 10_000 },
+                ..self.base()
+            };
+            for round in 0..rounds {
+                self.run_one(RESUME, "ticker", round, &Kind::Ticker, &plain, load.clone());
             }
         }
         if self.chosen(ROOMS) {
@@ -849,6 +888,8 @@ const MAX_RATE: &str =
     "max-rate: 1 topic x 1,000 subscribers, 1 publisher as fast as the slowest takes (128 ahead)";
 const COMPRESSED: &str =
     "compressed: 1 topic x 1,000 subscribers, 100 msg/s, permessage-deflate, no context takeover";
+const SEQUENCED: &str = "sequenced: max-rate, the subscribers numbered (`?since=now`) or plain";
+const RESUME: &str = "resume: 10,000 Ticks missed, then recovered with `?since=&epoch=`";
 const ROOMS: &str = "rooms: 100 topics x 10 subscribers, 100 msg/s each";
 const PACED: &str = "paced: 1 topic x 1,000 subscribers, 20 msg/s";
 const SLOW: &str =
@@ -1069,6 +1110,62 @@ impl Bench {
                 figure: format!("{r:.2} ({lo:.2}-{hi:.2})"),
                 pass: Some(r <= 2.0),
             });
+            println!();
+        }
+
+        if !self.outcomes(SEQUENCED, "ticker, numbered").is_empty() {
+            println!("## {SEQUENCED}\n");
+            println!("Medians of {rounds} round(s); the ratio per round, then the median.\n");
+            println!("| run | deliveries/s | / plain | server CPU per delivery | p99 | lost |");
+            println!("|---|---|---|---|---|---|");
+            for row in ["ticker", "ticker, numbered"] {
+                let (r, lo, hi) = self.ratio(SEQUENCED, row, "ticker", "rate");
+                println!(
+                    "| {row} | {:.0} | {r:.2} ({lo:.2}-{hi:.2}) | {:.3} µs | {} | {:.0} |",
+                    self.med(SEQUENCED, row, "rate"),
+                    self.med(SEQUENCED, row, "cpu_per_delivery_us"),
+                    ms(self.med(SEQUENCED, row, "p99_us")),
+                    self.med(SEQUENCED, row, "lost"),
+                );
+            }
+            let (r, lo, hi) = self.ratio(SEQUENCED, "ticker, numbered", "ticker", "rate");
+            verdicts.push(Verdict {
+                target: "sequenced: numbered deliveries/s / plain >= 0.95".into(),
+                figure: format!("{r:.2} ({lo:.2}-{hi:.2})"),
+                pass: Some(r >= 0.95),
+            });
+            println!();
+        }
+
+        if !self.outcomes(RESUME, "ticker").is_empty() {
+            println!("## {RESUME}\n");
+            println!(
+                "A subscriber away while N Ticks are published comes back with its position: the time from its connecting to its having all N, and their bytes (payloads), beside a plain subscriber that got the same N live, from the first publication to the last receipt. Medians of {rounds} round(s).\n"
+            );
+            println!(
+                "| missed | outcome | recovered | lost | resume time | resume bytes | live time | live bytes | time / live | bytes / live |"
+            );
+            println!("|---|---|---|---|---|---|---|---|---|---|");
+            let first = self.outcomes(RESUME, "ticker")[0];
+            let (time, bytes) = (
+                self.med(RESUME, "ticker", "resume_us"),
+                self.med(RESUME, "ticker", "resume_bytes"),
+            );
+            let (live_time, live_bytes) = (
+                self.med(RESUME, "ticker", "live_us"),
+                self.med(RESUME, "ticker", "live_bytes"),
+            );
+            println!(
+                "| {:.0} | {} | {:.0} | {:.0} | {} | {bytes:.0} | {} | {live_bytes:.0} | {:.2} | {:.2} |",
+                self.med(RESUME, "ticker", "missed"),
+                first.get("outcome").map_or("-", String::as_str),
+                self.med(RESUME, "ticker", "recovered"),
+                self.med(RESUME, "ticker", "lost"),
+                ms(time),
+                ms(live_time),
+                time / live_time,
+                bytes / live_bytes,
+            );
             println!();
         }
 

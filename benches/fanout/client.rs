@@ -16,6 +16,11 @@
 //! read with every subscriber connected; then each publisher sends one Tick, which must reach
 //! every subscriber.
 //!
+//! `--sequenced true`: the subscribers ask for numbered Ticks (`?since=now`). `--resume N`:
+//! instead of all the above, N Ticks are published while a subscriber is away, and it comes
+//! back with the position it had (`?since=&epoch=`): how long until it has them all, and the
+//! bytes they took, beside a plain subscriber that got the same N live.
+//!
 //! `--compress true`: the subscribers (not the slow ones nor the publishers) are typed-ws
 //! clients offering permessage-deflate, which tokio-tungstenite does not speak; each frame
 //! they take is inflated before it is decoded.
@@ -37,6 +42,7 @@ use typed_ws::tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use typed_ws::tokio_tungstenite::tungstenite::http::HeaderValue;
 use typed_ws::tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use typed_ws::tokio_tungstenite::{self, WebSocketStream};
+use typed_ws::topics::{Outcome, Resumed, Sequenced};
 use typed_ws::{AnyConverter, Client, Compression, Config, Negotiation, Session};
 
 use super::tick::{Codec, Tick, now_us, publisher_of, symbol};
@@ -64,6 +70,10 @@ pub struct Load {
     pub idle: bool,
     /// Whether the subscribers agree permessage-deflate.
     pub compress: bool,
+    /// Whether the subscribers ask for numbered Ticks.
+    pub sequenced: bool,
+    /// Ticks missed and recovered by a returning subscriber; 0: no resume run.
+    pub resume: u64,
     /// The server processes (two for two nodes), for CPU time and RSS.
     pub pids: Vec<u32>,
 }
@@ -87,6 +97,8 @@ impl Load {
             ("--measure-ms", self.measure.as_millis().to_string()),
             ("--idle", self.idle.to_string()),
             ("--compress", self.compress.to_string()),
+            ("--sequenced", self.sequenced.to_string()),
+            ("--resume", self.resume.to_string()),
             ("--pids", pids.join(",")),
         ]
         .into_iter()
@@ -119,6 +131,8 @@ impl Load {
             measure: Duration::from_millis(number("--measure-ms")),
             idle: flag("--idle") == "true",
             compress: flag("--compress") == "true",
+            sequenced: flag("--sequenced") == "true",
+            resume: number("--resume"),
             pids: flag("--pids")
                 .split(',')
                 .filter(|p| !p.is_empty())
@@ -135,7 +149,11 @@ pub fn run(args: &[String]) {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let result = runtime.block_on(drive(load));
+    let result = if load.resume > 0 {
+        runtime.block_on(resume(load))
+    } else {
+        runtime.block_on(drive(load))
+    };
     println!("result {result}");
 }
 
@@ -346,6 +364,7 @@ struct Seen {
 
 struct Shared {
     codec: Codec,
+    sequenced: bool,
     histogram: Histogram,
     open: Instant,
     end: Instant,
@@ -372,7 +391,15 @@ async fn subscriber(
             seen.closed = true;
             break;
         }
-        let Some(tick) = shared.codec.decode(&message) else {
+        let tick = if shared.sequenced {
+            shared
+                .codec
+                .decode_as::<Sequenced<Tick>>(&message)
+                .map(|numbered| numbered.data)
+        } else {
+            shared.codec.decode(&message)
+        };
+        let Some(tick) = tick else {
             continue;
         };
         let now = Instant::now();
@@ -501,7 +528,8 @@ async fn drive(load: Load) -> String {
     let total = load.topics * load.subs;
     let subs = load.subs;
     let sub = load.sub;
-    let topic = move |i: usize| format!("/topics/t{}", i / subs);
+    let since = if load.sequenced { "?since=now" } else { "" };
+    let topic = move |i: usize| format!("/topics/t{}{since}", i / subs);
     let connections = if load.compress {
         connect_all(total, topic, |path| Sub::deflate(sub, path, codec)).await
     } else {
@@ -527,6 +555,7 @@ async fn drive(load: Load) -> String {
     let end = open + load.measure;
     let shared = Arc::new(Shared {
         codec,
+        sequenced: load.sequenced,
         histogram: Histogram::new(),
         open: if load.idle { start } else { open },
         end: if load.idle {
@@ -712,4 +741,106 @@ async fn drain(mut ws: Ws, codec: Codec) -> (u64, Option<String>) {
             Ok(_) => return (frames, Some("eof".to_owned())),
         }
     }
+}
+
+// ---- resume ----
+
+/// `--resume N`: a subscriber numbered from now (the one away), a plain one (the baseline), a
+/// publisher of N Ticks; then the first comes back with its position and takes the N again.
+async fn resume(load: Load) -> String {
+    let (codec, missed) = (load.codec, load.resume);
+    let connecting = |path: &str| connect(load.sub, path.to_owned(), codec, None, 64 << 10);
+    let (Some(mut away), Some(mut plain), Some(mut publisher)) = (
+        connecting("/topics/t0?since=now").await,
+        connecting("/topics/t0").await,
+        connect(load.publ, "/publish/t0".to_owned(), codec, None, 4 << 10).await,
+    ) else {
+        return "connect_failed=1".to_owned();
+    };
+    let Some(start) = outcome(&mut away, codec).await else {
+        return "failed=no_outcome".to_owned();
+    };
+    drop(away);
+    // Every subscriber is live within 100 ms of its handshake.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let began = Instant::now();
+    let live = tokio::spawn(async move {
+        let mut bytes = 0;
+        for _ in 0..missed {
+            match plain.next().await {
+                Some(Ok(message)) if codec.decode(&message).is_some() => bytes += message.len(),
+                _ => return None,
+            }
+        }
+        Some((began.elapsed(), bytes))
+    });
+    for seq in 0..missed {
+        if publisher
+            .feed(codec.encode(&tick(0, seq, 0)))
+            .await
+            .is_err()
+        {
+            return "failed=publish".to_owned();
+        }
+    }
+    if publisher.flush().await.is_err() {
+        return "failed=publish".to_owned();
+    }
+    let Ok(Some((live_time, live_bytes))) = live.await else {
+        return "failed=live".to_owned();
+    };
+
+    let came_back = Instant::now();
+    let path = format!("/topics/t0?since={}&epoch={}", start.seq, start.epoch);
+    let Some(mut back) = connecting(&path).await else {
+        return "connect_failed=1".to_owned();
+    };
+    let Some(told) = outcome(&mut back, codec).await else {
+        return "failed=no_outcome".to_owned();
+    };
+    let (mut bytes, mut next, mut lost) = (0, start.seq + 1, 0);
+    for _ in 0..told.count {
+        let Some(Ok(message)) = back.next().await else {
+            return "failed=resume".to_owned();
+        };
+        bytes += message.len();
+        let Some(numbered) = codec.decode_as::<Sequenced<Tick>>(&message) else {
+            return "failed=resume_decode".to_owned();
+        };
+        lost += numbered.seq.saturating_sub(next);
+        next = numbered.seq + 1;
+    }
+    let resume_time = came_back.elapsed();
+    drop(publisher);
+    [
+        ("missed", missed.to_string()),
+        ("outcome", format!("{:?}", told.outcome).to_lowercase()),
+        ("recovered", told.count.to_string()),
+        (
+            "lost",
+            (lost + missed.saturating_sub(told.count)).to_string(),
+        ),
+        ("resume_us", resume_time.as_micros().to_string()),
+        ("resume_bytes", bytes.to_string()),
+        ("live_us", live_time.as_micros().to_string()),
+        ("live_bytes", live_bytes.to_string()),
+        (
+            "recovered_ok",
+            (told.outcome == Outcome::Recovered).to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| format!("{k}={v}"))
+    .collect::<Vec<_>>()
+    .join(" ")
+}
+
+/// The first frame of a sequenced subscription, within 10 s.
+async fn outcome(ws: &mut Ws, codec: Codec) -> Option<Resumed> {
+    let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .ok()??
+        .ok()?;
+    codec.decode_as(&message)
 }

@@ -3,6 +3,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use typed_ws::tokio_tungstenite::tungstenite::Message;
 
@@ -49,6 +50,11 @@ impl Codec {
     }
 
     pub fn decode(self, message: &Message) -> Option<Tick> {
+        self.decode_as(message)
+    }
+
+    /// A message of a sequenced subscription (`?since=`): the outcome, or a numbered Tick.
+    pub fn decode_as<T: DeserializeOwned>(self, message: &Message) -> Option<T> {
         match (self, message) {
             (Codec::MsgPack, Message::Binary(data)) => rmp_serde::from_slice(data).ok(),
             (Codec::Json, Message::Text(text)) => serde_json::from_str(text).ok(),

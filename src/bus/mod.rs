@@ -44,8 +44,11 @@
 //! - nothing is duplicated or reordered: what a subscriber gets from one publisher is a
 //!   subsequence of what was published, in order.
 //!
-//! Topics that must not lose anything across an outage need history and resume, which a
-//! bus alone does not give.
+//! Numbered topics ([`Topic::subscribe_since`](crate::topics::Topic::subscribe_since)) make
+//! the loss visible: when a node's subscription is back, each of its topics starts another
+//! epoch and its numbered subscribers get a `reset` notice (see
+//! [the wire form](crate::topics::history)); a position from before cannot be resumed across
+//! the hole.
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
@@ -122,6 +125,10 @@ pub(crate) trait Route: Send + Sync {
     /// Delivers a publication from another node to the named topic's local subscribers;
     /// `false` if the value does not decode.
     fn deliver(&self, topic: &str, body: &[u8]) -> bool;
+
+    /// The bus is subscribed again after losing its subscription: what was published in
+    /// between is unknown here.
+    fn resync(&self);
 }
 
 /// A publication on its way to the broker: the namespace's subject and the envelope.
@@ -166,6 +173,21 @@ impl Shared {
             && !route.deliver(envelope.topic, envelope.body)
         {
             Counters::add(&self.counters.undecodable, 1);
+        }
+    }
+
+    /// Counts a reconnection and tells every namespace's topics of the hole before it.
+    pub(crate) fn reconnected(&self) {
+        Counters::add(&self.counters.reconnects, 1);
+        let routes: Vec<_> = self
+            .routes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for route in routes {
+            route.resync();
         }
     }
 

@@ -38,7 +38,7 @@ pub(super) async fn start(url: &str, driver: Driver) -> Result<(), Error> {
                 match event {
                     Event::Connected => {
                         if was_up.swap(true, Ordering::Relaxed) {
-                            Counters::add(&shared.counters.reconnects, 1);
+                            shared.reconnected();
                         }
                         shared.set_connected(true);
                     }

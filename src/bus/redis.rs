@@ -95,7 +95,7 @@ async fn run(
             }
         };
         let Some(up) = shared.upgrade() else { return };
-        Counters::add(&up.counters.reconnects, 1);
+        up.reconnected();
         up.set_connected(true);
     }
 }

@@ -26,6 +26,14 @@
 //! value to come has `seq + 1 - count`. Epochs stay below 2⁵³, so JavaScript numbers hold
 //! them exactly.
 //!
+//! A `reset` frame can also come in the middle of the stream: on a [bus](crate::bus), a node
+//! that lost its subscription to the broker does not know what other nodes published
+//! meanwhile, so when it is back every topic starts another epoch, numbered from 1, and its
+//! numbered subscribers are sent `{"outcome": "reset", "count": 0, "seq": 0, "epoch": NEW}`:
+//! values go missing, but never silently. On a bus, positions are each node's own (each keeps
+//! its history in memory, and hears every publication while it keeps one, subscribers or
+//! not): a subscriber comes back to the node it left.
+//!
 //! [`Topic::subscribe_since`]: super::Topic::subscribe_since
 
 use std::any::Any;
@@ -167,6 +175,11 @@ pub enum Outcome {
 /// A kept publication: a `T`, boxed so that the topic's state is `Send` whatever `T` is.
 type Kept = Box<dyn Any + Send>;
 
+/// Below 2^53, for JavaScript's numbers; never 0, which no one can mistake for it.
+fn new_epoch() -> u64 {
+    (RandomState::new().build_hasher().finish() >> 11).max(1)
+}
+
 /// A topic's numbering and kept publications, under the topic's lock.
 pub(super) struct Log<T> {
     epoch: u64,
@@ -177,14 +190,35 @@ pub(super) struct Log<T> {
 
 impl<T> Log<T> {
     pub(super) fn new(history: History<T>) -> Self {
-        // Below 2^53, for JavaScript's numbers; never 0, which no one can mistake for it.
-        let epoch = (RandomState::new().build_hasher().finish() >> 11).max(1);
         Log {
-            epoch,
+            epoch: new_epoch(),
             last: 0,
             kept: VecDeque::new(),
             history,
         }
+    }
+
+    /// Starts another epoch with nothing kept: what the numbering would have counted is not
+    /// known (a bus that lost its subscription), so no position taken before may be resumed.
+    /// The notice numbered subscribers get.
+    #[cfg(any(feature = "nats", feature = "redis"))]
+    pub(super) fn restart(&mut self) -> Resumed {
+        self.epoch = new_epoch();
+        self.last = 0;
+        self.kept.clear();
+        Resumed {
+            outcome: Outcome::Reset,
+            count: 0,
+            seq: 0,
+            epoch: self.epoch,
+        }
+    }
+
+    /// Whether publications are kept at all: a topic that keeps some must hear every
+    /// publication, subscribers or not, so that a subscriber coming back finds them.
+    #[cfg(any(feature = "nats", feature = "redis"))]
+    pub(super) fn keeps_history(&self) -> bool {
+        self.history.keep.is_some() && self.history.count > 0
     }
 
     /// Whether nothing is kept, once what is too old is forgotten.

@@ -86,7 +86,7 @@ where
             .unwrap_or_else(PoisonError::into_inner)
             .get(name)
             .cloned();
-        let topic = topic.filter(|t| t.has_subscribers());
+        let topic = topic.filter(|t| t.hears_others());
         let heard = self.heard.get();
         if topic.is_none() && heard.is_none() {
             return true;
@@ -103,5 +103,18 @@ where
             let _ = topic.publish_received(&value);
         }
         true
+    }
+
+    fn resync(&self) {
+        let topics: Vec<_> = self
+            .topics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        for topic in topics {
+            topic.restart();
+        }
     }
 }

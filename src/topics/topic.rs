@@ -30,6 +30,9 @@ trait Encoding<T>: Send + Sync {
     fn encode(&self, value: &T) -> Result<Frame, Error>;
     /// The value as a [`Sequenced`] publication at `at`.
     fn encode_at(&self, at: Position, value: &T) -> Result<Frame, Error>;
+    /// The notice of a numbered stream that starts again.
+    #[cfg(any(feature = "nats", feature = "redis"))]
+    fn encode_notice(&self, resumed: &Resumed) -> Result<Frame, Error>;
     /// Whether `converter` is this one (same type, equal), so its session joins the group.
     fn is(&self, converter: &dyn Any) -> bool;
 }
@@ -47,6 +50,11 @@ impl<T: Serialize, C: Converter + PartialEq> Encoding<T> for With<C> {
             epoch: at.epoch,
             data: value,
         })
+    }
+
+    #[cfg(any(feature = "nats", feature = "redis"))]
+    fn encode_notice(&self, resumed: &Resumed) -> Result<Frame, Error> {
+        self.0.serialize(resumed)
     }
 
     fn is(&self, converter: &dyn Any) -> bool {
@@ -336,10 +344,32 @@ impl<T: Serialize + 'static> Topic<T> {
     }
 
     #[cfg(any(feature = "nats", feature = "redis"))]
-    /// Whether anyone on this node is subscribed: a value from another node is decoded only
-    /// then.
-    pub(super) fn has_subscribers(&self) -> bool {
-        !self.shared.lock().groups.is_empty()
+    /// Whether a value from another node matters here, and is decoded: someone on this node
+    /// is subscribed, or the topic keeps history for those who will come back.
+    pub(super) fn hears_others(&self) -> bool {
+        let state = self.shared.lock();
+        !state.groups.is_empty() || state.log.keeps_history()
+    }
+
+    #[cfg(any(feature = "nats", feature = "redis"))]
+    /// The bus lost its subscription and has it again: what other nodes published meanwhile
+    /// never came here. The numbered stream starts another epoch, so that no position taken
+    /// before the hole resumes across it, and numbered subscribers are sent the `reset`
+    /// notice: nothing goes missing without their knowing.
+    pub(super) fn restart(&self) {
+        let mut state = self.shared.lock();
+        let notice = state.log.restart();
+        for group in state.groups.iter().filter(|g| g.sequenced) {
+            // The converter that encodes every value of the group encodes these four numbers.
+            let Ok(frame) = group.encoding.encode_notice(&notice) else {
+                continue;
+            };
+            let delivery = Delivery::from(frame);
+            for mailbox in group.members.values() {
+                // A full queue under `disconnect` ends the subscriber: it resumes and is told.
+                mailbox.offer(&self.shared.rule, None, delivery.clone());
+            }
+        }
     }
 
     fn fan_out(&self, value: &T, local: bool) -> Result<usize, Error> {
