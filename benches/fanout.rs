@@ -271,7 +271,7 @@ fn build_ticker() -> Option<PathBuf> {
             "ticker",
             "--no-default-features",
         ])
-        .args(["--features", "json,cbor,msgpack,nats,redis"])
+        .args(["--features", "json,cbor,msgpack,compression,nats,redis"])
         .arg("--manifest-path")
         .arg(root().join("Cargo.toml"));
     // As in tests/common/examples.rs: cargo's variables for this target would make ring's
