@@ -59,7 +59,7 @@ fn print_wire_sizes(p: &Payloads) {
             ];
             let cells: Vec<String> = sizes
                 .iter()
-                .map(|&n| format!("{n:>9} + {:>2}", frame_header_len(n)))
+                .map(|&n| format!("{n:>9} + {:>2}", wire::header_len(n as u64, false)))
                 .collect();
             println!("| {name:<7} | {} |", cells.join(" | "));
         }

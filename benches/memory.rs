@@ -384,21 +384,8 @@ impl RawMessage {
         while start < total {
             let end = total.min(start + fragment);
             let opcode = if start == 0 { 0x2 } else { 0x0 };
-            let fin = if end == total { 0x80 } else { 0 };
-            let mut header = vec![fin | opcode];
-            let len = end - start;
-            match len {
-                0..=125 => header.push(0x80 | len as u8),
-                126..=65535 => {
-                    header.push(0x80 | 126);
-                    header.extend((len as u16).to_be_bytes());
-                }
-                _ => {
-                    header.push(0x80 | 127);
-                    header.extend((len as u64).to_be_bytes());
-                }
-            }
-            header.extend([0; 4]); // masking key
+            let fin = if end == total { wire::FIN } else { 0 };
+            let header = wire::header(fin | opcode, (end - start) as u64, Some([0; 4]));
             tcp.write_all(&header).await.expect("write");
             let mut at = start;
             while at < end {

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: a loopback server, server handlers, time bounds
-//! and the chat message; in submodules, raw frames, hand-made compressed payloads, hostile
-//! peers and openings, TLS, a seeded RNG, and the interop peers and exchange.
+//! and the chat message; in submodules, frame headers (shared with the benches and the
+//! hostile tool), raw frames, hand-made compressed payloads, hostile peers and openings, TLS,
+//! a seeded RNG, and the interop peers and exchange.
 // Each test binary uses only part of it.
 #![allow(dead_code)]
 
@@ -22,6 +23,7 @@ pub mod rng;
 pub mod tls;
 #[cfg(all(feature = "json", feature = "cbor", feature = "msgpack"))]
 pub mod topics;
+pub mod wire;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -13,6 +13,7 @@ use typed_ws::tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use typed_ws::tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use typed_ws::{Client, Config, Converter, Session};
 
+use super::wire::{self, MASK};
 use super::within;
 
 /// Opcodes (RFC 6455 section 5.2).
@@ -22,9 +23,6 @@ pub const BINARY: u8 = 0x2;
 pub const CLOSE: u8 = 0x8;
 pub const PING: u8 = 0x9;
 pub const PONG: u8 = 0xA;
-
-/// The mask a raw client puts on its frames.
-const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
 /// One frame as it was on the wire (payload already unmasked).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,44 +186,26 @@ impl RawPeer {
         if !self.fill(2).await? {
             return Ok(None);
         }
-        let eof = || io::Error::from(io::ErrorKind::UnexpectedEof);
-        let (b0, b1) = (self.buf[0], self.buf[1]);
-        let masked = b1 & 0x80 != 0;
-        let (len, mut at) = match b1 & 0x7f {
-            126 => {
-                self.fill(4).await?.then_some(()).ok_or_else(eof)?;
-                (u64::from(u16::from_be_bytes([self.buf[2], self.buf[3]])), 4)
+        // Bytes are buffered, so `fill` fails if the connection ends before the frame does.
+        let header = loop {
+            if let Some(header) = wire::parse(&self.buf) {
+                break header;
             }
-            127 => {
-                self.fill(10).await?.then_some(()).ok_or_else(eof)?;
-                let mut be = [0u8; 8];
-                be.copy_from_slice(&self.buf[2..10]);
-                (u64::from_be_bytes(be), 10)
-            }
-            short => (u64::from(short), 2),
+            self.fill(self.buf.len() + 1).await?;
         };
-        let len = usize::try_from(len).expect("frame length fits usize");
-        let mut mask = None;
-        if masked {
-            self.fill(at + 4).await?.then_some(()).ok_or_else(eof)?;
-            mask = Some([
-                self.buf[at],
-                self.buf[at + 1],
-                self.buf[at + 2],
-                self.buf[at + 3],
-            ]);
-            at += 4;
-        }
-        self.fill(at + len).await?.then_some(()).ok_or_else(eof)?;
+        let len = usize::try_from(header.payload_len).expect("frame length fits usize");
+        let at = header.len;
+        self.fill(at + len).await?;
         let mut payload: Vec<u8> = self.buf.drain(..at + len).skip(at).collect();
-        if let Some(mask) = mask {
-            apply_mask(&mut payload, mask);
+        if let Some(mask) = header.mask {
+            wire::apply_mask(&mut payload, mask);
         }
+        let first = header.first;
         Ok(Some(RawFrame {
-            fin: b0 & 0x80 != 0,
-            rsv1: b0 & 0x40 != 0,
-            opcode: b0 & 0x0f,
-            masked,
+            fin: first & wire::FIN != 0,
+            rsv1: first & wire::RSV1 != 0,
+            opcode: first & 0x0f,
+            masked: header.mask.is_some(),
             payload,
         }))
     }
@@ -342,56 +322,20 @@ impl RawPeer {
 
 /// One frame as bytes on the wire, masked (as a client's) or not.
 pub fn encode_frame(fin: bool, opcode: u8, payload: &[u8], mask: bool) -> Vec<u8> {
-    frame(if fin { 0x80 } else { 0 } | (opcode & 0x0f), payload, mask)
+    let first = if fin { wire::FIN } else { 0 } | (opcode & 0x0f);
+    wire::frame(first, payload, mask.then_some(MASK))
 }
 
 /// A masked client frame with any first byte: reserved bits and opcodes beyond 0xf that
 /// [`encode_frame`] keeps out, for frames that break the protocol.
 pub fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
-    frame(first, payload, true)
+    wire::frame(first, payload, Some(MASK))
 }
 
 /// The header of a masked client frame claiming `len` payload bytes, none of which need
 /// follow: a length bomb is judged by its header.
 pub fn client_header(first: u8, len: u64) -> Vec<u8> {
-    header(first, len, true)
-}
-
-fn frame(first: u8, payload: &[u8], mask: bool) -> Vec<u8> {
-    let mut out = header(first, payload.len() as u64, mask);
-    let start = out.len();
-    out.extend_from_slice(payload);
-    if mask {
-        apply_mask(&mut out[start..], MASK);
-    }
-    out
-}
-
-fn header(first: u8, len: u64, mask: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(14);
-    out.push(first);
-    let mask_bit = if mask { 0x80 } else { 0 };
-    match len {
-        0..=125 => out.push(mask_bit | len as u8),
-        126..=0xffff => {
-            out.push(mask_bit | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        _ => {
-            out.push(mask_bit | 127);
-            out.extend_from_slice(&len.to_be_bytes());
-        }
-    }
-    if mask {
-        out.extend_from_slice(&MASK);
-    }
-    out
-}
-
-fn apply_mask(payload: &mut [u8], mask: [u8; 4]) {
-    for (i, byte) in payload.iter_mut().enumerate() {
-        *byte ^= mask[i % 4];
-    }
+    wire::header(first, len, Some(MASK))
 }
 
 /// A typed-ws client connected to a raw server peer on a fresh loopback listener, with the

@@ -27,20 +27,12 @@ enum Implied {
 }
 
 fn implied_by(garbage: &[u8], max_frame: u64) -> Option<Implied> {
-    let (b0, b1) = (garbage[0], garbage[1]);
-    let opcode = b0 & 0x0f;
-    let masked = b1 & 0x80 != 0;
-    let (len, mut at) = match b1 & 0x7f {
-        126 => (u64::from(u16::from_be_bytes([garbage[2], garbage[3]])), 4),
-        127 => (u64::from_be_bytes(garbage[2..10].try_into().unwrap()), 10),
-        short => (u64::from(short), 2),
-    };
-    if masked {
-        at += 4;
-    }
-    if at > garbage.len() {
+    let Some(header) = wire::parse(garbage) else {
         return Some(Implied::Dropped);
-    }
+    };
+    let (b0, len, at) = (header.first, header.payload_len, header.len);
+    let opcode = b0 & 0x0f;
+    let masked = header.mask.is_some();
     if matches!(opcode, 0x3..=0x7 | 0xb..=0xf) {
         return Some(Implied::Protocol);
     }

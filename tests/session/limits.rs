@@ -483,8 +483,7 @@ async fn default_frame_limit_takes_16_mib_and_refuses_one_byte_more_with_1009() 
     );
 
     // The header alone: a frame over the limit is refused before its payload is read.
-    let mut header = vec![0x80 | raw::BINARY, 127];
-    header.extend_from_slice(&(DEFAULT_FRAME as u64 + 1).to_be_bytes());
+    let header = wire::header(0x80 | raw::BINARY, DEFAULT_FRAME as u64 + 1, None);
     within(
         "the header of a frame one byte over",
         peer.write_raw(&header),

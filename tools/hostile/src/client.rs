@@ -1,5 +1,6 @@
-//! A minimal WebSocket client on raw TCP: masked frames out, frames parsed by hand in, and
-//! compressed ones built by hand, so that an attack can send what no library would.
+//! A minimal WebSocket client on raw TCP: masked frames out, frames parsed in (headers by
+//! tungstenite's code, through the `wire` file shared with the tests), and compressed ones
+//! built by hand, so that an attack can send what no library would.
 
 use std::io;
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use crate::conn::Conn;
+use crate::wire::{self, FIN, MASK, RSV1};
 
 pub const CONTINUATION: u8 = 0x0;
 pub const TEXT: u8 = 0x1;
@@ -20,36 +22,9 @@ pub const CLOSE: u8 = 0x8;
 pub const PING: u8 = 0x9;
 pub const PONG: u8 = 0xA;
 
-const FIN: u8 = 0x80;
-/// RFC 7692: set on the first frame of a compressed message.
-const RSV1: u8 = 0x40;
-
-/// The mask every frame from these clients carries.
-const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
-
 /// One whole (fin) masked frame.
 pub fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    frame_with(FIN | opcode, payload)
-}
-
-/// One masked frame whose first byte (FIN, RSV bits, opcode) is `first`.
-fn frame_with(first: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + 14);
-    out.push(first);
-    match payload.len() {
-        len @ 0..=125 => out.push(0x80 | len as u8),
-        len @ 126..=0xffff => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        len => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&MASK);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
-    out
+    wire::frame(FIN | opcode, payload, Some(MASK))
 }
 
 /// The marker a sync flush ends with; RFC 7692 strips it from the end of a message.
@@ -79,13 +54,13 @@ pub fn compressed_frame(payload: &[u8]) -> Vec<u8> {
     let mut deflated = deflate(payload);
     debug_assert!(deflated.ends_with(&SYNC_MARKER));
     deflated.truncate(deflated.len() - SYNC_MARKER.len());
-    frame_with(FIN | RSV1 | BINARY, &deflated)
+    wire::frame(FIN | RSV1 | BINARY, &deflated, Some(MASK))
 }
 
 /// `payload` as the first, non-final frame of a compressed binary message; the marker stays,
 /// as the message goes on.
 pub fn compressed_fragment(payload: &[u8]) -> Vec<u8> {
-    frame_with(RSV1 | BINARY, &deflate(payload))
+    wire::frame(RSV1 | BINARY, &deflate(payload), Some(MASK))
 }
 
 /// One frame as parsed: its first byte (FIN, RSV bits, opcode) and unmasked payload.
@@ -111,31 +86,15 @@ impl Frame {
 
 /// The first frame in `buf` and the bytes it took; `None` if it is not all there yet.
 fn parse_frame(buf: &[u8]) -> Option<(Frame, usize)> {
-    let (&first, &b1) = (buf.first()?, buf.get(1)?);
-    let (len, mut at) = match b1 & 0x7f {
-        126 => (
-            usize::from(u16::from_be_bytes(buf.get(2..4)?.try_into().ok()?)),
-            4,
-        ),
-        127 => (
-            usize::try_from(u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?)).ok()?,
-            10,
-        ),
-        short => (usize::from(short), 2),
-    };
-    let mut mask = None;
-    if b1 & 0x80 != 0 {
-        mask = Some(<[u8; 4]>::try_from(buf.get(at..at + 4)?).ok()?);
-        at += 4;
+    let header = wire::parse(buf)?;
+    let end = header
+        .len
+        .checked_add(usize::try_from(header.payload_len).ok()?)?;
+    let mut payload = buf.get(header.len..end)?.to_vec();
+    if let Some(mask) = header.mask {
+        wire::apply_mask(&mut payload, mask);
     }
-    let end = at.checked_add(len)?;
-    let mut payload = buf.get(at..end)?.to_vec();
-    if let Some(mask) = mask {
-        payload
-            .iter_mut()
-            .enumerate()
-            .for_each(|(i, b)| *b ^= mask[i % 4]);
-    }
+    let first = header.first;
     Some((Frame { first, payload }, end))
 }
 

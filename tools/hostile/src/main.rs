@@ -95,6 +95,11 @@ mod conn;
 mod http;
 mod report;
 mod server;
+// Frame headers written and parsed as the tests and the benches do, by tungstenite's own code:
+// one file for all three. This tool uses part of it.
+#[allow(dead_code)]
+#[path = "../../../tests/common/wire.rs"]
+mod wire;
 
 use std::process::ExitCode;
 use std::sync::OnceLock;
