@@ -45,7 +45,7 @@ use typed_ws::tokio_tungstenite::{self, WebSocketStream};
 use typed_ws::topics::{Outcome, Resumed, Sequenced};
 use typed_ws::{AnyConverter, Client, Compression, Config, Negotiation, Session};
 
-use super::tick::{Codec, Tick, now_us, publisher_of, symbol};
+use super::tick::{Codec, Tick, TickView, now_us, publisher_of, symbol};
 
 type Ws = WebSocketStream<TcpStream>;
 
@@ -394,10 +394,10 @@ async fn subscriber(
         let tick = if shared.sequenced {
             shared
                 .codec
-                .decode_as::<Sequenced<Tick>>(&message)
+                .decode_as::<Sequenced<TickView>>(&message)
                 .map(|numbered| numbered.data)
         } else {
-            shared.codec.decode(&message)
+            shared.codec.decode_as::<TickView>(&message)
         };
         let Some(tick) = tick else {
             continue;
@@ -586,14 +586,18 @@ async fn drive(load: Load) -> String {
         |path| connect(publ, path, codec, None, 4 << 10),
     )
     .await;
-    let cpu_at_open = Arc::new(AtomicU64::new(0));
+    // The servers' CPU time over the window, and this client's: at the highest rates the
+    // client is the busier process, and sets the rate.
     let cpu = {
-        let (pids, cpu_at_open) = (load.pids.clone(), cpu_at_open.clone());
+        let (pids, me) = (load.pids.clone(), [std::process::id()]);
         tokio::spawn(async move {
             tokio::time::sleep_until(open).await;
-            cpu_at_open.store(cpu_ticks(&pids), Ordering::Release);
+            let at_open = (cpu_ticks(&pids), cpu_ticks(&me));
             tokio::time::sleep_until(end).await;
-            cpu_ticks(&pids).saturating_sub(cpu_at_open.load(Ordering::Acquire))
+            (
+                cpu_ticks(&pids).saturating_sub(at_open.0),
+                cpu_ticks(&me).saturating_sub(at_open.1),
+            )
         })
     };
     let mut sending = Vec::new();
@@ -620,7 +624,11 @@ async fn drive(load: Load) -> String {
             None => 0,
         });
     }
-    let cpu = if load.idle { 0 } else { cpu.await.unwrap_or(0) };
+    let (cpu, client_cpu) = if load.idle {
+        (0, 0)
+    } else {
+        cpu.await.unwrap_or((0, 0))
+    };
     // Drains: until every live subscriber has had every publication, 5 s at most.
     let drained_by = Instant::now() + Duration::from_secs(5);
     while Instant::now() < drained_by {
@@ -698,6 +706,10 @@ async fn drive(load: Load) -> String {
         ("dup", dup.to_string()),
         ("closed", closed.to_string()),
         ("cpu_us", format!("{cpu_us:.0}")),
+        (
+            "client_busy",
+            format!("{:.2}", client_cpu as f64 / 100.0 / secs),
+        ),
         (
             "cpu_per_delivery_us",
             format!("{:.3}", cpu_us / in_window.max(1) as f64),
