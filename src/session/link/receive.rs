@@ -292,6 +292,7 @@ fn read_failure(e: &std::io::Error) -> Option<ReadFailure<'_>> {
 
 /// The frame a read gave. Fails only for `Message::Frame`, a raw frame that tungstenite never
 /// hands out when reading.
+#[inline]
 fn frame_of(message: Message) -> Result<Frame, Error> {
     Ok(match message {
         Message::Text(text) => Frame::Text(text),
