@@ -1226,9 +1226,9 @@ impl Bench {
                 "Latency from `sent_at_us` to receipt over every delivery; medians of {rounds} round(s).\n"
             );
             println!(
-                "| server | p50 | p99 | max | p99 / ticker's | lost | server CPU per delivery |"
+                "| server | p50 | p99 | max | p99 / ticker's | lost | server CPU per delivery | in the kernel |"
             );
-            println!("|---|---|---|---|---|---|---|");
+            println!("|---|---|---|---|---|---|---|---|");
             for kind in &self.servers {
                 if self.outcomes(PACED, kind.name()).is_empty() {
                     continue;
@@ -1236,7 +1236,7 @@ impl Bench {
                 let name = kind.name();
                 let (r, lo, hi) = self.ratio(PACED, name, "ticker", "p99_us");
                 println!(
-                    "| {} | {} | {} | {} | {} | {:.0} | {:.3} µs |",
+                    "| {} | {} | {} | {} | {} | {:.0} | {:.3} µs | {:.0}% |",
                     kind.title(),
                     ms(self.med(PACED, name, "p50_us")),
                     ms(self.med(PACED, name, "p99_us")),
@@ -1248,6 +1248,7 @@ impl Bench {
                     },
                     self.med(PACED, name, "lost"),
                     self.med(PACED, name, "cpu_per_delivery_us"),
+                    100.0 * self.med(PACED, name, "sys_share"),
                 );
             }
             if self.ticker.is_some() {

@@ -221,8 +221,8 @@ impl Histogram {
 
 // ---- the server's usage ----
 
-/// utime + stime of every process, in clock ticks (100 per second on Linux).
-fn cpu_ticks(pids: &[u32]) -> u64 {
+/// (utime, stime) of every process, in clock ticks (100 per second on Linux).
+fn cpu_ticks(pids: &[u32]) -> (u64, u64) {
     pids.iter()
         .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
         .filter_map(|stat| {
@@ -230,9 +230,17 @@ fn cpu_ticks(pids: &[u32]) -> u64 {
             let rest = &stat[stat.rfind(')')? + 2..];
             let fields: Vec<&str> = rest.split_whitespace().collect();
             // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
-            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+            Some((
+                fields.get(11)?.parse::<u64>().ok()?,
+                fields.get(12)?.parse::<u64>().ok()?,
+            ))
         })
-        .sum()
+        .fold((0, 0), |(user, sys), (u, s)| (user + u, sys + s))
+}
+
+/// The ticks spent from `then` to `now`: user, system.
+fn spent(then: (u64, u64), now: (u64, u64)) -> (u64, u64) {
+    (now.0.saturating_sub(then.0), now.1.saturating_sub(then.1))
 }
 
 fn rss_kib(pids: &[u32]) -> u64 {
@@ -595,8 +603,8 @@ async fn drive(load: Load) -> String {
             let at_open = (cpu_ticks(&pids), cpu_ticks(&me));
             tokio::time::sleep_until(end).await;
             (
-                cpu_ticks(&pids).saturating_sub(at_open.0),
-                cpu_ticks(&me).saturating_sub(at_open.1),
+                spent(at_open.0, cpu_ticks(&pids)),
+                spent(at_open.1, cpu_ticks(&me)),
             )
         })
     };
@@ -624,11 +632,13 @@ async fn drive(load: Load) -> String {
             None => 0,
         });
     }
-    let (cpu, client_cpu) = if load.idle {
-        (0, 0)
+    let ((user, sys), client_cpu) = if load.idle {
+        ((0, 0), (0, 0))
     } else {
-        cpu.await.unwrap_or((0, 0))
+        cpu.await.unwrap_or_default()
     };
+    let cpu = user + sys;
+    let client_cpu = client_cpu.0 + client_cpu.1;
     // Drains: until every live subscriber has had every publication, 5 s at most.
     let drained_by = Instant::now() + Duration::from_secs(5);
     while Instant::now() < drained_by {
@@ -706,6 +716,11 @@ async fn drive(load: Load) -> String {
         ("dup", dup.to_string()),
         ("closed", closed.to_string()),
         ("cpu_us", format!("{cpu_us:.0}")),
+        // In the kernel: for one write per delivery, the share nobody's code can save.
+        (
+            "sys_share",
+            format!("{:.2}", sys as f64 / cpu.max(1) as f64),
+        ),
         (
             "client_busy",
             format!("{:.2}", client_cpu as f64 / 100.0 / secs),
