@@ -25,7 +25,7 @@
 //! targets with PASS or MISS; a miss exits 1 (not with `--test`).
 //!
 //! ```text
-//! cargo bench -p benches --bench fanout                  # everything, ~6 minutes
+//! cargo bench -p benches --bench fanout                  # everything, ~15 minutes
 //! cargo bench -p benches --bench fanout -- paced         # one scenario, by its first word
 //! cargo bench -p benches --bench fanout -- --codec json  # JSON instead of MessagePack
 //! cargo bench -p benches --bench fanout -- --rounds 5     # max-rate and paced rounds (3)
