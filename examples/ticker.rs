@@ -45,12 +45,12 @@ mod common;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use common::{OFF, ON, log, parse_codecs, parse_flags, shutdown_signal, usage_error};
+use common::{OFF, ON, close_for, log, parse_codecs, parse_flags, shutdown_signal, usage_error};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use typed_ws::http::{Request, StatusCode};
 use typed_ws::topics::{History, Outbox, Policy, Position, Topic, TopicConfig, Topics};
-use typed_ws::{AnyConverter, CloseReason, Compression, Config, Server, Session};
+use typed_ws::{AnyConverter, Compression, Config, Server, Session};
 
 const USAGE: &str = "usage: ticker [--listen IP:PORT] [--codec json|cbor|msgpack[,...]] [--bus URL]
               [--compress] [--policy disconnect|drop-oldest|conflate]
@@ -275,12 +275,7 @@ async fn publish(mut session: Session<AnyConverter>, topics: &Topics<Tick>, name
             Err(e) => break e,
         }
     };
-    if let Some(code) = error.close_code() {
-        log(format!("closing a publisher with {code}: {error}"));
-        let _ = session
-            .close(CloseReason::new(code, error.to_string()))
-            .await;
-    }
+    close_for(session, &error).await;
 }
 
 /// Prints `listening on ws://ADDR`, flushed: scripts wait for this line before they connect.

@@ -17,7 +17,7 @@ use std::sync::mpsc::{SyncSender, sync_channel};
 use tokio::net::TcpListener;
 use typed_ws::http::{Request, StatusCode};
 use typed_ws::{
-    AnyConverter, CloseReason, Compression, Config, Converter, Negotiation, Server, Session,
+    AnyConverter, CloseReason, Compression, Config, Converter, Error, Negotiation, Server, Session,
 };
 
 /// The only path the echo server accepts sessions on.
@@ -126,9 +126,14 @@ pub async fn echo_chat<C: Converter>(mut session: Session<C>) {
             Err(e) => break e,
         }
     };
-    // No code means the session is already over (the client closed it or went away), which
-    // is how a session normally ends. For limit and protocol violations the library has
-    // already sent the close frame, and closing again does nothing.
+    close_for(session, &error).await;
+}
+
+/// Closes `session` with the close code that fits `error`, and says so on stderr. No code
+/// means the session is already over (the client closed it or went away), which is how a
+/// session normally ends. For limit and protocol violations the library has already sent the
+/// close frame, and closing again does nothing.
+pub async fn close_for<C: Converter>(mut session: Session<C>, error: &Error) {
     if let Some(code) = error.close_code() {
         log(format!("closing a session with {code}: {error}"));
         let _ = session

@@ -359,16 +359,18 @@ impl<T: Serialize + 'static> Topic<T> {
     pub(super) fn restart(&self) {
         let mut state = self.shared.lock();
         let notice = state.log.restart();
-        for group in state.groups.iter().filter(|g| g.sequenced) {
-            // The converter that encodes every value of the group encodes these four numbers.
-            let Ok(frame) = group.encoding.encode_notice(&notice) else {
-                continue;
-            };
-            let delivery = Delivery::from(frame);
-            for mailbox in group.members.values() {
-                // A full queue under `disconnect` ends the subscriber: it resumes and is told.
-                mailbox.offer(&self.shared.rule, None, delivery.clone());
-            }
+        // The converter that encodes every value of a group encodes these four numbers.
+        let frames = state
+            .groups
+            .iter()
+            .map(|g| {
+                g.sequenced
+                    .then(|| g.encoding.encode_notice(&notice))
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>, _>>();
+        if let Ok(frames) = frames {
+            self.offer(state, None, frames);
         }
     }
 
@@ -380,7 +382,7 @@ impl<T: Serialize + 'static> Topic<T> {
         let frames = state
             .groups
             .iter()
-            .map(|g| g.encode(at, value))
+            .map(|g| g.encode(at, value).map(Some))
             .collect::<Result<Vec<_>, _>>()?;
         if local {
             // Under the topic's lock: one publisher's values leave in the order they were
@@ -400,13 +402,29 @@ impl<T: Serialize + 'static> Topic<T> {
             .encoded
             .fetch_add(frames.len() as u64, Ordering::Relaxed);
         let key = state.key.as_mut().map(|key| key(value));
-        let (mut queued, mut dropped, mut conflated, mut kicked) = (0, 0, 0, 0);
+        let (queued, compressed) = self.offer(state, key, frames);
+        if compressed > 0 {
+            counters.compressed.fetch_add(compressed, Ordering::Relaxed);
+        }
+        Ok(queued)
+    }
+
+    /// Offers each group its frame (none for `None`) under the topic's policy, forgets the
+    /// subscribers that are gone, and counts what the policy did. How many were queued, and
+    /// how many frames were compressed once for their group.
+    fn offer(
+        &self,
+        mut state: MutexGuard<'_, State<T>>,
+        key: Option<u64>,
+        frames: Vec<Option<Frame>>,
+    ) -> (usize, u64) {
+        let shared = &*self.shared;
+        let (mut queued, mut dropped, mut conflated, mut kicked, mut compressed) = (0, 0, 0, 0, 0);
         let mut gone = Vec::new();
         for (group, frame) in state.groups.iter_mut().zip(frames) {
+            let Some(frame) = frame else { continue };
             let (delivery, once) = group.deliver(frame);
-            if once {
-                counters.compressed.fetch_add(1, Ordering::Relaxed);
-            }
+            compressed += u64::from(once);
             for (&id, mailbox) in &group.members {
                 match mailbox.offer(&shared.rule, key, delivery.clone()) {
                     Offered::Queued => queued += 1,
@@ -432,15 +450,15 @@ impl<T: Serialize + 'static> Topic<T> {
         state.groups.retain(|g| !g.members.is_empty());
         drop(state);
         for (counter, n) in [
-            (&counters.dropped, dropped),
-            (&counters.conflated, conflated),
-            (&counters.disconnected, kicked),
+            (&shared.counters.dropped, dropped),
+            (&shared.counters.conflated, conflated),
+            (&shared.counters.disconnected, kicked),
         ] {
             if n > 0 {
                 counter.fetch_add(n, Ordering::Relaxed);
             }
         }
-        Ok(queued)
+        (queued, compressed)
     }
 
     /// Whether this is the topic's only handle, and it has no subscribers and keeps nothing:
