@@ -22,7 +22,11 @@
 //!   `?since=now` (or a `since` without `epoch`) starts the numbered stream from now on, with
 //!   the outcome `live`. Each topic keeps its last `--history` ticks (default 10,000) for at
 //!   most `--history-age` seconds (default 300); the epoch changes when the process restarts.
-//!   With `--bus`, numbers are each node's own: come back to the node you left;
+//!   With `--bus redis://...`, Redis numbers and keeps the ticks (a stream per topic): the
+//!   numbers are the same on every node, so a subscriber comes back to any of them, and the
+//!   epoch changes only when Redis loses its data; if Redis cannot be reached to read what
+//!   was missed, the subscriber is closed with 1013 (try again later). With `--bus nats://...`,
+//!   numbers are each node's own: come back to the node you left;
 //! - any other path is refused with HTTP 404.
 //!
 //! `Tick` has the named fields `seq` (u64), `sent_at_us` (u64, µs since the Unix epoch at
@@ -50,7 +54,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use typed_ws::http::{Request, StatusCode};
 use typed_ws::topics::{History, Outbox, Policy, Position, Topic, TopicConfig, Topics};
-use typed_ws::{AnyConverter, Compression, Config, Server, Session};
+use typed_ws::{AnyConverter, CloseCode, CloseReason, Compression, Config, Server, Session};
 
 const USAGE: &str = "usage: ticker [--listen IP:PORT] [--codec json|cbor|msgpack[,...]] [--bus URL]
               [--compress] [--policy disconnect|drop-oldest|conflate]
@@ -140,8 +144,12 @@ async fn run() -> Result<(), ExitCode> {
             .map_err(|_| usage_error(USAGE, &format!("{flag} {value:?} is not a number")))
     };
     config = config.max_connections(number("--max-connections", &max_connections)? as usize);
-    let history = History::last(number("--history", &history)? as usize)
+    let mut history = History::last(number("--history", &history)? as usize)
         .max_age(Duration::from_secs(number("--history-age", &history_age)?));
+    if bus.starts_with("redis://") {
+        // Redis keeps the ticks: a subscriber comes back to any node.
+        history = history.on_broker();
+    }
     let topics = TopicConfig::new().policy(policy).history(history);
     let topics = on_bus(Topics::with_config(topics), &bus).await?;
 
@@ -255,9 +263,13 @@ async fn subscribe(
     let outbox = Outbox::new(tx);
     let subscribed = match since {
         None => topic.subscribe(&outbox),
-        Some(since) => topic.subscribe_since(&outbox, since).map(|_| ()),
+        Some(since) => topic.subscribe_since(&outbox, since).await.map(|_| ()),
     };
-    if subscribed.is_err() {
+    if let Err(e) = subscribed {
+        // The history on the broker cannot be read now: the client comes back later with
+        // the same position, and loses nothing.
+        outbox.close(CloseReason::new(CloseCode::TryAgainLater, e.to_string()));
+        while rx.receive().await.is_ok() {}
         return;
     }
     while rx.receive().await.is_ok() {}

@@ -92,7 +92,7 @@ impl Room {
         // The welcome comes first, then the outcome of `since` and what was missed, then every
         // event from the `joined` on.
         let welcomed = outbox.send_serialized(&welcome).await.is_ok();
-        if !welcomed || self.topic.subscribe_since(outbox, since).is_err() {
+        if !welcomed || self.topic.subscribe_since(outbox, since).await.is_err() {
             drop(joining);
             self.leave(id);
             return None;

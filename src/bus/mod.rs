@@ -57,7 +57,6 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
 use crate::error::Error;
@@ -68,8 +67,20 @@ mod envelope;
 mod nats;
 #[cfg(feature = "redis")]
 mod redis;
+mod relay;
+mod route;
+#[cfg(feature = "redis")]
+mod streams;
 
 pub(crate) use envelope::Envelope;
+#[cfg(feature = "redis")]
+pub(crate) use relay::CatchUp;
+pub(crate) use relay::{Outgoing, Relay};
+#[cfg(feature = "redis")]
+pub(crate) use route::Heard;
+pub(crate) use route::Route;
+#[cfg(feature = "redis")]
+pub(crate) use streams::{Backlog, Kept};
 
 /// How many publications may wait for the broker unless [`BusBuilder::queue`] says
 /// otherwise.
@@ -120,27 +131,12 @@ impl Counters {
     }
 }
 
-/// Where remote publications of one namespace go: a [`Topics`](crate::topics::Topics).
-pub(crate) trait Route: Send + Sync {
-    /// Delivers a publication from another node to the named topic's local subscribers;
-    /// `false` if the value does not decode.
-    fn deliver(&self, topic: &str, body: &[u8]) -> bool;
-
-    /// The bus is subscribed again after losing its subscription: what was published in
-    /// between is unknown here.
-    fn resync(&self);
-}
-
-/// A publication on its way to the broker: the namespace's subject and the envelope.
-pub(crate) struct Outgoing {
-    pub(crate) subject: Arc<str>,
-    pub(crate) payload: Bytes,
-}
-
 pub(crate) struct Shared {
     url: String,
     node: u64,
     outgoing: mpsc::Sender<Outgoing>,
+    #[cfg(feature = "redis")]
+    catch_ups: mpsc::Sender<CatchUp>,
     routes: Mutex<HashMap<String, Weak<dyn Route>>>,
     pub(crate) counters: Counters,
     connected: watch::Sender<bool>,
@@ -149,33 +145,6 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Hands a message from the broker to its namespace's topics, unless this node sent it.
-    pub(crate) fn arrived(&self, subject: &str, payload: &[u8]) {
-        let Some(envelope) = Envelope::parse(payload) else {
-            Counters::add(&self.counters.undecodable, 1);
-            return;
-        };
-        if envelope.origin == self.node {
-            return;
-        }
-        Counters::add(&self.counters.received, 1);
-        let namespace = subject
-            .strip_prefix(PREFIX)
-            .and_then(|s| s.strip_prefix('.'))
-            .unwrap_or_default();
-        let route = self
-            .routes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(namespace)
-            .and_then(Weak::upgrade);
-        if let Some(route) = route
-            && !route.deliver(envelope.topic, envelope.body)
-        {
-            Counters::add(&self.counters.undecodable, 1);
-        }
-    }
-
     /// Counts a reconnection and tells every namespace's topics of the hole before it.
     pub(crate) fn reconnected(&self) {
         Counters::add(&self.counters.reconnects, 1);
@@ -204,6 +173,8 @@ impl Shared {
 pub(crate) struct Driver {
     pub(crate) shared: Weak<Shared>,
     pub(crate) outgoing: mpsc::Receiver<Outgoing>,
+    #[cfg(feature = "redis")]
+    pub(crate) catch_ups: mpsc::Receiver<CatchUp>,
     pub(crate) stop: watch::Receiver<()>,
     pub(crate) backoff: Backoff,
 }
@@ -254,12 +225,16 @@ impl BusBuilder {
     /// cannot be reached now is an error; one lost later is reconnected to in the background.
     pub async fn connect(self) -> Result<Bus, Error> {
         let (tx, rx) = mpsc::channel(self.queue);
+        #[cfg(feature = "redis")]
+        let (catch_ups, catch_ups_rx) = mpsc::channel(relay::CATCH_UPS);
         let (stop, stop_rx) = watch::channel(());
         let (connected, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             url: self.url.clone(),
             node: RandomState::new().build_hasher().finish(),
             outgoing: tx,
+            #[cfg(feature = "redis")]
+            catch_ups,
             routes: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             connected,
@@ -268,6 +243,8 @@ impl BusBuilder {
         let driver = Driver {
             shared: Arc::downgrade(&shared),
             outgoing: rx,
+            #[cfg(feature = "redis")]
+            catch_ups: catch_ups_rx,
             stop: stop_rx,
             backoff: self.backoff,
         };
@@ -305,6 +282,13 @@ impl Bus {
             backoff: Backoff::new(),
             queue: DEFAULT_QUEUE,
         }
+    }
+
+    /// Whether the broker keeps topics' history (Redis, in streams), for topics whose
+    /// history is [on the broker](crate::topics::History::on_broker): their positions then
+    /// hold on every node.
+    pub fn keeps_history(&self) -> bool {
+        cfg!(feature = "redis") && self.shared.url.starts_with("redis://")
     }
 
     /// Whether the bus is connected to its broker now.
@@ -356,10 +340,7 @@ impl Bus {
             )));
         }
         routes.insert(namespace.to_owned(), route);
-        Ok(Relay {
-            bus: self.clone(),
-            subject: format!("{PREFIX}.{namespace}").into(),
-        })
+        Ok(Relay::new(self.clone(), namespace))
     }
 }
 
@@ -369,33 +350,6 @@ impl fmt::Debug for Bus {
             .field("url", &redact(&self.shared.url))
             .field("connected", &self.is_connected())
             .finish_non_exhaustive()
-    }
-}
-
-/// A set of topics' way onto the bus: their subject, and the bus.
-#[derive(Clone)]
-pub(crate) struct Relay {
-    bus: Bus,
-    subject: Arc<str>,
-}
-
-impl Relay {
-    /// Queues a publication for the broker; never waits. A full queue drops it (counted).
-    pub(crate) fn send(&self, topic: &str, body: &[u8]) {
-        let shared = &self.bus.shared;
-        let payload = Envelope {
-            origin: shared.node,
-            topic,
-            body,
-        }
-        .to_bytes();
-        let outgoing = Outgoing {
-            subject: self.subject.clone(),
-            payload,
-        };
-        if shared.outgoing.try_send(outgoing).is_err() {
-            Counters::add(&shared.counters.lost, 1);
-        }
     }
 }
 

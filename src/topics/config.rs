@@ -229,6 +229,10 @@ pub struct TopicStats {
     /// Values published on other nodes that came over the [bus](crate::bus) and were queued
     /// for this node's subscribers (not counted in `published`).
     pub received: u64,
+    /// Publications this node missed live (its subscription to the broker was down) and read
+    /// back from the broker's history, then queued in order for its subscribers: on a bus
+    /// whose broker keeps the history ([`Bus::keeps_history`](crate::bus::Bus::keeps_history)).
+    pub read_back: u64,
 }
 
 #[derive(Debug, Default)]
@@ -242,4 +246,5 @@ pub(super) struct Counters {
     pub(super) received: AtomicU64,
     pub(super) replayed: AtomicU64,
     pub(super) compressed: AtomicU64,
+    pub(super) read_back: AtomicU64,
 }

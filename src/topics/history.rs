@@ -64,6 +64,7 @@ pub struct History<T> {
     /// How a value is kept: only a history of at least one needs `T: Clone + Send`, and a
     /// topic of values that are not `Send` can still number them.
     keep: Option<fn(&T) -> Kept>,
+    on_broker: bool,
 }
 
 impl<T> History<T> {
@@ -74,6 +75,7 @@ impl<T> History<T> {
             count: 0,
             max_age: None,
             keep: None,
+            on_broker: false,
         }
     }
 
@@ -86,7 +88,43 @@ impl<T> History<T> {
             count,
             max_age: None,
             keep: Some(|value| Box::new(value.clone())),
+            on_broker: false,
         }
+    }
+
+    /// Keeps the history on the [bus](crate::bus)'s broker instead of in each node's memory,
+    /// for topics on a bus ([`Topics::bus`](super::Topics::bus)): Redis numbers every
+    /// publication and keeps the latest in a stream per topic, so that positions are the
+    /// same on every node and a subscriber comes back to any of them. A bus whose broker
+    /// keeps no history ([`Bus::keeps_history`](crate::bus::Bus::keeps_history): NATS) is
+    /// refused. See [the wire form](self#on-the-broker).
+    ///
+    /// ```
+    /// use typed_ws::topics::{History, TopicConfig};
+    ///
+    /// let config: TopicConfig<String> = TopicConfig::new().history(History::last(1_000).on_broker());
+    /// ```
+    pub fn on_broker(mut self) -> Self {
+        self.on_broker = true;
+        self
+    }
+
+    /// Whether the history is to be kept on the broker.
+    #[cfg(any(feature = "nats", feature = "redis"))]
+    pub(super) fn is_on_broker(&self) -> bool {
+        self.on_broker
+    }
+
+    /// Whether any publication is kept.
+    #[cfg(any(feature = "nats", feature = "redis"))]
+    pub(super) fn keeps(&self) -> bool {
+        self.keep.is_some() && self.count > 0
+    }
+
+    /// The bounds, for a broker that keeps the history: how many, and how old at most.
+    #[cfg(feature = "redis")]
+    pub(super) fn bounds(&self) -> (usize, Option<Duration>) {
+        (self.count, self.max_age)
     }
 
     /// Forgets publications older than `age`, however few there are.
@@ -102,6 +140,7 @@ impl<T> Clone for History<T> {
             count: self.count,
             max_age: self.max_age,
             keep: self.keep,
+            on_broker: self.on_broker,
         }
     }
 }
@@ -111,6 +150,7 @@ impl<T> fmt::Debug for History<T> {
         f.debug_struct("History")
             .field("count", &self.count)
             .field("max_age", &self.max_age)
+            .field("on_broker", &self.on_broker)
             .finish()
     }
 }
@@ -186,6 +226,23 @@ pub(super) struct Log<T> {
     last: u64,
     kept: VecDeque<(u64, Instant, Kept)>,
     history: History<T>,
+    /// For a topic the broker numbers: whether this log follows the broker's numbering yet
+    /// (its epoch and last number are the broker's, and what it keeps is the stream's tail).
+    #[cfg(feature = "redis")]
+    following: bool,
+}
+
+/// Where a publication the broker numbered stands against what a log has.
+#[cfg(feature = "redis")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Step {
+    /// The one after the log's last: taken in order.
+    Next,
+    /// At or before the log's last: had already.
+    Had,
+    /// Further on, or of another epoch, or the log does not follow the broker yet: what
+    /// comes between is to be read from the broker's history first.
+    Behind,
 }
 
 impl<T> Log<T> {
@@ -195,7 +252,44 @@ impl<T> Log<T> {
             last: 0,
             kept: VecDeque::new(),
             history,
+            #[cfg(feature = "redis")]
+            following: false,
         }
+    }
+
+    /// Where a publication numbered `at` by the broker stands.
+    #[cfg(feature = "redis")]
+    pub(super) fn step(&self, at: Position) -> Step {
+        if !self.following || at.epoch != self.epoch || at.seq > self.last + 1 {
+            Step::Behind
+        } else if at.seq <= self.last {
+            Step::Had
+        } else {
+            Step::Next
+        }
+    }
+
+    /// Whether the log follows the broker's numbering yet.
+    #[cfg(feature = "redis")]
+    pub(super) fn is_following(&self) -> bool {
+        self.following
+    }
+
+    /// Goes on from the broker's `last` in `epoch`, keeping nothing from before: the
+    /// numbering jumps there. The `reset` notice for numbered subscribers if the log followed
+    /// the broker already (they had numbers from before the jump), `None` the first time.
+    #[cfg(feature = "redis")]
+    pub(super) fn jump(&mut self, epoch: u64, last: u64) -> Option<Resumed> {
+        self.epoch = epoch;
+        self.last = last;
+        self.kept.clear();
+        let followed = std::mem::replace(&mut self.following, true);
+        followed.then_some(Resumed {
+            outcome: Outcome::Reset,
+            count: 0,
+            seq: last,
+            epoch,
+        })
     }
 
     /// Starts another epoch with nothing kept: what the numbering would have counted is not
@@ -218,7 +312,7 @@ impl<T> Log<T> {
     /// publication, subscribers or not, so that a subscriber coming back finds them.
     #[cfg(any(feature = "nats", feature = "redis"))]
     pub(super) fn keeps_history(&self) -> bool {
-        self.history.keep.is_some() && self.history.count > 0
+        self.history.keeps()
     }
 
     /// Whether nothing is kept, once what is too old is forgotten.
@@ -249,16 +343,21 @@ impl<T> Log<T> {
     }
 
     /// Numbers a publication, and keeps it if the history does.
-    pub(super) fn record(&mut self, value: &T) {
-        self.last += 1;
+    #[cfg(test)]
+    fn record(&mut self, value: &T) {
+        self.record_at(self.last + 1, Instant::now(), value);
+    }
+
+    /// Takes a publication numbered `seq` (after the last), published `when`.
+    pub(super) fn record_at(&mut self, seq: u64, when: Instant, value: &T) {
+        self.last = seq;
         if let Some(keep) = self.history.keep
             && self.history.count > 0
         {
             if self.kept.len() == self.history.count {
                 self.kept.pop_front();
             }
-            self.kept
-                .push_back((self.last, Instant::now(), keep(value)));
+            self.kept.push_back((seq, when, keep(value)));
         }
     }
 

@@ -200,8 +200,8 @@ impl<T: Serialize + 'static> Topics<T> {
         match self.get(name) {
             Some(topic) => topic.publish(value),
             None => {
-                if let Some(forward) = self.shared.forward.get() {
-                    forward(name, value)?;
+                if let Some(remote) = self.shared.forward.get() {
+                    (remote.forward)(name, value)?;
                 }
                 Ok(0)
             }

@@ -5,9 +5,14 @@ use std::sync::{Arc, PoisonError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::topic::Remote;
 use super::{Registry, Topics};
+#[cfg(feature = "redis")]
+use crate::bus::{Backlog, Heard};
 use crate::bus::{Bus, Route};
 use crate::error::Error;
+#[cfg(feature = "redis")]
+use crate::topics::history::{Position, Step};
 
 impl<T> Topics<T>
 where
@@ -42,18 +47,41 @@ where
                 "these topics are on a bus already: {namespace:?} not added"
             )));
         }
+        let history = &self.shared.config.history;
+        if history.is_on_broker() && !bus.keeps_history() {
+            return Err(Error::bus(format!(
+                "{bus:?} keeps no history: History::on_broker needs a Redis bus (namespace {namespace:?} not added)"
+            )));
+        }
         let registry: Arc<dyn Route> = self.shared.clone();
         let relay = bus.attach(namespace, Arc::downgrade(&registry))?;
+        #[cfg(feature = "redis")]
+        let numbering = (history.is_on_broker() && history.keeps()).then(|| relay.clone());
+        #[cfg(feature = "redis")]
+        let (count, age) = history.bounds();
+        #[cfg(feature = "redis")]
+        let numbered = numbering.is_some();
+        let sending = relay;
         let forward = move |topic: &str, value: &T| {
             let body = rmp_serde::to_vec_named(value).map_err(|e| Error::Encode {
                 converter: "msgpack",
                 cause: e.into(),
             })?;
-            relay.send(topic, &body);
+            #[cfg(feature = "redis")]
+            if numbered {
+                sending.send_numbered(topic, body, count, age);
+                return Ok(());
+            }
+            sending.send(topic, &body);
             Ok(())
         };
+        let remote = Remote {
+            forward: Box::new(forward),
+            #[cfg(feature = "redis")]
+            numbering,
+        };
         // Checked above, and `self` is not shared with another thread while it is being built.
-        let _ = self.shared.forward.set(Box::new(forward));
+        let _ = self.shared.forward.set(remote);
         Ok(self)
     }
 
@@ -105,6 +133,75 @@ where
         true
     }
 
+    #[cfg(feature = "redis")]
+    fn deliver_at(
+        &self,
+        name: &str,
+        at: Position,
+        body: &[u8],
+        caught_up: bool,
+        remote: bool,
+    ) -> Heard {
+        let topic = self.numbered(name);
+        let step = topic.as_ref().map(|topic| topic.step(at));
+        if step == Some(Step::Behind) && !caught_up {
+            return Heard::Behind;
+        }
+        // Once per arrival from another node, as for a publication the broker does not
+        // number: whether or not the topic here had it (from the broker's history).
+        let heard = self.heard.get().filter(|_| remote);
+        if heard.is_none() && matches!(step, None | Some(Step::Had)) {
+            return Heard::Taken;
+        }
+        let Ok(value) = rmp_serde::from_slice::<T>(body) else {
+            return Heard::Undecodable;
+        };
+        if let Some(heard) = heard {
+            heard(name, &value);
+        }
+        if let Some(topic) = topic.filter(|_| step != Some(Step::Had)) {
+            topic.take_at(at, std::time::Duration::ZERO, &value, caught_up, remote);
+        }
+        Heard::Taken
+    }
+
+    #[cfg(feature = "redis")]
+    fn wanted(&self, name: &str) -> Option<Position> {
+        Some(self.numbered(name)?.wanted())
+    }
+
+    #[cfg(feature = "redis")]
+    fn caught_up(&self, name: &str, backlog: Backlog) {
+        let Some(topic) = self.numbered(name) else {
+            return;
+        };
+        // A value that does not decode leaves a hole, which the topic's numbered
+        // subscribers are told of.
+        let kept = backlog
+            .entries
+            .into_iter()
+            .filter_map(|entry| {
+                Some((
+                    entry.seq,
+                    entry.age,
+                    rmp_serde::from_slice(&entry.body).ok()?,
+                ))
+            })
+            .collect();
+        topic.caught_up(backlog.epoch, backlog.seq, kept);
+    }
+
+    #[cfg(feature = "redis")]
+    fn following(&self) -> Vec<String> {
+        self.topics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(_, topic)| topic.numbering().is_some() && topic.is_following())
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     fn resync(&self) {
         let topics: Vec<_> = self
             .topics
@@ -116,5 +213,20 @@ where
         for topic in topics {
             topic.restart();
         }
+    }
+}
+
+#[cfg(feature = "redis")]
+impl<T> Registry<T>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    /// The topic of that name here, if the broker numbers it.
+    fn numbered(&self, name: &str) -> Option<super::Topic<T>> {
+        let topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
+        topics
+            .get(name)
+            .filter(|t| t.numbering().is_some())
+            .cloned()
     }
 }

@@ -101,3 +101,53 @@ impl Drop for Broker {
         self.kill();
     }
 }
+
+/// A TCP link to a broker that a test can cut, as a network partition would: every
+/// connection through it is dropped, and new ones are refused, until it heals.
+pub struct Partitionable {
+    pub addr: SocketAddr,
+    open: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Partitionable {
+    /// A link to `target` on a free loopback port, open.
+    pub async fn to(target: SocketAddr) -> Partitionable {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free port");
+        let addr = listener.local_addr().expect("its address");
+        let open = std::sync::Arc::new(tokio::sync::watch::channel(true).0);
+        let state = open.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                if !*state.borrow() {
+                    continue;
+                }
+                let mut closed = state.subscribe();
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (mut from_client, mut to_client) = client.into_split();
+                    let (mut from_server, mut to_server) = server.into_split();
+                    tokio::select! {
+                        _ = tokio::io::copy(&mut from_client, &mut to_server) => {}
+                        _ = tokio::io::copy(&mut from_server, &mut to_client) => {}
+                        _ = closed.wait_for(|open| !*open) => {}
+                    }
+                });
+            }
+        });
+        Partitionable { addr, open }
+    }
+
+    /// Drops every connection through the link, and refuses new ones.
+    pub fn cut(&self) {
+        self.open.send_replace(false);
+    }
+
+    /// Lets connections through again.
+    pub fn heal(&self) {
+        self.open.send_replace(true);
+    }
+}

@@ -17,7 +17,7 @@ use std::time::Duration;
 use common::brokers::{BOTH, Broker};
 use common::topics::{Tick, tick};
 use common::*;
-use typed_ws::bus::Bus;
+use typed_ws::bus::{Bus, BusBuilder};
 use typed_ws::topics::{
     History, Outbox, Outcome, Position, Resumed, Sequenced, Topic, TopicConfig, Topics,
 };
@@ -25,10 +25,19 @@ use typed_ws::{AnyConverter, Converter, Session};
 
 /// A node whose topics keep 2,000 publications.
 async fn node(broker: &Broker) -> (Bus, Topics<Tick>) {
-    let bus = within("connect the bus", Bus::connect(&broker.url()))
+    node_on(Bus::builder(&broker.url()), broker, History::last(2_000)).await
+}
+
+/// A node on the bus `builder` makes, whose topics keep `history`.
+pub(crate) async fn node_on(
+    builder: BusBuilder,
+    broker: &Broker,
+    history: History<Tick>,
+) -> (Bus, Topics<Tick>) {
+    let bus = within("connect the bus", builder.connect())
         .await
         .unwrap_or_else(|e| panic!("{:?} bus: {}", broker.kind, e.report()));
-    let config = TopicConfig::new().history(History::last(2_000));
+    let config = TopicConfig::new().history(history);
     let topics = Topics::with_config(config)
         .bus(&bus, "resume")
         .expect("on the bus");
@@ -37,14 +46,16 @@ async fn node(broker: &Broker) -> (Bus, Topics<Tick>) {
 
 /// A client session subscribed to `topic`'s numbered stream from `since`; the outcome it
 /// was told first.
-async fn numbered(
+pub(crate) async fn numbered(
     topic: &Topic<Tick>,
     since: Option<Position>,
 ) -> (Session<AnyConverter>, Resumed) {
     let (mut client, server) = pair(negotiating("json"), negotiating("cbor,json")).await;
     let (tx, mut rx) = server.split();
     let outbox = Outbox::new(tx);
-    topic.subscribe_since(&outbox, since).expect("subscribe");
+    within("subscribe", topic.subscribe_since(&outbox, since))
+        .await
+        .expect("subscribe");
     tokio::spawn(async move {
         let _outbox = outbox;
         while rx.receive().await.is_ok() {}
@@ -56,7 +67,7 @@ async fn numbered(
 }
 
 /// Receives `n` numbered ticks.
-async fn values(session: &mut Session<AnyConverter>, n: usize) -> Vec<Sequenced<Tick>> {
+pub(crate) async fn values(session: &mut Session<AnyConverter>, n: usize) -> Vec<Sequenced<Tick>> {
     let mut got = Vec::with_capacity(n);
     within("numbered ticks", async {
         while got.len() < n {
@@ -73,7 +84,7 @@ async fn values(session: &mut Session<AnyConverter>, n: usize) -> Vec<Sequenced<
 }
 
 /// Waits until `check` holds, polling: what the nodes do between the broker's hops.
-async fn until(what: &str, check: impl Fn() -> bool) {
+pub(crate) async fn until(what: &str, check: impl Fn() -> bool) {
     within(what, async {
         while !check() {
             tokio::time::sleep(Duration::from_millis(5)).await;

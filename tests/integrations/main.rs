@@ -8,6 +8,7 @@ mod common;
 mod axum;
 mod axum_serve;
 mod bus;
+mod bus_history;
 mod bus_resume;
 mod chat_bus;
 mod cli;

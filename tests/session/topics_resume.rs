@@ -31,7 +31,10 @@ async fn server(topic: Topic<Tick>) -> SocketAddr {
             match parts.as_slice() {
                 ["plain"] => topic.subscribe(&outbox).expect("subscribe"),
                 ["live"] => {
-                    topic.subscribe_since(&outbox, None).expect("subscribe");
+                    topic
+                        .subscribe_since(&outbox, None)
+                        .await
+                        .expect("subscribe");
                 }
                 ["since", epoch, seq] => {
                     let since = Position {
@@ -40,6 +43,7 @@ async fn server(topic: Topic<Tick>) -> SocketAddr {
                     };
                     topic
                         .subscribe_since(&outbox, Some(since))
+                        .await
                         .expect("subscribe");
                 }
                 other => panic!("unexpected path {other:?}"),
@@ -256,7 +260,10 @@ async fn a_resuming_client_gets_every_value_once_across_connections_the_server_d
                     .map(|(seq, epoch)| Position { epoch, seq });
                 let (tx, mut rx) = session.split();
                 let outbox = Outbox::new(tx);
-                topic.subscribe_since(&outbox, since).expect("subscribe");
+                topic
+                    .subscribe_since(&outbox, since)
+                    .await
+                    .expect("subscribe");
                 kept.lock().unwrap().push(outbox);
                 while rx.receive().await.is_ok() {}
             }

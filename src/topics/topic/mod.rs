@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Instant;
 
 use serde::Serialize;
 
@@ -20,10 +21,24 @@ use crate::wire::Alone;
 /// Gives every topic its own id; 0 is the application's own frames in an outbox.
 static NEXT_TOPIC: AtomicU64 = AtomicU64::new(1);
 
-/// What carries a topic's publications to other nodes: set once, by
+#[cfg(any(feature = "nats", feature = "redis"))]
+mod heard;
+
+/// What carries a topic's publications to other nodes.
+pub(in crate::topics) type Forward<T> = Box<dyn Fn(&str, &T) -> Result<(), Error> + Send + Sync>;
+
+/// How a set of topics reaches other nodes: set once, by
 /// [`Topics::bus`](super::Topics::bus), for every topic of the set.
-pub(super) type Forward<T> = Box<dyn Fn(&str, &T) -> Result<(), Error> + Send + Sync>;
-pub(super) type Forwarding<T> = Arc<OnceLock<Forward<T>>>;
+pub(in crate::topics) struct Remote<T> {
+    pub(in crate::topics) forward: Forward<T>,
+    /// The bus, when its broker numbers and keeps these topics' publications (they keep
+    /// a history, on Redis): then a publication reaches this node's subscribers, too, as
+    /// the broker numbered it.
+    #[cfg(feature = "redis")]
+    pub(in crate::topics) numbering: Option<crate::bus::Relay>,
+}
+
+pub(in crate::topics) type Forwarding<T> = Arc<OnceLock<Remote<T>>>;
 
 /// Encodes a topic's values with one converter: the converter of a group of subscribers.
 trait Encoding<T>: Send + Sync {
@@ -233,11 +248,17 @@ impl<T: Serialize + 'static> Topic<T> {
     /// The missed publications are queued at once, beside the subscriber's queue bound: a
     /// subscriber coming back holds at most the history more. Subscribing an outbox already
     /// subscribed does nothing more, and sends nothing.
-    pub fn subscribe_since<C: Converter + PartialEq>(
+    ///
+    /// A topic whose history is [on the broker](super::History::on_broker) reads it from
+    /// the broker first, the first time on this node: an error if the broker cannot be
+    /// reached within a few seconds.
+    pub async fn subscribe_since<C: Converter + PartialEq>(
         &self,
         outbox: &Outbox<C>,
         since: Option<Position>,
     ) -> Result<Resumed, Error> {
+        #[cfg(feature = "redis")]
+        self.follow_broker().await?;
         self.join(outbox, Some(since))
     }
 
@@ -337,66 +358,59 @@ impl<T: Serialize + 'static> Topic<T> {
         self.fan_out(value, true)
     }
 
-    #[cfg(any(feature = "nats", feature = "redis"))]
-    /// Queues a value from another node for this node's subscribers.
-    pub(super) fn publish_received(&self, value: &T) -> Result<usize, Error> {
-        self.fan_out(value, false)
-    }
-
-    #[cfg(any(feature = "nats", feature = "redis"))]
-    /// Whether a value from another node matters here, and is decoded: someone on this node
-    /// is subscribed, or the topic keeps history for those who will come back.
-    pub(super) fn hears_others(&self) -> bool {
-        let state = self.shared.lock();
-        !state.groups.is_empty() || state.log.keeps_history()
-    }
-
-    #[cfg(any(feature = "nats", feature = "redis"))]
-    /// The bus lost its subscription and has it again: what other nodes published meanwhile
-    /// never came here. The numbered stream starts another epoch, so that no position taken
-    /// before the hole resumes across it, and numbered subscribers are sent the `reset`
-    /// notice: nothing goes missing without their knowing.
-    pub(super) fn restart(&self) {
-        let mut state = self.shared.lock();
-        let notice = state.log.restart();
-        // The converter that encodes every value of a group encodes these four numbers.
-        let frames = state
-            .groups
-            .iter()
-            .map(|g| {
-                g.sequenced
-                    .then(|| g.encoding.encode_notice(&notice))
-                    .transpose()
-            })
-            .collect::<Result<Vec<_>, _>>();
-        if let Ok(frames) = frames {
-            self.offer(state, None, frames);
-        }
-    }
-
     fn fan_out(&self, value: &T, local: bool) -> Result<usize, Error> {
         let shared = &*self.shared;
         let counters = &shared.counters;
-        let mut state = shared.lock();
+        let state = shared.lock();
+        #[cfg(feature = "redis")]
+        if local
+            && let Some(remote) = shared.forward.get()
+            && remote.numbering.is_some()
+        {
+            // The broker numbers it, and it is queued here when it comes back, in the
+            // broker's order.
+            (remote.forward)(&shared.name, value)?;
+            counters.published.fetch_add(1, Ordering::Relaxed);
+            return Ok(0);
+        }
         let at = state.log.next();
-        let frames = state
-            .groups
-            .iter()
-            .map(|g| g.encode(at, value).map(Some))
-            .collect::<Result<Vec<_>, _>>()?;
+        let frames = Self::encode_all(&state, at, value)?;
         if local {
             // Under the topic's lock: one publisher's values leave in the order they were
             // published, here and on the bus.
-            if let Some(forward) = shared.forward.get() {
-                forward(&shared.name, value)?;
+            if let Some(remote) = shared.forward.get() {
+                (remote.forward)(&shared.name, value)?;
             }
             counters.published.fetch_add(1, Ordering::Relaxed);
         } else {
             counters.received.fetch_add(1, Ordering::Relaxed);
         }
-        state.log.record(value);
+        Ok(self.queue(state, at, Instant::now(), value, frames))
+    }
+
+    /// Each group's frame for the value at `at`.
+    fn encode_all(state: &State<T>, at: Position, value: &T) -> Result<Vec<Option<Frame>>, Error> {
+        state
+            .groups
+            .iter()
+            .map(|g| g.encode(at, value).map(Some))
+            .collect()
+    }
+
+    /// Records the value at `at` (published `when`) and queues its frames: how many
+    /// subscribers it was queued for.
+    fn queue(
+        &self,
+        mut state: MutexGuard<'_, State<T>>,
+        at: Position,
+        when: Instant,
+        value: &T,
+        frames: Vec<Option<Frame>>,
+    ) -> usize {
+        let counters = &self.shared.counters;
+        state.log.record_at(at.seq, when, value);
         if frames.is_empty() {
-            return Ok(0);
+            return 0;
         }
         counters
             .encoded
@@ -406,7 +420,25 @@ impl<T: Serialize + 'static> Topic<T> {
         if compressed > 0 {
             counters.compressed.fetch_add(compressed, Ordering::Relaxed);
         }
-        Ok(queued)
+        queued
+    }
+
+    #[cfg(any(feature = "nats", feature = "redis"))]
+    /// Sends numbered subscribers a notice that their stream starts again (a `reset`).
+    fn notify(&self, state: MutexGuard<'_, State<T>>, notice: &Resumed) {
+        // The converter that encodes every value of a group encodes these four numbers.
+        let frames = state
+            .groups
+            .iter()
+            .map(|g| {
+                g.sequenced
+                    .then(|| g.encoding.encode_notice(notice))
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>, _>>();
+        if let Ok(frames) = frames {
+            self.offer(state, None, frames);
+        }
     }
 
     /// Offers each group its frame (none for `None`) under the topic's policy, forgets the
@@ -502,6 +534,7 @@ impl<T: Serialize + 'static> Topic<T> {
             received: c.received.load(Ordering::Relaxed),
             replayed: c.replayed.load(Ordering::Relaxed),
             compressed: c.compressed.load(Ordering::Relaxed),
+            read_back: c.read_back.load(Ordering::Relaxed),
         }
     }
 }

@@ -1,0 +1,267 @@
+//! Topics whose history Redis keeps (a stream per topic, Redis started by the tests): the
+//! broker numbers every publication, so a subscriber comes back to any node, one started
+//! after it left included; a position older than the stream keeps is reset on every node;
+//! a node cut from Redis reads what it missed from the stream, and its subscribers miss
+//! nothing.
+#![cfg(all(
+    feature = "nats",
+    feature = "redis",
+    feature = "json",
+    feature = "cbor",
+    feature = "msgpack"
+))]
+
+use crate::bus_resume::{node_on, numbered, until, values};
+use crate::common;
+
+use std::time::Duration;
+
+use common::brokers::{Broker, Kind, Partitionable};
+use common::topics::{Tick, tick};
+use common::within;
+use typed_ws::Backoff;
+use typed_ws::bus::Bus;
+use typed_ws::topics::{History, Outcome, Position, Resumed, Sequenced, TopicConfig, Topics};
+
+/// A node whose topics keep their last `count` publications on the broker.
+async fn node(broker: &Broker, count: usize) -> (Bus, Topics<Tick>) {
+    node_on(Bus::builder(&broker.url()), broker, kept(count)).await
+}
+
+fn kept(count: usize) -> History<Tick> {
+    History::last(count).on_broker()
+}
+
+/// Asserts that `all` are the ticks 0..=last, in order, numbered 1.. by the broker in one
+/// epoch.
+fn assert_whole(all: &[&Sequenced<Tick>], last: u64, what: &str) {
+    assert_eq!(
+        all.iter().map(|v| v.data.seq).collect::<Vec<_>>(),
+        (0..=last).collect::<Vec<_>>(),
+        "{what}: every tick once, in order"
+    );
+    assert!(
+        all.iter()
+            .zip(1..)
+            .all(|(v, seq)| v.seq == seq && v.epoch == all[0].epoch),
+        "{what}: one numbered stream, the broker's, from 1"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn positions_are_the_brokers_so_a_subscriber_cut_at_500_resumes_on_any_node_and_gets_1_to_1000_once()
+ {
+    let broker = Broker::start(Kind::Redis);
+    let (_bus_a, a) = node(&broker, 2_000).await;
+    let (_bus_b, b) = node(&broker, 2_000).await;
+    let on_b = b.topic("EUR");
+    let (mut session, live) = numbered(&on_b, None).await;
+    assert_eq!((live.outcome, live.seq), (Outcome::Live, 0));
+
+    for seq in 0..500 {
+        a.publish("EUR", &tick("a", seq)).unwrap();
+    }
+    let first = values(&mut session, 500).await;
+    let kept = first.last().unwrap().position();
+    drop(session);
+    until("the cut subscription ends", || {
+        on_b.stats().subscribers == 0
+    })
+    .await;
+    for seq in 500..1_000 {
+        a.publish("EUR", &tick("a", seq)).unwrap();
+    }
+    until("b hears the other 500", || on_b.stats().received == 1_000).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // c was not there when the subscriber left, a published everything: both have the
+    // broker's numbers, read from its stream.
+    let (_bus_c, c) = node(&broker, 2_000).await;
+    let mut comebacks = Vec::new();
+    for (name, topics) in [("c, started after the cut", &c), ("a, the publisher", &a)] {
+        let (mut session, resumed) = numbered(&topics.topic("EUR"), Some(kept)).await;
+        assert_eq!(
+            (resumed.outcome, resumed.count, resumed.seq, resumed.epoch),
+            (Outcome::Recovered, 500, 1_000, kept.epoch),
+            "{name}"
+        );
+        let missed = values(&mut session, 500).await;
+        comebacks.push((name, session, missed));
+    }
+    a.publish("EUR", &tick("a", 1_000)).unwrap();
+    for (name, mut session, missed) in comebacks {
+        let live = values(&mut session, 1).await;
+        let all: Vec<&Sequenced<Tick>> = first.iter().chain(&missed).chain(&live).collect();
+        assert_whole(&all, 1_000, name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_position_older_than_the_stream_keeps_is_reset_and_one_it_keeps_is_recovered() {
+    let broker = Broker::start(Kind::Redis);
+    let (bus_a, a) = node(&broker, 100).await;
+    let (_, live) = numbered(&a.topic("EUR"), None).await;
+    for seq in 0..300 {
+        a.publish("EUR", &tick("a", seq)).unwrap();
+    }
+    until("the 300 reach the broker", || bus_a.stats().sent == 300).await;
+
+    let (_bus_b, b) = node(&broker, 100).await;
+    let at = |seq| {
+        Some(Position {
+            epoch: live.epoch,
+            seq,
+        })
+    };
+    let on_b = b.topic("EUR");
+    for (since, expected) in [
+        (at(200), (Outcome::Recovered, 100)),
+        (at(199), (Outcome::Reset, 0)),
+        (at(50), (Outcome::Reset, 0)),
+        (
+            Some(Position {
+                epoch: live.epoch + 1,
+                seq: 250,
+            }),
+            (Outcome::Reset, 0),
+        ),
+    ] {
+        let (mut session, resumed) = numbered(&on_b, since).await;
+        assert_eq!(
+            (resumed.outcome, resumed.count, resumed.seq, resumed.epoch),
+            (expected.0, expected.1, 300, live.epoch),
+            "since {since:?}"
+        );
+        if resumed.outcome == Outcome::Recovered {
+            let missed = values(&mut session, 100).await;
+            assert_eq!(
+                missed
+                    .iter()
+                    .map(|v| (v.seq, v.data.seq))
+                    .collect::<Vec<_>>(),
+                (201..=300).map(|seq| (seq, seq - 1)).collect::<Vec<_>>()
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_from_redis_reads_what_it_missed_from_the_stream_and_its_subscribers_miss_nothing()
+ {
+    let broker = Broker::start(Kind::Redis);
+    let link = Partitionable::to(broker.addr).await;
+    let quick = Backoff::new()
+        .initial(Duration::from_millis(10))
+        .cap(Duration::from_millis(50));
+    let (bus_a, a) = node(&broker, 2_000).await;
+    let through_link = Bus::builder(&format!("redis://{}", link.addr)).backoff(quick);
+    let (bus_b, b) = node_on(through_link, &broker, kept(2_000)).await;
+    let on_b = b.topic("EUR");
+    let (mut session, _) = numbered(&on_b, None).await;
+    for seq in 0..100 {
+        a.publish("EUR", &tick("a", seq)).unwrap();
+    }
+    let mut all = values(&mut session, 100).await;
+
+    link.cut();
+    until("b sees the broker go", || !bus_b.is_connected()).await;
+    for seq in 100..300 {
+        a.publish("EUR", &tick("a", seq)).unwrap();
+    }
+    until("the 300 reach the broker", || bus_a.stats().sent == 300).await;
+    link.heal();
+    until("b is back", || {
+        bus_b.stats().reconnects == 1 && bus_b.is_connected()
+    })
+    .await;
+    for seq in 300..400 {
+        a.publish("EUR", &tick("a", seq)).unwrap();
+    }
+    // A reset notice instead of a tick fails here.
+    all.extend(values(&mut session, 300).await);
+    let all: Vec<&Sequenced<Tick>> = all.iter().collect();
+    assert_whole(&all, 399, "across the cut");
+    let stats = on_b.stats();
+    assert_eq!(
+        (stats.read_back, stats.received),
+        (200, 200),
+        "what b missed live came from the stream"
+    );
+}
+
+#[tokio::test]
+async fn a_history_on_the_broker_is_refused_on_a_bus_that_keeps_none() {
+    let broker = Broker::start(Kind::Nats);
+    let bus = within("connect", Bus::connect(&broker.url()))
+        .await
+        .expect("the bus");
+    assert!(!bus.keeps_history());
+    let topics: Topics<Tick> = Topics::with_config(TopicConfig::new().history(kept(10)));
+    let err = topics.bus(&bus, "refused").expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains("History::on_broker needs a Redis bus"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarted_without_its_data_starts_a_new_epoch_and_numbered_subscribers_are_told() {
+    let mut broker = Broker::start(Kind::Redis);
+    let quick = || {
+        Bus::builder(&broker.url()).backoff(
+            Backoff::new()
+                .initial(Duration::from_millis(10))
+                .cap(Duration::from_millis(100)),
+        )
+    };
+    let (bus_a, a) = node_on(quick(), &broker, kept(2_000)).await;
+    let (bus_b, b) = node_on(quick(), &broker, kept(2_000)).await;
+    let (mut session, _) = numbered(&b.topic("EUR"), None).await;
+    for seq in 0..10 {
+        a.publish("EUR", &tick("a", seq)).unwrap();
+    }
+    let before = values(&mut session, 10).await;
+    let kept_at = before.last().unwrap().position();
+
+    broker.restart();
+    for bus in [&bus_a, &bus_b] {
+        until("the bus is back", || {
+            bus.stats().reconnects == 1 && bus.is_connected()
+        })
+        .await;
+    }
+    let notice = within(
+        "the reset notice",
+        session.receive_deserialized::<Resumed>(),
+    )
+    .await
+    .expect("a notice, not a tick");
+    assert_eq!((notice.outcome, notice.seq), (Outcome::Reset, 0));
+    assert_ne!(
+        notice.epoch, kept_at.epoch,
+        "Redis lost the epoch with its data"
+    );
+
+    for seq in 10..20 {
+        a.publish("EUR", &tick("a", seq)).unwrap();
+    }
+    let after = values(&mut session, 10).await;
+    assert_eq!(
+        after
+            .iter()
+            .map(|v| (v.epoch, v.seq, v.data.seq))
+            .collect::<Vec<_>>(),
+        (1..=10)
+            .map(|seq| (notice.epoch, seq, seq + 9))
+            .collect::<Vec<_>>(),
+        "the new epoch, numbered from 1"
+    );
+    let (_bus_c, c) = node(&broker, 2_000).await;
+    let (_, comeback) = numbered(&c.topic("EUR"), Some(kept_at)).await;
+    assert_eq!(
+        (comeback.outcome, comeback.seq, comeback.epoch),
+        (Outcome::Reset, 10, notice.epoch),
+        "a position from before the loss cannot be resumed, on any node"
+    );
+}
