@@ -33,7 +33,9 @@
 //!
 //! The bus reconnects by itself, with the [`Backoff`] of its [`BusBuilder`], and
 //! subscribes again. Delivery across nodes is *at most once* around an outage:
-//! - subscribers on the publishing node get everything, whatever the broker does;
+//! - subscribers on the publishing node get everything, whatever the broker does (except for
+//!   topics whose history is [on the broker](crate::topics::History::on_broker): every node
+//!   gets those as the broker numbered them, the publishing one too);
 //! - what a node publishes while it cannot reach the broker waits in the bus's queue
 //!   ([`BusBuilder::queue`], [`DEFAULT_QUEUE`] publications) and goes out once it is
 //!   back; beyond the queue it is dropped and counted in [`BusStats::lost`], as is a batch
@@ -48,7 +50,9 @@
 //! the loss visible: when a node's subscription is back, each of its topics starts another
 //! epoch and its numbered subscribers get a `reset` notice (see
 //! [the wire form](crate::topics::history)); a position from before cannot be resumed across
-//! the hole.
+//! the hole. Topics whose history is [on the broker](crate::topics::History::on_broker)
+//! (Redis) lose nothing the broker keeps: a node reads what it missed from the topic's stream
+//! when its subscription is back ([history on the broker](crate::topics::history#on-the-broker)).
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;

@@ -32,7 +32,27 @@
 //! numbered subscribers are sent `{"outcome": "reset", "count": 0, "seq": 0, "epoch": NEW}`:
 //! values go missing, but never silently. On a bus, positions are each node's own (each keeps
 //! its history in memory, and hears every publication while it keeps one, subscribers or
-//! not): a subscriber comes back to the node it left.
+//! not): a subscriber comes back to the node it left, unless the history is on the broker.
+//!
+//! # On the broker
+//!
+//! With [`History::on_broker`] on a Redis [bus](crate::bus), Redis numbers the publications
+//! and keeps the history, in a stream per topic (the keys `typed-ws.history.{namespace}.{topic}`
+//! and, for the epoch and the last number, the hash `typed-ws.position.{namespace}.{topic}`),
+//! so a position holds on every node:
+//! - a publication is queued for subscribers on every node, the publishing one included, when
+//!   it comes back from Redis, numbered: every node delivers a topic in the broker's order (a
+//!   value published just before [`Topic::subscribe_since`] may come after its outcome frame,
+//!   as a live value);
+//! - a node reads a topic's stream the first time one of its subscribers comes back there
+//!   (waiting a few seconds at most for Redis), and again, for what it missed, when its
+//!   subscription to Redis is back after an outage: its subscribers miss nothing the stream
+//!   still keeps, and a hole past it is told with a `reset` frame;
+//! - the epoch is drawn by Redis when the topic's hash is made, so it changes only when Redis
+//!   loses its data (restarted without persistence): numbered subscribers get a `reset` frame
+//!   with the new epoch, and positions from before are reset;
+//! - the stream is trimmed to the history's count, and expires when nothing was published for
+//!   its `max_age`; the small hash stays, so a quiet topic keeps its numbering.
 //!
 //! [`Topic::subscribe_since`]: super::Topic::subscribe_since
 
@@ -97,7 +117,7 @@ impl<T> History<T> {
     /// publication and keeps the latest in a stream per topic, so that positions are the
     /// same on every node and a subscriber comes back to any of them. A bus whose broker
     /// keeps no history ([`Bus::keeps_history`](crate::bus::Bus::keeps_history): NATS) is
-    /// refused. See [the wire form](self#on-the-broker).
+    /// refused. See [history on the broker](crate::topics::history#on-the-broker).
     ///
     /// ```
     /// use typed_ws::topics::{History, TopicConfig};

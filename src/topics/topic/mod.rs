@@ -11,18 +11,20 @@ use serde::Serialize;
 
 use super::Outbox;
 use super::config::{Counters, KeyFn, Kind, TopicConfig, TopicStats};
-use super::history::{Log, Position, Resumed, Sequenced};
-use super::mailbox::{Delivery, Mailbox, Membership, Mode, Offered, Rule, Subscription};
+use super::history::{Log, Position, Resumed};
+use super::mailbox::{Membership, Mode, Offered, Rule, Subscription};
 use crate::converter::Converter;
 use crate::error::Error;
 use crate::frame::{CloseCode, CloseReason, Frame};
-use crate::wire::Alone;
 
 /// Gives every topic its own id; 0 is the application's own frames in an outbox.
 static NEXT_TOPIC: AtomicU64 = AtomicU64::new(1);
 
+mod group;
 #[cfg(any(feature = "nats", feature = "redis"))]
 mod heard;
+
+use group::{Encoding, Group, With};
 
 /// What carries a topic's publications to other nodes.
 pub(in crate::topics) type Forward<T> = Box<dyn Fn(&str, &T) -> Result<(), Error> + Send + Sync>;
@@ -39,70 +41,6 @@ pub(in crate::topics) struct Remote<T> {
 }
 
 pub(in crate::topics) type Forwarding<T> = Arc<OnceLock<Remote<T>>>;
-
-/// Encodes a topic's values with one converter: the converter of a group of subscribers.
-trait Encoding<T>: Send + Sync {
-    fn encode(&self, value: &T) -> Result<Frame, Error>;
-    /// The value as a [`Sequenced`] publication at `at`.
-    fn encode_at(&self, at: Position, value: &T) -> Result<Frame, Error>;
-    /// The notice of a numbered stream that starts again.
-    #[cfg(any(feature = "nats", feature = "redis"))]
-    fn encode_notice(&self, resumed: &Resumed) -> Result<Frame, Error>;
-    /// Whether `converter` is this one (same type, equal), so its session joins the group.
-    fn is(&self, converter: &dyn Any) -> bool;
-}
-
-struct With<C>(C);
-
-impl<T: Serialize, C: Converter + PartialEq> Encoding<T> for With<C> {
-    fn encode(&self, value: &T) -> Result<Frame, Error> {
-        self.0.serialize(value)
-    }
-
-    fn encode_at(&self, at: Position, value: &T) -> Result<Frame, Error> {
-        self.0.serialize(&Sequenced {
-            seq: at.seq,
-            epoch: at.epoch,
-            data: value,
-        })
-    }
-
-    #[cfg(any(feature = "nats", feature = "redis"))]
-    fn encode_notice(&self, resumed: &Resumed) -> Result<Frame, Error> {
-        self.0.serialize(resumed)
-    }
-
-    fn is(&self, converter: &dyn Any) -> bool {
-        converter.downcast_ref::<C>() == Some(&self.0)
-    }
-}
-
-/// The subscribers that share a converter, a form (plain or sequenced) and, for those that
-/// compress each message on its own, how they compress: so each publication's frame, and its
-/// compressed payload.
-struct Group<T> {
-    encoding: Box<dyn Encoding<T>>,
-    sequenced: bool,
-    alone: Option<Alone>,
-    members: HashMap<u64, Arc<Mailbox>>,
-}
-
-impl<T> Group<T> {
-    fn encode(&self, at: Position, value: &T) -> Result<Frame, Error> {
-        if self.sequenced {
-            self.encoding.encode_at(at, value)
-        } else {
-            self.encoding.encode(value)
-        }
-    }
-
-    /// The group's frame for a value, compressed once for all its members if they compress.
-    fn deliver(&self, frame: Frame) -> (Delivery, bool) {
-        let compressed = self.alone.and_then(|alone| alone.compress(frame.payload()));
-        let once = compressed.is_some();
-        (Delivery { frame, compressed }, once)
-    }
-}
 
 struct State<T> {
     groups: Vec<Group<T>>,
