@@ -503,6 +503,7 @@ impl Bench {
         let load = Load {
             sub: server.addr,
             publ: server.addr,
+            back: server.addr,
             pids: vec![server.pid()],
             ..load
         };
@@ -565,6 +566,7 @@ impl Bench {
         Load {
             sub: nowhere,
             publ: nowhere,
+            back: nowhere,
             codec: self.options.codec,
             topics: 1,
             subs: 1000,
@@ -680,13 +682,16 @@ impl Bench {
         }
         if self.chosen(RESUME) && self.ticker.is_some() {
             eprintln!("{RESUME}");
+            // The publisher as fast as it can: one node takes the burst.
             let load = Load {
                 resume: if self.options.test { 100 } else { 10_000 },
+                window: 0,
                 ..self.base()
             };
             for round in 0..rounds {
                 self.run_one(RESUME, "ticker", round, &Kind::Ticker, &plain, load.clone());
             }
+            self.resume_on_redis(&load);
         }
         if self.chosen(ROOMS) {
             eprintln!("{ROOMS}");
@@ -814,6 +819,44 @@ impl Bench {
         eprintln!("ran in {:.0} s", started.elapsed().as_secs_f64());
     }
 
+    /// The resume scenario on two tickers whose history is on Redis: the subscriber leaves one
+    /// and comes back to the other.
+    fn resume_on_redis(&mut self, load: &Load) {
+        if self.options.test {
+            return;
+        }
+        let Some(redis) = Broker::start("redis", "redis-server", self.options.pinned) else {
+            self.notes
+                .push(format!("{RESUME_ON_REDIS}: no redis-server on the PATH"));
+            return;
+        };
+        for round in 0..self.options.rounds {
+            let extra = Extra {
+                bus: Some(redis.url.clone()),
+                ..Extra::default()
+            };
+            let (Some(a), Some(b)) = (
+                self.start(&Kind::Ticker, &extra, "resume-a"),
+                self.start(&Kind::Ticker, &extra, "resume-b"),
+            ) else {
+                self.failures
+                    .push(format!("{RESUME_ON_REDIS}: a ticker did not start"));
+                return;
+            };
+            // At most 4,096 ahead of the live subscriber: a burst of 10,000 would overflow
+            // the bus's queue (8,192), which drops what does not fit, here as everywhere.
+            let load = Load {
+                sub: a.addr,
+                publ: a.addr,
+                back: b.addr,
+                window: 4_096,
+                pids: vec![a.pid(), b.pid()],
+                ..load.clone()
+            };
+            self.drive(RESUME, RESUME_ON_REDIS, round, load);
+        }
+    }
+
     /// Two ticker nodes sharing a broker: publishers on one, subscribers on the other; the
     /// baseline is one node with the same load, run just before.
     fn two_nodes(&mut self, load: &Load) {
@@ -875,6 +918,7 @@ impl Bench {
                 let load = Load {
                     sub: b.addr,
                     publ: a.addr,
+                    back: b.addr,
                     pids: vec![a.pid(), b.pid()],
                     ..load.clone()
                 };
@@ -890,6 +934,7 @@ const COMPRESSED: &str =
     "compressed: 1 topic x 1,000 subscribers, 100 msg/s, permessage-deflate, no context takeover";
 const SEQUENCED: &str = "sequenced: max-rate, the subscribers numbered (`?since=now`) or plain";
 const RESUME: &str = "resume: 10,000 Ticks missed, then recovered with `?since=&epoch=`";
+const RESUME_ON_REDIS: &str = "ticker --bus redis, back on another node";
 const ROOMS: &str = "rooms: 100 topics x 10 subscribers, 100 msg/s each";
 const PACED: &str = "paced: 1 topic x 1,000 subscribers, 20 msg/s";
 const SLOW: &str =
@@ -1161,29 +1206,34 @@ impl Bench {
                 "A subscriber away while N Ticks are published comes back with its position: the time from its connecting to its having all N, and their bytes (payloads), beside a plain subscriber that got the same N live, from the first publication to the last receipt. Medians of {rounds} round(s).\n"
             );
             println!(
-                "| missed | outcome | recovered | lost | resume time | resume bytes | live time | live bytes | time / live | bytes / live |"
+                "| run | missed | outcome | recovered | lost | resume time | resume bytes | live time | live bytes | time / live | bytes / live |"
             );
-            println!("|---|---|---|---|---|---|---|---|---|---|");
-            let first = self.outcomes(RESUME, "ticker")[0];
-            let (time, bytes) = (
-                self.med(RESUME, "ticker", "resume_us"),
-                self.med(RESUME, "ticker", "resume_bytes"),
-            );
-            let (live_time, live_bytes) = (
-                self.med(RESUME, "ticker", "live_us"),
-                self.med(RESUME, "ticker", "live_bytes"),
-            );
-            println!(
-                "| {:.0} | {} | {:.0} | {:.0} | {} | {bytes:.0} | {} | {live_bytes:.0} | {:.2} | {:.2} |",
-                self.med(RESUME, "ticker", "missed"),
-                first.get("outcome").map_or("-", String::as_str),
-                self.med(RESUME, "ticker", "recovered"),
-                self.med(RESUME, "ticker", "lost"),
-                ms(time),
-                ms(live_time),
-                time / live_time,
-                bytes / live_bytes,
-            );
+            println!("|---|---|---|---|---|---|---|---|---|---|---|");
+            for row in ["ticker", RESUME_ON_REDIS] {
+                let outcomes = self.outcomes(RESUME, row);
+                let Some(first) = outcomes.first() else {
+                    continue;
+                };
+                let (time, bytes) = (
+                    self.med(RESUME, row, "resume_us"),
+                    self.med(RESUME, row, "resume_bytes"),
+                );
+                let (live_time, live_bytes) = (
+                    self.med(RESUME, row, "live_us"),
+                    self.med(RESUME, row, "live_bytes"),
+                );
+                println!(
+                    "| {row} | {:.0} | {} | {:.0} | {:.0} | {} | {bytes:.0} | {} | {live_bytes:.0} | {:.2} | {:.2} |",
+                    self.med(RESUME, row, "missed"),
+                    first.get("outcome").map_or("-", String::as_str),
+                    self.med(RESUME, row, "recovered"),
+                    self.med(RESUME, row, "lost"),
+                    ms(time),
+                    ms(live_time),
+                    time / live_time,
+                    bytes / live_bytes,
+                );
+            }
             println!();
         }
 

@@ -54,6 +54,8 @@ type Ws = WebSocketStream<TcpStream>;
 pub struct Load {
     pub sub: SocketAddr,
     pub publ: SocketAddr,
+    /// Where a returning subscriber comes back to (`--resume`): `sub`, or another node.
+    pub back: SocketAddr,
     pub codec: Codec,
     pub topics: usize,
     pub subs: usize,
@@ -84,6 +86,7 @@ impl Load {
         [
             ("--sub", self.sub.to_string()),
             ("--pub", self.publ.to_string()),
+            ("--back", self.back.to_string()),
             ("--codec", self.codec.name().to_owned()),
             ("--topics", self.topics.to_string()),
             ("--subs", self.subs.to_string()),
@@ -118,6 +121,7 @@ impl Load {
         Load {
             sub: flag("--sub").parse().expect("--sub"),
             publ: flag("--pub").parse().expect("--pub"),
+            back: flag("--back").parse().expect("--back"),
             codec: Codec::from_name(&flag("--codec")),
             topics: number("--topics") as usize,
             subs: number("--subs") as usize,
@@ -773,7 +777,8 @@ async fn drain(mut ws: Ws, codec: Codec) -> (u64, Option<String>) {
 // ---- resume ----
 
 /// `--resume N`: a subscriber numbered from now (the one away), a plain one (the baseline), a
-/// publisher of N Ticks; then the first comes back with its position and takes the N again.
+/// publisher of N Ticks (at most `--window` ahead of the plain one, 0: no bound); then the
+/// first comes back (to `--back`) with its position and takes the N again.
 async fn resume(load: Load) -> String {
     let (codec, missed) = (load.codec, load.resume);
     let connecting = |path: &str| connect(load.sub, path.to_owned(), codec, None, 64 << 10);
@@ -792,6 +797,8 @@ async fn resume(load: Load) -> String {
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let began = Instant::now();
+    let taken = Arc::new(AtomicU64::new(0));
+    let counted = taken.clone();
     let live = tokio::spawn(async move {
         let mut bytes = 0;
         for _ in 0..missed {
@@ -799,10 +806,19 @@ async fn resume(load: Load) -> String {
                 Some(Ok(message)) if codec.decode(&message).is_some() => bytes += message.len(),
                 _ => return None,
             }
+            counted.fetch_add(1, Ordering::Relaxed);
         }
         Some((began.elapsed(), bytes))
     });
     for seq in 0..missed {
+        if load.window > 0 && seq >= load.window + taken.load(Ordering::Relaxed) {
+            if publisher.flush().await.is_err() {
+                return "failed=publish".to_owned();
+            }
+            while seq >= load.window + taken.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+        }
         if publisher
             .feed(codec.encode(&tick(0, seq, 0)))
             .await
@@ -820,7 +836,7 @@ async fn resume(load: Load) -> String {
 
     let came_back = Instant::now();
     let path = format!("/topics/t0?since={}&epoch={}", start.seq, start.epoch);
-    let Some(mut back) = connecting(&path).await else {
+    let Some(mut back) = connect(load.back, path, codec, None, 64 << 10).await else {
         return "connect_failed=1".to_owned();
     };
     let Some(told) = outcome(&mut back, codec).await else {
