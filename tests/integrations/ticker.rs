@@ -313,8 +313,9 @@ async fn two_tickers_outlive_a_broker_restart_losing_at_most_the_outage() {
             );
         } else {
             // On Redis the ticker keeps the history on the broker, and every node, the
-            // publishing one too, delivers the ticks as Redis numbered them: what a dying
-            // connection took unconfirmed is lost here as well, nothing else.
+            // publishing one too, delivers the ticks as Redis numbered them: what the
+            // restarted Redis lost with its data (and had not reached this node yet), or a
+            // dying connection took unconfirmed, is lost here as well, nothing else.
             let mut local_seqs = Vec::new();
             within("the publishing node's ticks", async {
                 while local_seqs.last() != Some(&last) {
@@ -330,9 +331,8 @@ async fn two_tickers_outlive_a_broker_restart_losing_at_most_the_outage() {
                 "{kind:?}: {local_seqs:?}"
             );
             assert!(
-                local_seqs.starts_with(&(0..100).collect::<Vec<_>>())
-                    && (resumed..=last).all(|s| local_seqs.contains(&s)),
-                "{kind:?}: {local_seqs:?}"
+                (resumed..=last).all(|s| local_seqs.contains(&s)),
+                "{kind:?}: everything from the first tick through the restarted broker on: {local_seqs:?}"
             );
         }
     }

@@ -179,7 +179,7 @@ impl<T: Serialize + 'static> Topic<T> {
     /// [`Position`] it got, or `None` for the live stream only): its session is sent a
     /// [`Resumed`] frame that says what follows, then the publications after `since` that the
     /// topic's [`History`](super::History) still keeps, then the live ones, each as a
-    /// [`Sequenced`] value; nothing is missed or repeated between the kept and the live ones.
+    /// [`Sequenced`](super::Sequenced) value; nothing is missed or repeated between the kept and the live ones.
     /// A position the history no longer reaches, or from another epoch, gives
     /// [`Outcome::Reset`](super::Outcome::Reset). See [the wire form](super::history).
     ///
