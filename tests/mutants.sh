@@ -220,6 +220,22 @@ break_and_test src/axum/serve.rs \
     'connection.as_mut().graceful_shutdown();' '' \
     session shutdown::axum_serve_does_the_same_and_closes_idle_http_connections
 
+# History on the broker (Redis): what a node had already, ignored; the past read before a value
+# that arrives ahead; a node's own numbered publications, delivered when they come back; the
+# stream trimmed to the history's count.
+break_and_test src/topics/history.rs \
+    '} else if at.seq <= self.last {' '} else if at.seq < self.last {' \
+    lib topics::history::tests::a_log_following_the_broker_takes_the_next_ignores_what_it_had_and_is_behind_otherwise
+break_and_test src/topics/remote.rs \
+    'if step == Some(Step::Behind) && !caught_up {' 'if step == Some(Step::Behind) && false {' \
+    integrations bus_history::a_node_that_hears_a_topic_first_takes_its_past_from_the_stream_and_serves_a_resume_from_it
+break_and_test src/bus/route.rs \
+    'if own && envelope.at.is_none() {' 'if own {' \
+    integrations bus_history::positions_are_the_brokers_so_a_subscriber_cut_at_500_resumes_on_any_node_and_gets_1_to_1000_once
+break_and_test src/bus/streams.rs \
+    "'MAXLEN', ARGV[4], " '' \
+    integrations bus_history::a_position_older_than_the_stream_keeps_is_reset_and_one_it_keeps_is_recovered
+
 if [ "$survived" -ne 0 ]; then
     echo "$survived mutant(s) survived"
     exit 1

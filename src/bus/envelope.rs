@@ -48,7 +48,8 @@ impl<'a> Envelope<'a> {
             #[cfg(feature = "redis")]
             NUMBERED => {
                 let (epoch, body) = number(body)?;
-                let (seq, body) = number(body)?;
+                // The broker numbers from 1.
+                let (seq, body) = number(body).filter(|(seq, _)| *seq > 0)?;
                 (Some(Position { epoch, seq }), body)
             }
             _ => return None,
@@ -143,6 +144,7 @@ mod tests {
             b"12:x:",
             b":3:",
             b"1 2:3:",
+            b"7:0:",
             b"99999999999999999999999:1:",
         ] {
             let mut bytes = head.to_vec();

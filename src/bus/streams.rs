@@ -190,10 +190,11 @@ impl Backlog {
                     return None;
                 };
                 let id = bytes(id)?;
-                let seq = std::str::from_utf8(id.strip_prefix(b"0-")?)
+                let seq: u64 = std::str::from_utf8(id.strip_prefix(b"0-")?)
                     .ok()?
                     .parse()
-                    .ok()?;
+                    .ok()
+                    .filter(|seq| *seq > 0)?;
                 let mut body = None;
                 let mut at = None;
                 for pair in fields.chunks_exact(2) {

@@ -479,6 +479,32 @@ mod tests {
         assert_eq!(log.since(at(&log, 1)).0.outcome, Outcome::Reset);
     }
 
+    #[cfg(feature = "redis")]
+    #[test]
+    fn a_log_following_the_broker_takes_the_next_ignores_what_it_had_and_is_behind_otherwise() {
+        let mut log = log(10);
+        let at = |epoch, seq| Position { epoch, seq };
+        assert_eq!(log.step(at(7, 1)), Step::Behind, "not following yet");
+        assert_eq!(log.jump(7, 4), None, "the first jump is silent");
+        assert_eq!(log.step(at(7, 5)), Step::Next);
+        log.record_at(5, Instant::now(), &50);
+        for (position, step) in [
+            (at(7, 5), Step::Had),
+            (at(7, 1), Step::Had),
+            (at(7, 6), Step::Next),
+            (at(7, 7), Step::Behind),
+            (at(8, 6), Step::Behind),
+        ] {
+            assert_eq!(log.step(position), step, "{position:?}");
+        }
+        let notice = log.jump(8, 2).expect("a notice once followed");
+        assert_eq!(
+            (notice.outcome, notice.seq, notice.epoch),
+            (Outcome::Reset, 2, 8)
+        );
+        assert_eq!(log.since(Some(at(7, 4))).0.outcome, Outcome::Reset);
+    }
+
     #[test]
     fn publications_older_than_the_age_are_forgotten() {
         let mut log = Log::new(History::last(10).max_age(Duration::ZERO));

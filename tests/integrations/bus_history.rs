@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use common::brokers::{Broker, Kind, Partitionable};
 use common::topics::{Tick, tick};
-use common::within;
+use common::{negotiating, pair, within};
 use typed_ws::Backoff;
 use typed_ws::bus::Bus;
 use typed_ws::topics::{History, Outcome, Position, Resumed, Sequenced, TopicConfig, Topics};
@@ -105,6 +105,11 @@ async fn a_position_older_than_the_stream_keeps_is_reset_and_one_it_keeps_is_rec
         a.publish("EUR", &tick("a", seq)).unwrap();
     }
     until("the 300 reach the broker", || bus_a.stats().sent == 300).await;
+    assert_eq!(
+        redis_cli(&broker, &["XLEN", "typed-ws.history.resume.EUR"]),
+        "100",
+        "the stream is trimmed to the history's count"
+    );
 
     let (_bus_b, b) = node(&broker, 100).await;
     let at = |seq| {
@@ -263,5 +268,68 @@ async fn redis_restarted_without_its_data_starts_a_new_epoch_and_numbered_subscr
         (comeback.outcome, comeback.seq, comeback.epoch),
         (Outcome::Reset, 10, notice.epoch),
         "a position from before the loss cannot be resumed, on any node"
+    );
+}
+
+/// What `redis-cli` prints for a command to the test's Redis.
+fn redis_cli(broker: &Broker, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &broker.addr.port().to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli (installed with redis-server by tests/peers/install.sh)");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_hears_a_topic_first_takes_its_past_from_the_stream_and_serves_a_resume_from_it()
+ {
+    let broker = Broker::start(Kind::Redis);
+    let (bus_a, a) = node(&broker, 2_000).await;
+    let (_, live) = numbered(&a.topic("EUR"), None).await;
+    for seq in 0..10 {
+        a.publish("EUR", &tick("a", seq)).unwrap();
+    }
+    until("the 10 reach the broker", || bus_a.stats().sent == 10).await;
+
+    // b's topic has a plain subscriber only: the first value it hears is ahead of it, and
+    // the stream's past is read before it, without going to the plain subscriber.
+    let (_bus_b, b) = node(&broker, 2_000).await;
+    let on_b = b.topic("EUR");
+    let (mut plain, server) = pair(negotiating("json"), negotiating("json")).await;
+    let (tx, mut rx) = server.split();
+    let outbox = typed_ws::topics::Outbox::new(tx);
+    on_b.subscribe(&outbox).expect("subscribe");
+    tokio::spawn(async move {
+        let _outbox = outbox;
+        while rx.receive().await.is_ok() {}
+    });
+    for seq in 10..20 {
+        a.publish("EUR", &tick("a", seq)).unwrap();
+    }
+    let mut heard = Vec::new();
+    within("the plain ticks", async {
+        while heard.len() < 10 {
+            let t: Tick = plain.receive_deserialized().await.expect("a tick");
+            heard.push(t.seq);
+        }
+    })
+    .await;
+    assert_eq!(heard, (10..20).collect::<Vec<_>>(), "live ones only");
+    assert_eq!((on_b.stats().received, on_b.stats().read_back), (10, 0));
+
+    let since = Some(Position {
+        epoch: live.epoch,
+        seq: 5,
+    });
+    let (mut session, resumed) = numbered(&on_b, since).await;
+    assert_eq!((resumed.outcome, resumed.count), (Outcome::Recovered, 15));
+    let missed = values(&mut session, 15).await;
+    assert_eq!(
+        missed
+            .iter()
+            .map(|v| (v.seq, v.data.seq))
+            .collect::<Vec<_>>(),
+        (6..=20).map(|seq| (seq, seq - 1)).collect::<Vec<_>>()
     );
 }

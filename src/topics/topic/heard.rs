@@ -138,7 +138,9 @@ impl<T: Serialize + 'static> Topic<T> {
     pub(in crate::topics) fn caught_up(&self, epoch: u64, seq: u64, kept: Vec<Kept<T>>) {
         let mut state = self.shared.lock();
         if !state.log.is_following() {
-            let before = kept.first().map_or(seq, |(first, _, _)| first - 1);
+            let before = kept
+                .first()
+                .map_or(seq, |(first, _, _)| first.saturating_sub(1));
             state.log.jump(epoch, before);
             let now = Instant::now();
             for (seq, age, value) in &kept {
