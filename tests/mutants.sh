@@ -223,7 +223,7 @@ break_and_test src/axum/serve.rs \
 # History on the broker (Redis): what a node had already, ignored; the past read before a value
 # that arrives ahead; a node's own numbered publications, delivered when they come back; the
 # stream trimmed to the history's count.
-break_and_test src/topics/history.rs \
+break_and_test src/topics/history/mod.rs \
     '} else if at.seq <= self.last {' '} else if at.seq < self.last {' \
     lib topics::history::tests::a_log_following_the_broker_takes_the_next_ignores_what_it_had_and_is_behind_otherwise
 break_and_test src/topics/remote.rs \

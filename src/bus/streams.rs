@@ -50,15 +50,13 @@ const PUBLISH: &str = concat!(
     return seq"
 );
 
-/// KEYS: position, stream. ARGV: first and last id to read. Returns the epoch, the last
-/// number, the broker's clock (seconds, microseconds) and the entries.
-const READ: &str = concat!(
-    ensure!(),
-    "local epoch = ensure()
-    local seq = redis.call('HGET', KEYS[1], 'seq')
+/// KEYS: position, stream. ARGV: first and last id to read. Returns the epoch and the last
+/// number (nil for a topic never published: reading makes nothing, so that subscribers
+/// cannot fill Redis with the names they ask for), the broker's clock (seconds,
+/// microseconds) and the entries.
+const READ: &str = "local position = redis.call('HMGET', KEYS[1], 'epoch', 'seq')
     local t = redis.call('TIME')
-    return {epoch, seq, t[1], t[2], redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[2])}"
-);
+    return {position[1], position[2], t[1], t[2], redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[2])}";
 
 /// The scripts as loaded on a connection: their SHA-1s, for EVALSHA.
 #[derive(Clone)]
@@ -153,7 +151,7 @@ fn keys(namespace: &str, topic: &str) -> (String, String) {
 }
 
 /// A topic's history as Redis keeps it: its epoch, its last number (no later than what was
-/// asked for), and the entries read.
+/// asked for), and the entries read; epoch 0 and number 0 for a topic never published.
 #[derive(Debug, PartialEq)]
 pub(crate) struct Backlog {
     pub(crate) epoch: u64,
@@ -179,7 +177,7 @@ impl Backlog {
             return None;
         };
         let now = number(secs)? * 1000 + number(micros)? / 1000;
-        let seq = number(seq)?;
+        let seq = number_or_none(seq)?;
         let entries = entries
             .iter()
             .map(|entry| {
@@ -212,7 +210,7 @@ impl Backlog {
             })
             .collect::<Option<Vec<_>>>()?;
         Some(Backlog {
-            epoch: number(epoch)?,
+            epoch: number_or_none(epoch)?,
             seq: to.map_or(seq, |to| seq.min(to)),
             entries,
         })
@@ -224,6 +222,14 @@ fn bytes(value: &Value) -> Option<&[u8]> {
         Value::BulkString(bytes) => Some(bytes),
         Value::SimpleString(s) => Some(s.as_bytes()),
         _ => None,
+    }
+}
+
+/// A number, or 0 for none (a field not there).
+fn number_or_none(value: &Value) -> Option<u64> {
+    match value {
+        Value::Nil => Some(0),
+        other => number(other),
     }
 }
 
@@ -279,6 +285,25 @@ mod tests {
             ]
         );
         assert_eq!(Backlog::from_reply(&reply, Some(5)).unwrap().seq, 5);
+    }
+
+    #[test]
+    fn a_topic_never_published_reads_as_epoch_0_and_number_0() {
+        let reply = Value::Array(vec![
+            Value::Nil,
+            Value::Nil,
+            bulk("1796000100"),
+            bulk("0"),
+            Value::Array(vec![]),
+        ]);
+        assert_eq!(
+            Backlog::from_reply(&reply, None),
+            Some(Backlog {
+                epoch: 0,
+                seq: 0,
+                entries: vec![]
+            })
+        );
     }
 
     #[test]

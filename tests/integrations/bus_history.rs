@@ -99,12 +99,22 @@ async fn positions_are_the_brokers_so_a_subscriber_cut_at_500_resumes_on_any_nod
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_position_older_than_the_stream_keeps_is_reset_and_one_it_keeps_is_recovered() {
     let broker = Broker::start(Kind::Redis);
-    let (bus_a, a) = node(&broker, 100).await;
-    let (_, live) = numbered(&a.topic("EUR"), None).await;
+    let (_bus_a, a) = node(&broker, 100).await;
+    let (mut session, live) = numbered(&a.topic("EUR"), None).await;
+    assert_eq!(
+        (live.outcome, live.seq, live.epoch),
+        (Outcome::Live, 0, 0),
+        "a topic never published has no epoch yet"
+    );
+    assert_eq!(
+        redis_cli(&broker, &["EXISTS", "typed-ws.position.resume.EUR"]),
+        "0",
+        "reading a topic makes nothing in Redis"
+    );
     for seq in 0..300 {
         a.publish("EUR", &tick("a", seq)).unwrap();
     }
-    until("the 300 reach the broker", || bus_a.stats().sent == 300).await;
+    let live = values(&mut session, 300).await[0].position();
     assert_eq!(
         redis_cli(&broker, &["XLEN", "typed-ws.history.resume.EUR"]),
         "100",
@@ -236,38 +246,48 @@ async fn redis_restarted_without_its_data_starts_a_new_epoch_and_numbered_subscr
         })
         .await;
     }
+    // Redis lost the epoch with its data: the topic is one never published until the next
+    // publication draws another epoch.
     let notice = within(
         "the reset notice",
         session.receive_deserialized::<Resumed>(),
     )
     .await
     .expect("a notice, not a tick");
-    assert_eq!((notice.outcome, notice.seq), (Outcome::Reset, 0));
-    assert_ne!(
-        notice.epoch, kept_at.epoch,
-        "Redis lost the epoch with its data"
+    assert_eq!(
+        (notice.outcome, notice.seq, notice.epoch),
+        (Outcome::Reset, 0, 0)
     );
 
     for seq in 10..20 {
         a.publish("EUR", &tick("a", seq)).unwrap();
     }
     let after = values(&mut session, 10).await;
+    let epoch = after[0].epoch;
+    assert!(epoch != kept_at.epoch && epoch != 0, "{epoch}");
     assert_eq!(
         after
             .iter()
             .map(|v| (v.epoch, v.seq, v.data.seq))
             .collect::<Vec<_>>(),
         (1..=10)
-            .map(|seq| (notice.epoch, seq, seq + 9))
+            .map(|seq| (epoch, seq, seq + 9))
             .collect::<Vec<_>>(),
-        "the new epoch, numbered from 1"
+        "the new epoch, numbered from 1, with no other notice"
     );
     let (_bus_c, c) = node(&broker, 2_000).await;
     let (_, comeback) = numbered(&c.topic("EUR"), Some(kept_at)).await;
     assert_eq!(
         (comeback.outcome, comeback.seq, comeback.epoch),
-        (Outcome::Reset, 10, notice.epoch),
+        (Outcome::Reset, 10, epoch),
         "a position from before the loss cannot be resumed, on any node"
+    );
+    let before_anything = Some(Position { epoch: 0, seq: 0 });
+    let (_, from_start) = numbered(&c.topic("EUR"), before_anything).await;
+    assert_eq!(
+        (from_start.outcome, from_start.count),
+        (Outcome::Recovered, 10),
+        "the position before anything recovers the new epoch whole"
     );
 }
 
@@ -285,12 +305,12 @@ fn redis_cli(broker: &Broker, args: &[&str]) -> String {
 async fn a_node_that_hears_a_topic_first_takes_its_past_from_the_stream_and_serves_a_resume_from_it()
  {
     let broker = Broker::start(Kind::Redis);
-    let (bus_a, a) = node(&broker, 2_000).await;
-    let (_, live) = numbered(&a.topic("EUR"), None).await;
+    let (_bus_a, a) = node(&broker, 2_000).await;
+    let (mut session, _) = numbered(&a.topic("EUR"), None).await;
     for seq in 0..10 {
         a.publish("EUR", &tick("a", seq)).unwrap();
     }
-    until("the 10 reach the broker", || bus_a.stats().sent == 10).await;
+    let live = values(&mut session, 10).await[0].position();
 
     // b's topic has a plain subscriber only: the first value it hears is ahead of it, and
     // the stream's past is read before it, without going to the plain subscriber.

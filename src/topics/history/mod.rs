@@ -23,7 +23,9 @@
 //! given follows: `count` values, then the live ones) or `reset` (the position is from another
 //! epoch, or older than what is kept: what was missed is lost, and the client should resync
 //! from its own source of truth); `seq` is the topic's last publication then, so the first
-//! value to come has `seq + 1 - count`. Epochs stay below 2⁵³, so JavaScript numbers hold
+//! value to come has `seq + 1 - count`. The position `{"epoch": 0, "seq": 0}` is the one before
+//! anything, in any epoch: everything kept from the first publication on follows it if the
+//! history still reaches back there. Epochs stay below 2⁵³, so JavaScript numbers hold
 //! them exactly.
 //!
 //! A `reset` frame can also come in the middle of the stream: on a [bus](crate::bus), a node
@@ -48,11 +50,16 @@
 //!   (waiting a few seconds at most for Redis), and again, for what it missed, when its
 //!   subscription to Redis is back after an outage: its subscribers miss nothing the stream
 //!   still keeps, and a hole past it is told with a `reset` frame;
-//! - the epoch is drawn by Redis when the topic's hash is made, so it changes only when Redis
-//!   loses its data (restarted without persistence): numbered subscribers get a `reset` frame
-//!   with the new epoch, and positions from before are reset;
+//! - the epoch is drawn by Redis when the topic's hash is made, by its first publication (a
+//!   subscriber reading a topic never published makes nothing in Redis, and is given epoch
+//!   0, the one before anything), so it changes only when Redis loses its data (restarted
+//!   without persistence): numbered subscribers get a `reset` frame (epoch 0 until the next
+//!   publication draws a new one), and positions from before are reset;
 //! - the stream is trimmed to the history's count, and expires when nothing was published for
-//!   its `max_age`; the small hash stays, so a quiet topic keeps its numbering.
+//!   its `max_age`; the small hash stays, so a quiet topic keeps its numbering (one per topic
+//!   name ever published: delete the keys of topics that are gone for good);
+//! - each node that has the topic keeps the same tail in memory, so that a subscriber coming
+//!   back there is answered without a round trip.
 //!
 //! [`Topic::subscribe_since`]: super::Topic::subscribe_since
 
@@ -295,16 +302,20 @@ impl<T> Log<T> {
         self.following
     }
 
-    /// Goes on from the broker's `last` in `epoch`, keeping nothing from before: the
-    /// numbering jumps there. The `reset` notice for numbered subscribers if the log followed
-    /// the broker already (they had numbers from before the jump), `None` the first time.
+    /// Goes on from the broker's `last` in `epoch` (0: the topic was never published),
+    /// keeping nothing from before: the numbering jumps there. The `reset` notice for
+    /// numbered subscribers if the jump may skip what they would have had: the log followed
+    /// the broker already, and either was in a real epoch (what came after its last is not
+    /// known) or skips numbers of the new one. `None` the first time, and from a topic never
+    /// published to the first numbers of its epoch.
     #[cfg(feature = "redis")]
     pub(super) fn jump(&mut self, epoch: u64, last: u64) -> Option<Resumed> {
+        let skips = self.epoch != 0 || last > 0;
         self.epoch = epoch;
         self.last = last;
         self.kept.clear();
         let followed = std::mem::replace(&mut self.following, true);
-        followed.then_some(Resumed {
+        (followed && skips).then_some(Resumed {
             outcome: Outcome::Reset,
             count: 0,
             seq: last,
@@ -398,7 +409,12 @@ impl<T> Log<T> {
             return (resumed(Outcome::Live, 0), Vec::new());
         };
         let oldest = self.kept.front().map_or(self.last + 1, |(seq, _, _)| *seq);
-        if since.epoch != self.epoch || since.seq > self.last || since.seq + 1 < oldest {
+        // Epoch 0 and number 0: before anything, in any epoch.
+        let from_start = since.epoch == 0 && since.seq == 0;
+        if (since.epoch != self.epoch && !from_start)
+            || since.seq > self.last
+            || since.seq + 1 < oldest
+        {
             return (resumed(Outcome::Reset, 0), Vec::new());
         }
         let missed: Vec<(u64, &T)> = self
@@ -412,104 +428,4 @@ impl<T> Log<T> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn log(count: usize) -> Log<u32> {
-        Log::new(History::last(count))
-    }
-
-    fn at(log: &Log<u32>, seq: u64) -> Option<Position> {
-        Some(Position {
-            epoch: log.next().epoch,
-            seq,
-        })
-    }
-
-    #[test]
-    fn a_position_still_in_history_recovers_exactly_what_follows_it() {
-        let mut log = log(3);
-        for v in 1..=5 {
-            log.record(&(v * 10));
-        }
-        // Kept: 3, 4, 5.
-        let (resumed, missed) = log.since(at(&log, 2));
-        assert_eq!(
-            (resumed.outcome, resumed.count, resumed.seq),
-            (Outcome::Recovered, 3, 5)
-        );
-        assert_eq!(missed, [(3, &30), (4, &40), (5, &50)]);
-        let (resumed, missed) = log.since(at(&log, 5));
-        assert_eq!((resumed.outcome, resumed.count), (Outcome::Recovered, 0));
-        assert!(missed.is_empty());
-    }
-
-    #[test]
-    fn a_position_history_no_longer_reaches_or_of_another_epoch_is_reset() {
-        let mut log = log(3);
-        for v in 1..=5 {
-            log.record(&v);
-        }
-        for since in [
-            at(&log, 1),
-            at(&log, 6),
-            Some(Position {
-                epoch: log.next().epoch + 1,
-                seq: 4,
-            }),
-        ] {
-            let (resumed, missed) = log.since(since);
-            assert_eq!(
-                (resumed.outcome, resumed.seq),
-                (Outcome::Reset, 5),
-                "{since:?}"
-            );
-            assert!(missed.is_empty());
-        }
-        assert_eq!(log.since(None).0.outcome, Outcome::Live);
-        assert!(log.next().epoch < 1 << 53);
-    }
-
-    #[test]
-    fn without_history_only_a_subscriber_that_missed_nothing_recovers() {
-        let mut log = Log::<u32>::new(History::none());
-        log.record(&1);
-        log.record(&2);
-        assert_eq!(log.since(at(&log, 2)).0.outcome, Outcome::Recovered);
-        assert_eq!(log.since(at(&log, 1)).0.outcome, Outcome::Reset);
-    }
-
-    #[cfg(feature = "redis")]
-    #[test]
-    fn a_log_following_the_broker_takes_the_next_ignores_what_it_had_and_is_behind_otherwise() {
-        let mut log = log(10);
-        let at = |epoch, seq| Position { epoch, seq };
-        assert_eq!(log.step(at(7, 1)), Step::Behind, "not following yet");
-        assert_eq!(log.jump(7, 4), None, "the first jump is silent");
-        assert_eq!(log.step(at(7, 5)), Step::Next);
-        log.record_at(5, Instant::now(), &50);
-        for (position, step) in [
-            (at(7, 5), Step::Had),
-            (at(7, 1), Step::Had),
-            (at(7, 6), Step::Next),
-            (at(7, 7), Step::Behind),
-            (at(8, 6), Step::Behind),
-        ] {
-            assert_eq!(log.step(position), step, "{position:?}");
-        }
-        let notice = log.jump(8, 2).expect("a notice once followed");
-        assert_eq!(
-            (notice.outcome, notice.seq, notice.epoch),
-            (Outcome::Reset, 2, 8)
-        );
-        assert_eq!(log.since(Some(at(7, 4))).0.outcome, Outcome::Reset);
-    }
-
-    #[test]
-    fn publications_older_than_the_age_are_forgotten() {
-        let mut log = Log::new(History::last(10).max_age(Duration::ZERO));
-        log.record(&1u32);
-        std::thread::sleep(Duration::from_millis(2));
-        assert_eq!(log.since(at(&log, 0)).0.outcome, Outcome::Reset);
-    }
-}
+mod tests;
