@@ -75,10 +75,11 @@ pub(crate) struct Behind {
 }
 
 impl Shared {
-    /// Hands a message from the broker to its namespace's topics, unless this node sent it
-    /// (and its own topics have it already: every numbered publication comes from the
-    /// broker). A numbered publication that arrives ahead of its topic here comes back, for
-    /// the driver to read the history before it.
+    /// Hands a message from the broker to its namespace's topics. This node's own plain
+    /// publications are dropped (its topics queued them when they were published); its own
+    /// numbered ones are taken as any other, since they are queued only once numbered. A
+    /// numbered publication that arrives ahead of its topic here comes back, for the driver
+    /// to read the history before it.
     pub(crate) fn arrived(&self, subject: &str, payload: &[u8]) -> Option<Box<Behind>> {
         let Some(envelope) = Envelope::parse(payload) else {
             Counters::add(&self.counters.undecodable, 1);

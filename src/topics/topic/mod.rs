@@ -287,7 +287,9 @@ impl<T: Serialize + 'static> Topic<T> {
     /// for (conflated ones included, disconnected ones not).
     ///
     /// On a [bus](crate::bus), the value also goes to the topic's subscribers on every other
-    /// node.
+    /// node. A topic whose history is [on the broker](super::History::on_broker) queues it
+    /// for this node's subscribers too only when it comes back from the broker, numbered, and
+    /// returns 0.
     ///
     /// An [`Error::Encode`] from any converter queues nothing for anyone.
     ///
