@@ -11,7 +11,7 @@
     feature = "msgpack"
 ))]
 
-use crate::bus_resume::{node_on, numbered, until, values};
+use crate::bus_resume::{assert_whole, cut_at_500, node_on, numbered, until, values};
 use crate::common;
 
 use std::time::Duration;
@@ -32,47 +32,13 @@ fn kept(count: usize) -> History<Tick> {
     History::last(count).on_broker()
 }
 
-/// Asserts that `all` are the ticks 0..=last, in order, numbered 1.. by the broker in one
-/// epoch.
-fn assert_whole(all: &[&Sequenced<Tick>], last: u64, what: &str) {
-    assert_eq!(
-        all.iter().map(|v| v.data.seq).collect::<Vec<_>>(),
-        (0..=last).collect::<Vec<_>>(),
-        "{what}: every tick once, in order"
-    );
-    assert!(
-        all.iter()
-            .zip(1..)
-            .all(|(v, seq)| v.seq == seq && v.epoch == all[0].epoch),
-        "{what}: one numbered stream, the broker's, from 1"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn positions_are_the_brokers_so_a_subscriber_cut_at_500_resumes_on_any_node_and_gets_1_to_1000_once()
  {
     let broker = Broker::start(Kind::Redis);
     let (_bus_a, a) = node(&broker, 2_000).await;
     let (_bus_b, b) = node(&broker, 2_000).await;
-    let on_b = b.topic("EUR");
-    let (mut session, live) = numbered(&on_b, None).await;
-    assert_eq!((live.outcome, live.seq), (Outcome::Live, 0));
-
-    for seq in 0..500 {
-        a.publish("EUR", &tick("a", seq)).unwrap();
-    }
-    let first = values(&mut session, 500).await;
-    let kept = first.last().unwrap().position();
-    drop(session);
-    until("the cut subscription ends", || {
-        on_b.stats().subscribers == 0
-    })
-    .await;
-    for seq in 500..1_000 {
-        a.publish("EUR", &tick("a", seq)).unwrap();
-    }
-    until("b hears the other 500", || on_b.stats().received == 1_000).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (first, kept) = cut_at_500(&a, &b.topic("EUR")).await;
 
     // c was not there when the subscriber left, a published everything: both have the
     // broker's numbers, read from its stream.

@@ -93,6 +93,52 @@ pub(crate) async fn until(what: &str, check: impl Fn() -> bool) {
     .await;
 }
 
+/// A subscriber of `on_b` (live, numbered) gets `a`'s first 500 ticks and is cut; `a`
+/// publishes 500 more, which `on_b`'s node hears, and a second passes. What the subscriber
+/// got, and its position.
+pub(crate) async fn cut_at_500(
+    a: &Topics<Tick>,
+    on_b: &Topic<Tick>,
+) -> (Vec<Sequenced<Tick>>, Position) {
+    let (mut session, live) = numbered(on_b, None).await;
+    assert_eq!((live.outcome, live.seq), (Outcome::Live, 0));
+    for seq in 0..500 {
+        a.publish("EUR", &tick("a", seq)).unwrap();
+    }
+    let first = values(&mut session, 500).await;
+    let kept = first.last().unwrap().position();
+    drop(session);
+    until("the cut subscription ends", || {
+        on_b.stats().subscribers == 0
+    })
+    .await;
+    for seq in 500..1_000 {
+        a.publish("EUR", &tick("a", seq)).unwrap();
+    }
+    until(
+        "the node hears the other 500, no one subscribed there",
+        || on_b.stats().received == 1_000,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    (first, kept)
+}
+
+/// Asserts that `all` are the ticks 0..=last, in order, numbered from 1 in one epoch.
+pub(crate) fn assert_whole(all: &[&Sequenced<Tick>], last: u64, what: &str) {
+    assert_eq!(
+        all.iter().map(|v| v.data.seq).collect::<Vec<_>>(),
+        (0..=last).collect::<Vec<_>>(),
+        "{what}: every tick once, in order, across the cut and the seam"
+    );
+    assert!(
+        all.iter()
+            .zip(1..)
+            .all(|(v, seq)| v.seq == seq && v.epoch == all[0].epoch),
+        "{what}: one numbered stream, from 1"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_cut_at_500_resumes_on_a_node_that_did_not_publish_and_gets_1_to_1000_once() {
     for kind in BOTH {
@@ -100,28 +146,7 @@ async fn a_subscriber_cut_at_500_resumes_on_a_node_that_did_not_publish_and_gets
         let (_bus_a, a) = node(&broker).await;
         let (_bus_b, b) = node(&broker).await;
         let here = b.topic("EUR");
-        let (mut session, live) = numbered(&here, None).await;
-        assert_eq!(live.outcome, Outcome::Live, "{kind:?}");
-
-        for seq in 0..500 {
-            a.publish("EUR", &tick("a", seq)).unwrap();
-        }
-        let first = values(&mut session, 500).await;
-        let kept = first.last().unwrap().position();
-        drop(session);
-        until("the cut subscription ends", || {
-            here.stats().subscribers == 0
-        })
-        .await;
-
-        for seq in 500..1_000 {
-            a.publish("EUR", &tick("a", seq)).unwrap();
-        }
-        until("b hears the 500 with no one subscribed", || {
-            here.stats().received == 1_000
-        })
-        .await;
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (first, kept) = cut_at_500(&a, &here).await;
 
         let (mut session, resumed) = numbered(&here, Some(kept)).await;
         assert_eq!(
@@ -134,16 +159,7 @@ async fn a_subscriber_cut_at_500_resumes_on_a_node_that_did_not_publish_and_gets
         let live = values(&mut session, 1).await;
 
         let all: Vec<&Sequenced<Tick>> = first.iter().chain(&missed).chain(&live).collect();
-        assert_eq!(
-            all.iter().map(|v| v.data.seq).collect::<Vec<_>>(),
-            (0..=1_000).collect::<Vec<_>>(),
-            "{kind:?}: every tick once, in order, across the cut and the seam"
-        );
-        assert!(
-            all.windows(2)
-                .all(|w| w[1].seq == w[0].seq + 1 && w[1].epoch == w[0].epoch),
-            "{kind:?}: one numbered stream"
-        );
+        assert_whole(&all, 1_000, &format!("{kind:?}"));
     }
 }
 
