@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the independent peers the interop and conformance tests talk to: a Python venv
 # (websockets, cbor2, msgpack, kosoku), the npm packages ws, cbor-x and @msgpack/msgpack, and
-# Debian's chromium for tests/interop/browser.rs, and Debian's nats-server and redis-server for the
-# bus tests, which start their own on free loopback ports (system-wide, with apt-get, unless they
+# Debian's chromium for tests/interop/browser.rs, and Debian's nats-server and redis-server (with
+# redis-cli) for the bus tests, which start their own on free loopback ports (system-wide, with apt-get, unless they
 # are on the PATH; the packages' own services are stopped and disabled).
 # Safe to run again; it only installs what is missing or changed. They go under
 # $CARGO_TARGET_DIR/peers/ (a relative CARGO_TARGET_DIR is taken from the repository root), or
@@ -32,6 +32,8 @@ missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# redis-cli: tests/integrations/bus_history.rs looks at the streams typed-ws keeps in Redis.
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 if [ ${#missing[@]} -gt 0 ]; then
     as_root=()
     [ "$(id -u)" -eq 0 ] || as_root=(sudo)
@@ -48,4 +50,4 @@ fi
 # Debian's launcher script prints a shell warning of its own on some machines; the version line
 # is what matters.
 echo "browser: $(chromium --version 2>/dev/null)"
-echo "brokers: $(nats-server --version), $(redis-server --version | cut -d' ' -f1-3)"
+echo "brokers: $(nats-server --version), $(redis-server --version | cut -d' ' -f1-3), $(redis-cli --version)"
