@@ -19,9 +19,11 @@ use std::time::Duration;
 use common::brokers::{Broker, Kind, Partitionable};
 use common::topics::{Tick, tick};
 use common::{negotiating, pair, within};
-use typed_ws::Backoff;
 use typed_ws::bus::Bus;
-use typed_ws::topics::{History, Outcome, Position, Resumed, Sequenced, TopicConfig, Topics};
+use typed_ws::topics::{
+    History, Outcome, Position, Resumed, Sequenced, Topic, TopicConfig, Topics,
+};
+use typed_ws::{AnyConverter, Backoff, Session};
 
 /// A node whose topics keep their last `count` publications on the broker.
 async fn node(broker: &Broker, count: usize) -> (Bus, Topics<Tick>) {
@@ -126,47 +128,151 @@ async fn a_position_older_than_the_stream_keeps_is_reset_and_one_it_keeps_is_rec
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_cut_from_redis_reads_what_it_missed_from_the_stream_and_its_subscribers_miss_nothing()
- {
+/// Two nodes whose topics keep `count` on Redis, b's bus through a link the test cuts: a
+/// numbered subscriber on b has had a's first 100 ticks when b is cut, a publishes `during`
+/// more, all of which reach Redis, and b is back.
+struct Cut {
+    _broker: Broker,
+    _link: Partitionable,
+    _buses: [Bus; 2],
+    /// b's topics hear the broker while this lives.
+    _b: Topics<Tick>,
+    a: Topics<Tick>,
+    on_b: Topic<Tick>,
+    session: Session<AnyConverter>,
+    before: Vec<Sequenced<Tick>>,
+}
+
+async fn cut_while_published(count: usize, during: u64) -> Cut {
     let broker = Broker::start(Kind::Redis);
     let link = Partitionable::to(broker.addr).await;
     let quick = Backoff::new()
         .initial(Duration::from_millis(10))
         .cap(Duration::from_millis(50));
-    let (bus_a, a) = node(&broker, 2_000).await;
+    let (bus_a, a) = node(&broker, count).await;
     let through_link = Bus::builder(&format!("redis://{}", link.addr)).backoff(quick);
-    let (bus_b, b) = node_on(through_link, &broker, kept(2_000)).await;
+    let (bus_b, b) = node_on(through_link, &broker, kept(count)).await;
     let on_b = b.topic("EUR");
     let (mut session, _) = numbered(&on_b, None).await;
     for seq in 0..100 {
         a.publish("EUR", &tick("a", seq)).unwrap();
     }
-    let mut all = values(&mut session, 100).await;
+    let before = values(&mut session, 100).await;
 
     link.cut();
     until("b sees the broker go", || !bus_b.is_connected()).await;
-    for seq in 100..300 {
+    for seq in 100..100 + during {
         a.publish("EUR", &tick("a", seq)).unwrap();
     }
-    until("the 300 reach the broker", || bus_a.stats().sent == 300).await;
+    until("they reach the broker", || {
+        bus_a.stats().sent == 100 + during
+    })
+    .await;
     link.heal();
     until("b is back", || {
         bus_b.stats().reconnects == 1 && bus_b.is_connected()
     })
     .await;
+    Cut {
+        _broker: broker,
+        _link: link,
+        _buses: [bus_a, bus_b],
+        _b: b,
+        a,
+        on_b,
+        session,
+        before,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_from_redis_reads_what_it_missed_from_the_stream_and_its_subscribers_miss_nothing()
+ {
+    let mut cut = cut_while_published(2_000, 200).await;
     for seq in 300..400 {
-        a.publish("EUR", &tick("a", seq)).unwrap();
+        cut.a.publish("EUR", &tick("a", seq)).unwrap();
     }
     // A reset notice instead of a tick fails here.
-    all.extend(values(&mut session, 300).await);
-    let all: Vec<&Sequenced<Tick>> = all.iter().collect();
+    let after = values(&mut cut.session, 300).await;
+    let all: Vec<&Sequenced<Tick>> = cut.before.iter().chain(&after).collect();
     assert_whole(&all, 399, "across the cut");
-    let stats = on_b.stats();
+    let stats = cut.on_b.stats();
     assert_eq!(
         (stats.read_back, stats.received),
         (200, 200),
         "what b missed live came from the stream"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_for_longer_than_the_stream_keeps_tells_its_subscribers_of_the_hole() {
+    // The stream keeps 100: of the 300 published during the cut, numbers 301..400.
+    let mut cut = cut_while_published(100, 300).await;
+    let notice = within(
+        "the reset notice",
+        cut.session.receive_deserialized::<Resumed>(),
+    )
+    .await
+    .expect("the hole told, before the ticks after it");
+    let epoch = cut.before[0].epoch;
+    assert_eq!(
+        (notice.outcome, notice.seq, notice.epoch),
+        (Outcome::Reset, 300, epoch)
+    );
+    cut.a.publish("EUR", &tick("a", 400)).unwrap();
+    let after = values(&mut cut.session, 101).await;
+    assert_eq!(
+        after
+            .iter()
+            .map(|v| (v.seq, v.data.seq))
+            .collect::<Vec<_>>(),
+        (301..=401).map(|seq| (seq, seq - 1)).collect::<Vec<_>>(),
+        "what the stream keeps, then live"
+    );
+    assert_eq!(cut.on_b.stats().read_back, 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_on_the_broker_forgets_what_is_older_than_its_age() {
+    let broker = Broker::start(Kind::Redis);
+    let aged = || {
+        History::last(100)
+            .max_age(Duration::from_millis(500))
+            .on_broker()
+    };
+    let (_bus_a, a) = node_on(Bus::builder(&broker.url()), &broker, aged()).await;
+    let (mut session, _) = numbered(&a.topic("EUR"), None).await;
+    for seq in 0..10 {
+        a.publish("EUR", &tick("a", seq)).unwrap();
+    }
+    let epoch = values(&mut session, 10).await[0].epoch;
+    let ttl: u64 = redis_cli(&broker, &["PTTL", "typed-ws.history.resume.EUR"])
+        .parse()
+        .expect("a number");
+    assert!(
+        ttl > 0 && ttl <= 500,
+        "the stream expires with the age: {ttl} ms"
+    );
+
+    // A node that reads the stream while it is young recovers; one that reads it when it is
+    // old, or gone, resets.
+    let (_bus_b, b) = node_on(Bus::builder(&broker.url()), &broker, aged()).await;
+    let since = Some(Position { epoch, seq: 5 });
+    let (_, young) = numbered(&b.topic("EUR"), since).await;
+    assert_eq!((young.outcome, young.count), (Outcome::Recovered, 5));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (_, old) = numbered(&b.topic("EUR"), since).await;
+    assert_eq!(
+        old.outcome,
+        Outcome::Reset,
+        "forgotten on b, which read them"
+    );
+    let (_bus_c, c) = node_on(Bus::builder(&broker.url()), &broker, aged()).await;
+    let (_, gone) = numbered(&c.topic("EUR"), since).await;
+    assert_eq!(
+        (gone.outcome, gone.seq, gone.epoch),
+        (Outcome::Reset, 10, epoch),
+        "the stream expired, the numbering stays"
     );
 }
 
