@@ -816,6 +816,9 @@ async fn resume(load: Load) -> String {
                 return "failed=publish".to_owned();
             }
             while seq >= load.window + taken.load(Ordering::Relaxed) {
+                if live.is_finished() {
+                    return "failed=live".to_owned();
+                }
                 tokio::time::sleep(Duration::from_micros(200)).await;
             }
         }

@@ -89,7 +89,9 @@ impl Scripts {
         value: &[u8],
     ) {
         let (position, stream) = keys(&kept.namespace, &kept.topic);
-        let age = kept.age.map_or(0, |age| age.as_millis().max(1));
+        let age = kept.age.map_or(0, |age| {
+            u64::try_from(age.as_millis()).unwrap_or(u64::MAX).max(1)
+        });
         pipe.cmd("EVALSHA")
             .arg(&self.publish)
             .arg(2)
@@ -99,7 +101,7 @@ impl Scripts {
             .arg(&kept.head[..])
             .arg(value)
             .arg(kept.count)
-            .arg(age.to_string())
+            .arg(age)
             .ignore();
     }
 

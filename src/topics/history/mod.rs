@@ -376,15 +376,17 @@ impl<T> Log<T> {
     /// Numbers a publication, and keeps it if the history does.
     #[cfg(test)]
     fn record(&mut self, value: &T) {
-        self.record_at(self.last + 1, Instant::now(), value);
+        self.record_at(self.last + 1, Duration::ZERO, value);
     }
 
-    /// Takes a publication numbered `seq` (after the last), published `when`.
-    pub(super) fn record_at(&mut self, seq: u64, when: Instant, value: &T) {
+    /// Takes a publication numbered `seq` (after the last), published `age` ago.
+    pub(super) fn record_at(&mut self, seq: u64, age: Duration, value: &T) {
         self.last = seq;
         if let Some(keep) = self.history.keep
             && self.history.count > 0
         {
+            let now = Instant::now();
+            let when = now.checked_sub(age).unwrap_or(now);
             if self.kept.len() == self.history.count {
                 self.kept.pop_front();
             }

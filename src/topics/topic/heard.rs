@@ -4,7 +4,7 @@
 #[cfg(feature = "redis")]
 use std::sync::atomic::Ordering;
 #[cfg(feature = "redis")]
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -126,8 +126,7 @@ impl<T: Serialize + 'static> Topic<T> {
                 .received
                 .fetch_add(1, Ordering::Relaxed);
         }
-        let when = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
-        self.queue(state, at, when, value, frames);
+        self.queue(state, at, age, value, frames);
         Step::Next
     }
 
@@ -142,10 +141,8 @@ impl<T: Serialize + 'static> Topic<T> {
                 .first()
                 .map_or(seq, |(first, _, _)| first.saturating_sub(1));
             state.log.jump(epoch, before);
-            let now = Instant::now();
             for (seq, age, value) in &kept {
-                let when = now.checked_sub(*age).unwrap_or(now);
-                state.log.record_at(*seq, when, value);
+                state.log.record_at(*seq, *age, value);
             }
             return;
         }

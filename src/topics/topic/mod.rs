@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::Instant;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -325,7 +325,7 @@ impl<T: Serialize + 'static> Topic<T> {
         } else {
             counters.received.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(self.queue(state, at, Instant::now(), value, frames))
+        Ok(self.queue(state, at, Duration::ZERO, value, frames))
     }
 
     /// Each group's frame for the value at `at`.
@@ -337,18 +337,18 @@ impl<T: Serialize + 'static> Topic<T> {
             .collect()
     }
 
-    /// Records the value at `at` (published `when`) and queues its frames: how many
+    /// Records the value at `at` (published `age` ago) and queues its frames: how many
     /// subscribers it was queued for.
     fn queue(
         &self,
         mut state: MutexGuard<'_, State<T>>,
         at: Position,
-        when: Instant,
+        age: Duration,
         value: &T,
         frames: Vec<Option<Frame>>,
     ) -> usize {
         let counters = &self.shared.counters;
-        state.log.record_at(at.seq, when, value);
+        state.log.record_at(at.seq, age, value);
         if frames.is_empty() {
             return 0;
         }
