@@ -71,7 +71,7 @@ impl Room {
         since: Option<Position>,
     ) -> Option<u64> {
         let joining = self.joining.lock().await;
-        let (id, welcome, welcomed_at) = {
+        let (id, welcome) = {
             let mut state = self.lock();
             if state.members.len() >= state.max_members {
                 return None;
@@ -87,15 +87,10 @@ impl Room {
                 .cloned()
                 .collect();
             self.publish(&Event::Joined { name: name.clone() });
-            // Under the room's lock, which the other nodes' events take on their way in: an
-            // event that the online list missed comes after this position.
-            let at = self.topic.position();
-            (id, Event::Welcome { name, online }, at)
+            (id, Event::Welcome { name, online })
         };
         // The welcome comes first, then the outcome of `since` and what was missed, then every
-        // event after the `joined`: from the welcome's position, so that what another node
-        // said while the welcome was being sent is not lost.
-        let since = since.or(Some(welcomed_at));
+        // event from the `joined` on.
         let welcomed = outbox.send_serialized(&welcome).await.is_ok();
         if !welcomed || self.topic.subscribe_since(outbox, since).await.is_err() {
             drop(joining);
