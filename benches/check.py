@@ -127,6 +127,19 @@ KNOWN = {
 # when it still meets its target, so that a regression shows before it reaches the target.
 RECORD = Path(__file__).resolve().parent / "record.json"
 REGRESSION = 0.01
+
+# Cases whose baseline's count moves with the machine, not with the code: the hand-written loop
+# writes each echo with a write of its own and its client reads whatever has arrived, so how
+# many replies one read finds is up to the kernel's timing, which callgrind's slowdown puts at
+# a different place on each machine. Ours coalesces its writes and counts the same to 0.01%
+# from run to run; the baseline's count spans 7.2-8.0 M instructions in these two cases
+# (ratios 0.65-0.73 for one binary), and a machine can give the upper end on every run. Their
+# figures on record are the middle of that span; a figure fails past it by this share of it
+# (half the span, and REGRESSION beyond).
+TIMED_BASELINE = {
+    "session/msgpack/small/pipelined64": 0.06,
+    "session/json/small/pipelined64": 0.06,
+}
 NOISE_FLOOR = 0.005
 SAME_RUN = 30 * 60
 
@@ -142,8 +155,9 @@ def verdict(case, figure, low, noise, target, recorded=None):
     else:
         words, failed = "MISSED", True
     # Even the best of the runs: the cases with tasks interleaving move by a few percent
-    # between runs of one binary, in both directions.
-    if recorded is not None and low - recorded > max(noise, REGRESSION):
+    # between runs of one binary, in both directions, and those in TIMED_BASELINE by more.
+    allowed = max(noise, REGRESSION, TIMED_BASELINE.get(case, 0) * (recorded or 0))
+    if recorded is not None and low - recorded > allowed:
         words += f"; WORSE than the {recorded:.3f} on record"
         failed = True
     return words, failed
