@@ -36,7 +36,8 @@
 //! reach everyone on every node, in each node's order. Names are unique on each node, message
 //! ids count per node, and a node's online list holds its own participants and those of the
 //! others that joined while it was up (a node that stops without closing its sessions leaves
-//! them listed elsewhere).
+//! them listed elsewhere). Another node's `joined` or `left` is in a newcomer's welcome or
+//! comes after it, never both or neither (`Topic::subscribe_since_with`).
 //!
 //! The room holds at most 1,000 participants at once on each node; the server closes the
 //! session of one more with 1013 (try again later). Ctrl-C or SIGTERM closes every session with 1001 (going

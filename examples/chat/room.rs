@@ -71,7 +71,7 @@ impl Room {
         since: Option<Position>,
     ) -> Option<u64> {
         let joining = self.joining.lock().await;
-        let (id, welcome) = {
+        let (id, name) = {
             let mut state = self.lock();
             if state.members.len() >= state.max_members {
                 return None;
@@ -80,19 +80,30 @@ impl Room {
             let id = state.next_member;
             state.next_member += 1;
             state.members.insert(id, name.clone());
+            (id, name)
+        };
+        // Outside the room's lock: the other nodes' events take the topic's lock, then the
+        // room's, on their way in (`Room::heard`).
+        self.publish(&Event::Joined { name: name.clone() });
+        // The welcome comes first, then the outcome of `since` and what was missed, then every
+        // event after the `joined`. Its list is taken under the topic's lock, which the other
+        // nodes' events hold from `heard` to being queued: each is in the list or follows it.
+        let welcome = || {
+            let state = self.lock();
             let online = state
                 .members
                 .values()
                 .chain(state.elsewhere.keys())
                 .cloned()
                 .collect();
-            self.publish(&Event::Joined { name: name.clone() });
-            (id, Event::Welcome { name, online })
+            Some(Event::Welcome { name, online })
         };
-        // The welcome comes first, then the outcome of `since` and what was missed, then every
-        // event from the `joined` on.
-        let welcomed = outbox.send_serialized(&welcome).await.is_ok();
-        if !welcomed || self.topic.subscribe_since(outbox, since).await.is_err() {
+        if self
+            .topic
+            .subscribe_since_with(outbox, since, welcome)
+            .await
+            .is_err()
+        {
             drop(joining);
             self.leave(id);
             return None;

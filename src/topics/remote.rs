@@ -90,7 +90,14 @@ where
     /// not the topic has any here: for what a node keeps of the others' state, such as who
     /// is online. The hook runs on the bus's task: it should be quick and must not block.
     ///
+    /// Where the topic exists on this node, the hook runs under its lock, together with the
+    /// queueing: a subscription's first frame ([`subscribe_since_with`]) sees what the hook
+    /// kept of a value, or the subscriber is sent the value, never both and never neither.
+    /// So the hook must not publish on, or subscribe to, that topic.
+    ///
     /// An error if these topics have a hook already.
+    ///
+    /// [`subscribe_since_with`]: super::Topic::subscribe_since_with
     pub fn on_received(
         self,
         hook: impl Fn(&str, &T) + Send + Sync + 'static,
@@ -114,21 +121,17 @@ where
             .unwrap_or_else(PoisonError::into_inner)
             .get(name)
             .cloned();
-        let topic = topic.filter(|t| t.hears_others());
-        let heard = self.heard.get();
-        if topic.is_none() && heard.is_none() {
+        let heard = self.heard.get().map(|hook| &**hook);
+        if heard.is_none() && !topic.as_ref().is_some_and(|t| t.hears_others()) {
             return true;
         }
         let Ok(value) = rmp_serde::from_slice::<T>(body) else {
             return false;
         };
-        if let Some(heard) = heard {
-            heard(name, &value);
-        }
-        if let Some(topic) = topic {
-            // An encoding failure here is this node's converters refusing a value another
-            // node published: nothing to send back, and the topic counts nothing.
-            let _ = topic.publish_received(&value);
+        match (topic, heard) {
+            (Some(topic), heard) => topic.publish_received(&value, heard),
+            (None, Some(heard)) => heard(name, &value),
+            (None, None) => {}
         }
         true
     }
@@ -149,18 +152,26 @@ where
         }
         // Once per arrival from another node, as for a publication the broker does not
         // number: whether or not the topic here had it (from the broker's history).
-        let heard = self.heard.get().filter(|_| remote);
+        let heard = self.heard.get().filter(|_| remote).map(|hook| &**hook);
         if heard.is_none() && matches!(step, None | Some(Step::Had)) {
             return Heard::Taken;
         }
         let Ok(value) = rmp_serde::from_slice::<T>(body) else {
             return Heard::Undecodable;
         };
-        if let Some(heard) = heard {
-            heard(name, &value);
-        }
-        if let Some(topic) = topic.filter(|_| step != Some(Step::Had)) {
-            topic.take_at(at, std::time::Duration::ZERO, &value, caught_up, remote);
+        match (topic, heard) {
+            (Some(topic), heard) => {
+                topic.take_at(
+                    at,
+                    std::time::Duration::ZERO,
+                    &value,
+                    caught_up,
+                    remote,
+                    heard,
+                );
+            }
+            (None, Some(heard)) => heard(name, &value),
+            (None, None) => {}
         }
         Heard::Taken
     }

@@ -13,7 +13,8 @@
 use crate::common;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::brokers::{BOTH, Broker, Kind};
@@ -331,4 +332,104 @@ async fn a_bus_that_cannot_be_set_up_says_why() {
     Topics::<Tick>::new()
         .bus(&bus, "prices")
         .expect("a namespace is free again once its topics are dropped");
+}
+
+/// A node keeps what its `on_received` hook heard last (the values another node publishes,
+/// counting up) and subscribes newcomers with it as their first frame while the other node
+/// publishes: each newcomer's first value is the one after what its first frame says, never
+/// one the frame already covered, never one past it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_frame_and_the_values_after_it_agree_with_the_on_received_hook() {
+    for broker in BOTH.map(Broker::start) {
+        let kind = broker.kind;
+        let publisher = node::<u64>(&broker).await;
+        let bus = within("connect the bus", Bus::connect(&broker.url()))
+            .await
+            .expect("bus");
+        let next = Arc::new(AtomicU64::new(0));
+        let topics = Topics::new()
+            .bus(&bus, "tests")
+            .expect("on the bus")
+            .on_received({
+                let next = next.clone();
+                // Slow on both sides of the store, so that a subscription that could come
+                // between the hook and the queueing of its value, on either side, would.
+                move |_, value: &u64| {
+                    spin(Duration::from_micros(50));
+                    next.store(value + 1, Ordering::SeqCst);
+                    spin(Duration::from_micros(50));
+                }
+            })
+            .expect("a hook");
+        let topic = topics.topic("counting");
+        let stop = Arc::new(AtomicBool::new(false));
+        let publishing = tokio::spawn({
+            let (stop, topic) = (stop.clone(), publisher.topics.topic("counting"));
+            async move {
+                let mut value = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    topic.publish(&value).expect("publish");
+                    value += 1;
+                    if value.is_multiple_of(4) {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+            }
+        });
+        // From the first value heard on, this node hears every one, in order.
+        within("the first value heard", async {
+            while next.load(Ordering::SeqCst) == 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+        for newcomer in 0..100 {
+            let (mut client, server) = pair(negotiating("json"), negotiating("json")).await;
+            let (tx, mut rx) = server.split();
+            let outbox = Outbox::new(tx);
+            let snapshot = Arc::new(AtomicU64::new(0));
+            within(
+                "subscribe",
+                topic.subscribe_since_with(&outbox, None, || {
+                    let at = next.load(Ordering::SeqCst);
+                    snapshot.store(at, Ordering::SeqCst);
+                    Some(at)
+                }),
+            )
+            .await
+            .expect("subscribe");
+            tokio::spawn(async move {
+                let _outbox = outbox;
+                while rx.receive().await.is_ok() {}
+            });
+            let first: u64 = within("the first frame", client.receive_deserialized())
+                .await
+                .expect("the first frame");
+            assert_eq!(first, snapshot.load(Ordering::SeqCst), "{kind:?}");
+            let outcome: serde_json::Value = within("the outcome", client.receive_deserialized())
+                .await
+                .expect("the outcome");
+            assert_eq!(outcome["outcome"], "live", "{kind:?}");
+            let value: serde_json::Value = within("a value", client.receive_deserialized())
+                .await
+                .expect("a value");
+            assert_eq!(
+                value["data"], first,
+                "{kind:?}: newcomer {newcomer}'s first value after its first frame"
+            );
+        }
+        stop.store(true, Ordering::SeqCst);
+        within("the publisher", publishing)
+            .await
+            .expect("publisher");
+        drop(publisher.bus);
+    }
+}
+
+/// Keeps the thread busy for `time`, as a hook doing real work would.
+fn spin(time: Duration) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < time {
+        std::hint::spin_loop();
+    }
 }

@@ -313,18 +313,22 @@ impl Mailbox {
         Ok(None)
     }
 
-    /// Queues `frames` of `topic` at once, outside its bound: what a subscription starts with
-    /// (its outcome and the history it missed), bounded by the topic's history.
-    pub(super) fn lead(&self, topic: u64, frames: Vec<Frame>) {
+    /// Queues `frames` of `topic` at once, outside its bound, after the application's `first`:
+    /// what a subscription starts with (its outcome and the history it missed), bounded by
+    /// the topic's history.
+    pub(super) fn lead(&self, first: Option<Frame>, topic: u64, frames: Vec<Frame>) {
         let mut q = self.lock();
         if !q.takes_frames() {
             return;
         }
         let was_empty = q.entries.is_empty();
-        q.entries.extend(frames.into_iter().map(|frame| Entry {
-            topic,
-            item: Item::Frame(frame.into()),
-        }));
+        let first = first.map(|frame| (APP, frame));
+        let frames = frames.into_iter().map(|frame| (topic, frame));
+        q.entries
+            .extend(first.into_iter().chain(frames).map(|(topic, frame)| Entry {
+                topic,
+                item: Item::Frame(frame.into()),
+            }));
         drop(q);
         if was_empty {
             self.wake.notify_one();

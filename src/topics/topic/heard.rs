@@ -1,9 +1,7 @@
 //! What a topic does with what comes over the bus: values other nodes published, the
 //! broker's numbering and history (Redis), and the outages of its subscription.
 
-#[cfg(feature = "redis")]
 use std::sync::atomic::Ordering;
-#[cfg(feature = "redis")]
 use std::time::Duration;
 
 use serde::Serialize;
@@ -11,6 +9,7 @@ use serde::Serialize;
 use super::Topic;
 #[cfg(feature = "redis")]
 use crate::bus::Relay;
+#[cfg(feature = "redis")]
 use crate::error::Error;
 #[cfg(feature = "redis")]
 use crate::topics::history::{Position, Step};
@@ -20,10 +19,33 @@ use crate::topics::history::{Position, Step};
 #[cfg(feature = "redis")]
 pub(in crate::topics) type Kept<T> = (u64, Duration, T);
 
+/// The `on_received` hook, if any.
+pub(in crate::topics) type Hook<'a, T> = Option<&'a (dyn Fn(&str, &T) + Send + Sync)>;
+
 impl<T: Serialize + 'static> Topic<T> {
-    /// Queues a value from another node for this node's subscribers.
-    pub(in crate::topics) fn publish_received(&self, value: &T) -> Result<usize, Error> {
-        self.fan_out(value, false)
+    /// Calls the hook with a value from another node and queues the value for this node's
+    /// subscribers, if it matters here (see [`Topic::hears_others`]), under one hold of the
+    /// topic's lock: a subscription's first frame sees the hook's effect or the subscriber
+    /// gets the value, never both, never neither.
+    pub(in crate::topics) fn publish_received(&self, value: &T, hook: Hook<'_, T>) {
+        let state = self.shared.lock();
+        if let Some(hook) = hook {
+            hook(&self.shared.name, value);
+        }
+        if state.groups.is_empty() && !state.log.keeps_history() {
+            return;
+        }
+        let at = state.log.next();
+        // An encoding failure here is this node's converters refusing a value another node
+        // published: nothing to send back, and the topic counts nothing.
+        let Ok(frames) = Self::encode_all(&state, at, value) else {
+            return;
+        };
+        self.shared
+            .counters
+            .received
+            .fetch_add(1, Ordering::Relaxed);
+        self.queue(state, at, Duration::ZERO, value, frames);
     }
 
     /// Whether a value from another node matters here, and is decoded: someone on this node
@@ -103,12 +125,19 @@ impl<T: Serialize + 'static> Topic<T> {
         value: &T,
         caught_up: bool,
         remote: bool,
+        hook: Hook<'_, T>,
     ) -> Step {
         let mut state = self.shared.lock();
         let step = state.log.step(at);
+        if step == Step::Behind && !caught_up {
+            return step;
+        }
+        // Under the lock, as for a value the broker does not number (`publish_received`).
+        if let Some(hook) = hook {
+            hook(&self.shared.name, value);
+        }
         match step {
             Step::Had => return step,
-            Step::Behind if !caught_up => return step,
             Step::Behind => {
                 if let Some(notice) = state.log.jump(at.epoch, at.seq - 1) {
                     self.notify(state, &notice);
@@ -148,7 +177,7 @@ impl<T: Serialize + 'static> Topic<T> {
         }
         drop(state);
         for (at, age, value) in &kept {
-            let step = self.take_at(Position { epoch, seq: *at }, *age, value, true, false);
+            let step = self.take_at(Position { epoch, seq: *at }, *age, value, true, false, None);
             if step != Step::Had {
                 self.shared
                     .counters

@@ -1,7 +1,5 @@
 //! One topic: its subscribers grouped by converter, its policy, its counters.
 
-use std::any::Any;
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -11,9 +9,10 @@ use serde::Serialize;
 
 use super::Outbox;
 use super::config::{Counters, KeyFn, Kind, TopicConfig, TopicStats};
-use super::history::{Log, Position, Resumed};
-use super::mailbox::{Membership, Mode, Offered, Rule, Subscription};
-use crate::converter::Converter;
+#[cfg(any(feature = "nats", feature = "redis"))]
+use super::history::Resumed;
+use super::history::{Log, Position};
+use super::mailbox::{Membership, Mode, Offered, Rule};
 use crate::error::Error;
 use crate::frame::{CloseCode, CloseReason, Frame};
 
@@ -23,8 +22,9 @@ static NEXT_TOPIC: AtomicU64 = AtomicU64::new(1);
 mod group;
 #[cfg(any(feature = "nats", feature = "redis"))]
 mod heard;
+mod subscribe;
 
-use group::{Encoding, Group, With};
+use group::Group;
 
 /// What carries a topic's publications to other nodes.
 pub(in crate::topics) type Forward<T> = Box<dyn Fn(&str, &T) -> Result<(), Error> + Send + Sync>;
@@ -165,122 +165,6 @@ impl<T: Serialize + 'static> Topic<T> {
         &self.shared.name
     }
 
-    /// Subscribes the outbox's session. Subscribing twice does nothing more; the subscription
-    /// lasts until [`Topic::unsubscribe`] or the end of the outbox (its session ended, it was
-    /// closed or disconnected, or every handle to it was dropped). An outbox that has ended
-    /// gives [`Error::Closed`] with its reason.
-    ///
-    /// Sessions whose converters are equal (same type, `==`) share each publication's frame.
-    pub fn subscribe<C: Converter + PartialEq>(&self, outbox: &Outbox<C>) -> Result<(), Error> {
-        self.join(outbox, None).map(|_| ())
-    }
-
-    /// Subscribes the outbox's session to the topic's numbered stream, from `since` (the last
-    /// [`Position`] it got, or `None` for the live stream only): its session is sent a
-    /// [`Resumed`] frame that says what follows, then the publications after `since` that the
-    /// topic's [`History`](super::History) still keeps, then the live ones, each as a
-    /// [`Sequenced`](super::Sequenced) value; nothing is missed or repeated between the kept and the live ones.
-    /// A position the history no longer reaches, or from another epoch, gives
-    /// [`Outcome::Reset`](super::Outcome::Reset). See [the wire form](super::history).
-    ///
-    /// The missed publications are queued at once, beside the subscriber's queue bound: a
-    /// subscriber coming back holds at most the history more. Subscribing an outbox already
-    /// subscribed does nothing more, and sends nothing.
-    ///
-    /// A topic whose history is [on the broker](super::History::on_broker) reads it from
-    /// the broker first, the first time on this node: an error if the broker cannot be
-    /// reached within a few seconds.
-    pub async fn subscribe_since<C: Converter + PartialEq>(
-        &self,
-        outbox: &Outbox<C>,
-        since: Option<Position>,
-    ) -> Result<Resumed, Error> {
-        #[cfg(feature = "redis")]
-        self.follow_broker().await?;
-        self.join(outbox, Some(since))
-    }
-
-    /// Subscribes plain, or sequenced from a position when `since` is given.
-    fn join<C: Converter + PartialEq>(
-        &self,
-        outbox: &Outbox<C>,
-        since: Option<Option<Position>>,
-    ) -> Result<Resumed, Error> {
-        let mailbox = outbox.mailbox();
-        let mut state = self.shared.lock();
-        let sequenced = since.is_some();
-        if state
-            .groups
-            .iter()
-            .any(|g| g.members.contains_key(&mailbox.id))
-        {
-            return Ok(state.log.since(None).0);
-        }
-        let (resumed, missed) = state.log.since(since.flatten());
-        let encoding = With(outbox.converter().clone());
-        let mut lead = Vec::new();
-        if sequenced {
-            lead.reserve(1 + missed.len());
-            lead.push(outbox.converter().serialize(&resumed)?);
-            for (seq, value) in missed {
-                let at = Position {
-                    epoch: resumed.epoch,
-                    seq,
-                };
-                lead.push(Encoding::<T>::encode_at(&encoding, at, value)?);
-            }
-        }
-        let membership: Arc<dyn Membership> = self.shared.clone();
-        mailbox
-            .join(Subscription {
-                topic: self.shared.rule.topic,
-                membership: Arc::downgrade(&membership),
-                counters: self.shared.counters.clone(),
-            })
-            .map_err(Error::Closed)?;
-        if !lead.is_empty() {
-            self.shared
-                .counters
-                .replayed
-                .fetch_add(resumed.count, Ordering::Relaxed);
-            mailbox.lead(self.shared.rule.topic, lead);
-        }
-        let converter: &dyn Any = outbox.converter();
-        let alone = outbox.compresses_alone();
-        let at =
-            match state.groups.iter().position(|g| {
-                g.sequenced == sequenced && g.alone == alone && g.encoding.is(converter)
-            }) {
-                Some(at) => at,
-                None => {
-                    state.groups.push(Group {
-                        encoding: Box::new(encoding),
-                        sequenced,
-                        alone,
-                        members: HashMap::new(),
-                    });
-                    state.groups.len() - 1
-                }
-            };
-        state.groups[at].members.insert(mailbox.id, mailbox.clone());
-        Ok(resumed)
-    }
-
-    /// Ends the outbox's subscription; frames already queued for it are still written.
-    /// Returns whether it was subscribed.
-    pub fn unsubscribe<C>(&self, outbox: &Outbox<C>) -> bool {
-        let mailbox = outbox.mailbox();
-        let mut state = self.shared.lock();
-        let mut was = false;
-        for group in &mut state.groups {
-            was |= group.members.remove(&mailbox.id).is_some();
-        }
-        state.groups.retain(|g| !g.members.is_empty());
-        // Under the topic's lock, so that a subscription made again meanwhile is not forgotten.
-        mailbox.part(self.shared.rule.topic);
-        was
-    }
-
     /// Publishes a value: encodes it once per converter in use among the subscribers and
     /// queues the frame for each, applying the topic's [`Policy`] to full queues. Never waits:
     /// the subscribers' own tasks write. Returns how many subscribers the value was queued
@@ -295,16 +179,11 @@ impl<T: Serialize + 'static> Topic<T> {
     ///
     /// [`Policy`]: super::Policy
     pub fn publish(&self, value: &T) -> Result<usize, Error> {
-        self.fan_out(value, true)
-    }
-
-    fn fan_out(&self, value: &T, local: bool) -> Result<usize, Error> {
         let shared = &*self.shared;
         let counters = &shared.counters;
         let state = shared.lock();
         #[cfg(feature = "redis")]
-        if local
-            && let Some(remote) = shared.forward.get()
+        if let Some(remote) = shared.forward.get()
             && remote.numbering.is_some()
         {
             // The broker numbers it, and it is queued here when it comes back, in the
@@ -315,16 +194,12 @@ impl<T: Serialize + 'static> Topic<T> {
         }
         let at = state.log.next();
         let frames = Self::encode_all(&state, at, value)?;
-        if local {
-            // Under the topic's lock: one publisher's values leave in the order they were
-            // published, here and on the bus.
-            if let Some(remote) = shared.forward.get() {
-                (remote.forward)(&shared.name, value)?;
-            }
-            counters.published.fetch_add(1, Ordering::Relaxed);
-        } else {
-            counters.received.fetch_add(1, Ordering::Relaxed);
+        // Under the topic's lock: one publisher's values leave in the order they were
+        // published, here and on the bus.
+        if let Some(remote) = shared.forward.get() {
+            (remote.forward)(&shared.name, value)?;
         }
+        counters.published.fetch_add(1, Ordering::Relaxed);
         Ok(self.queue(state, at, Duration::ZERO, value, frames))
     }
 
