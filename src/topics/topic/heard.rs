@@ -129,15 +129,14 @@ impl<T: Serialize + 'static> Topic<T> {
     ) -> Step {
         let mut state = self.shared.lock();
         let step = state.log.step(at);
-        if step == Step::Behind && !caught_up {
-            return step;
-        }
-        // Under the lock, as for a value the broker does not number (`publish_received`).
-        if let Some(hook) = hook {
-            hook(&self.shared.name, value);
-        }
         match step {
-            Step::Had => return step,
+            Step::Behind if !caught_up => return step,
+            Step::Had => {
+                if let Some(hook) = hook {
+                    hook(&self.shared.name, value);
+                }
+                return step;
+            }
             Step::Behind => {
                 if let Some(notice) = state.log.jump(at.epoch, at.seq - 1) {
                     self.notify(state, &notice);
@@ -145,6 +144,11 @@ impl<T: Serialize + 'static> Topic<T> {
                 }
             }
             Step::Next => {}
+        }
+        // Under the lock that queues the value, as for a value the broker does not number
+        // (`publish_received`).
+        if let Some(hook) = hook {
+            hook(&self.shared.name, value);
         }
         // An encoding failure here is this node's converters refusing a value published
         // elsewhere: it is numbered all the same, so that the stream goes on.
