@@ -96,7 +96,7 @@ impl Room {
                 .chain(state.elsewhere.keys())
                 .cloned()
                 .collect();
-            Some(Event::Welcome { name, online })
+            Event::Welcome { name, online }
         };
         if self
             .topic

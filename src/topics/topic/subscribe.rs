@@ -51,14 +51,14 @@ impl<T: Serialize + 'static> Topic<T> {
         outbox: &Outbox<C>,
         since: Option<Position>,
     ) -> Result<Resumed, Error> {
-        self.subscribe_since_with(outbox, since, || None::<()>)
-            .await
+        #[cfg(feature = "redis")]
+        self.follow_broker().await?;
+        self.join(outbox, Some(since), |_| Ok(None))
     }
 
     /// As [`Topic::subscribe_since`], sending first a value of the application's: the one
-    /// `first` gives (`None` for none), made at the moment of subscribing, before the
-    /// [`Resumed`] frame. Nothing published here or heard from another node falls between
-    /// the two: a value from another node has reached the [`on_received`] hook before
+    /// `first` gives, made at the moment of subscribing, before the [`Resumed`] frame.
+    /// Nothing published here or heard from another node falls between the two: a value from another node has reached the [`on_received`] hook before
     /// `first` runs and is not sent to this subscriber, or reaches the hook after and is.
     /// For a first frame that sums up what the subscriber will not be sent, such as who is
     /// online.
@@ -75,7 +75,7 @@ impl<T: Serialize + 'static> Topic<T> {
     /// #     online: &std::sync::Mutex<Vec<String>>,
     /// # ) -> Result<(), typed_ws::Error> {
     /// topic
-    ///     .subscribe_since_with(outbox, None, || Some(online.lock().unwrap().clone()))
+    ///     .subscribe_since_with(outbox, None, || online.lock().unwrap().clone())
     ///     .await?;
     /// # Ok(())
     /// # }
@@ -84,7 +84,7 @@ impl<T: Serialize + 'static> Topic<T> {
         &self,
         outbox: &Outbox<C>,
         since: Option<Position>,
-        first: impl FnOnce() -> Option<S>,
+        first: impl FnOnce() -> S,
     ) -> Result<Resumed, Error>
     where
         C: Converter + PartialEq,
@@ -93,7 +93,7 @@ impl<T: Serialize + 'static> Topic<T> {
         #[cfg(feature = "redis")]
         self.follow_broker().await?;
         self.join(outbox, Some(since), |converter: &C| {
-            first().map(|value| converter.serialize(&value)).transpose()
+            converter.serialize(&first()).map(Some)
         })
     }
 
